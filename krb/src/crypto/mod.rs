@@ -1,0 +1,1 @@
+//! RFC 3961/3962/8009 crypto (being written).

@@ -1,0 +1,1 @@
+//! Principal names (being written).
