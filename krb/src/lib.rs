@@ -7,4 +7,5 @@
 
 pub mod crypto;
 pub mod keytab;
+pub mod msg;
 pub mod principal;
