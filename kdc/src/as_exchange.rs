@@ -1,0 +1,236 @@
+//! The AS exchange (RFC 4120 §3.1) for principals with keys: PA-ENC-TIMESTAMP
+//! pre-authentication, PREAUTH_REQUIRED with ETYPE-INFO2, etype choice in
+//! the client's order. Certificate-only devices (PKINIT) come later.
+
+use std::net::SocketAddr;
+
+use krb::crypto::{EncType, usage};
+use krb::msg::consts::{err, msg_type, padata};
+use krb::msg::flags::{Flags, bit};
+use krb::msg::{self, AsRep, AsReq, EncAsRepPart, EtypeInfo2Entry, KdcRep, PaData, PaEncTsEnc, time};
+use krb::principal::Principal;
+
+use crate::db::{KeyEntry, PrincipalEntry};
+use crate::issue::{self, Limits, TicketContent};
+use crate::kdc::{Kdc, Outcome, check_header, malformed};
+use crate::kerr::{ErrorContext, KdcError};
+
+impl Kdc {
+    pub(crate) fn as_exchange(
+        &self,
+        request: &[u8],
+        _source: SocketAddr,
+        ctx: &mut ErrorContext,
+        outcome: &mut Outcome,
+    ) -> Result<Vec<u8>, KdcError> {
+        let AsReq(req) = msg::decode::<AsReq>("AS-REQ", request).map_err(malformed)?;
+        check_header(&req, msg_type::AS_REQ)?;
+        let body = &req.req_body;
+        ctx.sname = body.sname.clone();
+        if let Some(c) = &body.cname {
+            ctx.cname = Some((c.clone(), body.realm.clone()));
+        }
+        let realm = msg::kstr(&body.realm).map_err(malformed)?;
+        if realm != self.realm {
+            return Err(KdcError::new(err::KDC_ERR_WRONG_REALM, "wrong_realm")
+                .text(format!("this KDC serves {}", self.realm)));
+        }
+        let cname = body
+            .cname
+            .as_ref()
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "no_cname"))?;
+        let client_p = Principal::from_rasn(cname, &body.realm)
+            .map_err(|_| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "bad_cname"))?;
+        outcome.client = Some(client_p.to_string());
+        let sname = body
+            .sname
+            .as_ref()
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
+        let server_p = Principal::from_rasn(sname, &body.realm)
+            .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
+        outcome.server = Some(server_p.to_string());
+
+        let options = Flags::from_bits(&body.kdc_options.0);
+        if options.has(bit::POSTDATED) || options.has(bit::ALLOW_POSTDATE) {
+            return Err(KdcError::new(err::KDC_ERR_CANNOT_POSTDATE, "postdate")
+                .text("postdated tickets are not issued"));
+        }
+        if options.has(bit::ENC_TKT_IN_SKEY) || options.has(bit::RENEW) || options.has(bit::VALIDATE)
+        {
+            return Err(KdcError::new(err::KDC_ERR_BADOPTION, "bad_option"));
+        }
+        let client = self.db.get(&client_p.components).ok_or_else(|| {
+            KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "unknown_client")
+                .text("client not found in Kerberos database")
+        })?;
+        let server = self.db.get(&server_p.components).ok_or_else(|| {
+            KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "unknown_server")
+                .text("server not found in Kerberos database")
+        })?;
+        if issue::choose_etype(&body.etype, &self.enctypes, |_| true).is_none() {
+            return Err(KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
+                .text("no requested encryption type is supported"));
+        }
+
+        let now = time::now().0;
+        let enc_ts = req
+            .padata
+            .iter()
+            .flatten()
+            .find(|p| p.r#type == padata::ENC_TIMESTAMP);
+        let (reply_key, preauth) = match enc_ts {
+            Some(pa) => (self.verify_enc_timestamp(client, pa, now)?, true),
+            None if self.require_preauth => {
+                return Err(KdcError::new(err::KDC_ERR_PREAUTH_REQUIRED, "preauth_required")
+                    .text("Additional pre-authentication required")
+                    .e_data(self.preauth_method_data(client, &client_p, &body.etype)));
+            }
+            None => {
+                let etype = issue::choose_etype(&body.etype, &self.enctypes, |e| {
+                    client.key(e, None).is_some()
+                })
+                .ok_or_else(|| {
+                    KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
+                        .text("client has no key of a requested encryption type")
+                })?;
+                (client.key(etype, None).ok_or_else(|| {
+                    KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
+                })?, false)
+            }
+        };
+
+        let session_etype = issue::choose_etype(&body.etype, &self.enctypes, |e| {
+            server.etypes().any(|s| s == e)
+        })
+        .or_else(|| issue::choose_etype(&body.etype, &self.enctypes, |_| true))
+        .ok_or_else(|| KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp"))?;
+        let ticket_key = server
+            .strongest()
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "server_no_key"))?;
+
+        let limits = Limits {
+            max_life: self.max_life,
+            max_renew: self.max_renew,
+            end_cap: None,
+            renew_cap: None,
+        };
+        let (times, extra) = issue::ticket_times(now, now, body, options, &limits)?;
+        let mut flags = Flags::empty().with(bit::INITIAL);
+        flags.set(bit::PRE_AUTHENT, preauth);
+        flags.set(bit::FORWARDABLE, options.has(bit::FORWARDABLE));
+        flags.set(bit::PROXIABLE, options.has(bit::PROXIABLE));
+        let flags = Flags(flags.0 | extra.0);
+
+        let session_key = krb::crypto::Key::random(session_etype);
+        let content = TicketContent {
+            flags,
+            session_key: &session_key,
+            crealm: body.realm.clone(),
+            cname: cname.clone(),
+            times,
+            caddr: body.addresses.clone(),
+            authorization_data: None,
+        };
+        let ticket = issue::seal_ticket(&content, ticket_key, &self.realm, sname.clone())?;
+        let part = EncAsRepPart(issue::rep_part(&content, body.nonce, &self.realm, sname.clone()));
+        let plain = msg::encode("EncASRepPart", &part).map_err(malformed)?;
+        let enc_part = issue::seal_rep_part(
+            &reply_key.key,
+            usage::AS_REP_ENC_PART,
+            Some(reply_key.kvno),
+            &plain,
+        );
+        let padata = preauth.then(|| {
+            vec![PaData {
+                r#type: padata::ETYPE_INFO2,
+                value: encode_etype_info2(&[etype_info2_entry(reply_key.key.etype(), &client_p)])
+                    .into(),
+            }]
+        });
+        let rep = AsRep(KdcRep {
+            pvno: 5.into(),
+            msg_type: msg_type::AS_REP.into(),
+            padata,
+            crealm: body.realm.clone(),
+            cname: cname.clone(),
+            ticket,
+            enc_part,
+        });
+        msg::encode("AS-REP", &rep).map_err(malformed)
+    }
+
+    /// Checks PA-ENC-TIMESTAMP and returns the client key that opened it.
+    fn verify_enc_timestamp<'a>(
+        &self,
+        client: &'a PrincipalEntry,
+        pa: &PaData,
+        now: i64,
+    ) -> Result<&'a KeyEntry, KdcError> {
+        let enc: msg::EncryptedData = msg::decode("PA-ENC-TIMESTAMP", &pa.value).map_err(|e| {
+            KdcError::new(err::KDC_ERR_PREAUTH_FAILED, "malformed_preauth").text(e.to_string())
+        })?;
+        let etype = EncType::from_i32(enc.etype)
+            .filter(|e| self.enctypes.contains(e))
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "preauth_etype_nosupp"))?;
+        let key = client
+            .key(etype, None)
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "preauth_etype_nosupp"))?;
+        let plain = key
+            .key
+            .decrypt(usage::PA_ENC_TIMESTAMP, &enc.cipher)
+            .map_err(|_| {
+                KdcError::new(err::KDC_ERR_PREAUTH_FAILED, "preauth_failed")
+                    .text("pre-authentication failed")
+            })?;
+        let ts: PaEncTsEnc = msg::decode_padded("PA-ENC-TS-ENC", &plain).map_err(|_| {
+            KdcError::new(err::KDC_ERR_PREAUTH_FAILED, "preauth_failed")
+                .text("pre-authentication failed")
+        })?;
+        if (time::to_unix(&ts.patimestamp) - now).abs() > self.skew {
+            return Err(KdcError::new(err::KRB_AP_ERR_SKEW, "skew").text("clock skew too great"));
+        }
+        Ok(key)
+    }
+
+    /// METHOD-DATA for PREAUTH_REQUIRED: ETYPE-INFO2 for the client's keys
+    /// in the client's order, then PA-ENC-TIMESTAMP.
+    fn preauth_method_data(
+        &self,
+        client: &PrincipalEntry,
+        client_p: &Principal,
+        requested: &[i32],
+    ) -> Vec<u8> {
+        let mut entries: Vec<EtypeInfo2Entry> = requested
+            .iter()
+            .filter_map(|n| EncType::from_i32(*n))
+            .filter(|e| self.enctypes.contains(e) && client.key(*e, None).is_some())
+            .map(|e| etype_info2_entry(e, client_p))
+            .collect();
+        entries.dedup_by_key(|e| e.etype);
+        let method_data: Vec<PaData> = vec![
+            PaData {
+                r#type: padata::ETYPE_INFO2,
+                value: encode_etype_info2(&entries).into(),
+            },
+            PaData {
+                r#type: padata::ENC_TIMESTAMP,
+                value: Vec::new().into(),
+            },
+        ];
+        msg::encode("METHOD-DATA", &method_data).unwrap_or_default()
+    }
+}
+
+/// Keys come from the keytab with the principal's default salt and the
+/// etype's default string-to-key parameters, so s2kparams is omitted.
+fn etype_info2_entry(etype: EncType, p: &Principal) -> EtypeInfo2Entry {
+    EtypeInfo2Entry {
+        etype: etype.as_i32(),
+        salt: Some(msg::kstring(&String::from_utf8_lossy(&p.salt()))),
+        s2kparams: None,
+    }
+}
+
+fn encode_etype_info2(entries: &[EtypeInfo2Entry]) -> Vec<u8> {
+    msg::encode("ETYPE-INFO2", &entries.to_vec()).unwrap_or_default()
+}

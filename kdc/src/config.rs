@@ -1,0 +1,261 @@
+//! `pktc-kdc serve --config FILE`: the TOML configuration.
+//!
+//! Every key has a default except `realm`; paths are relative to the config
+//! file's directory. docs/configuration.md lists every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use krb::crypto::EncType;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Kerberos realm served, e.g. `PKTC.EXAMPLE` (upper case by convention).
+    pub realm: String,
+    /// MIT keytab with krbtgt, service and password-principal keys.
+    #[serde(default = "defaults::keytab")]
+    pub keytab: PathBuf,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub tickets: Tickets,
+    #[serde(default)]
+    pub policy: Policy,
+    #[serde(default)]
+    pub cache: Cache,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// UDP addresses, IPv4 or IPv6 (`"[::1]:88"`).
+    #[serde(default = "defaults::listen")]
+    pub udp: Vec<SocketAddr>,
+    /// TCP addresses (RFC 4120 §7.2.2 4-byte length prefix).
+    #[serde(default = "defaults::listen")]
+    pub tcp: Vec<SocketAddr>,
+    /// Largest request accepted, UDP datagram or TCP frame.
+    #[serde(default = "defaults::max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// A TCP connection idle this long (or slower to send one frame) is closed.
+    #[serde(default = "defaults::tcp_idle_timeout_secs")]
+    pub tcp_idle_timeout_secs: u64,
+    /// Open TCP connections beyond this are refused (closed at accept).
+    #[serde(default = "defaults::max_tcp_connections")]
+    pub max_tcp_connections: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tickets {
+    /// Longest ticket life granted. Default 7 days (the PacketCable MTA ticket maximum, INFERRED).
+    #[serde(default = "defaults::max_life_secs")]
+    pub max_life_secs: u64,
+    /// Longest renewable life granted.
+    #[serde(default = "defaults::max_renew_secs")]
+    pub max_renew_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Allowed clock skew for timestamps and authenticators (RFC 4120 default 300 s).
+    #[serde(default = "defaults::clock_skew_secs")]
+    pub clock_skew_secs: u64,
+    /// Encryption types the KDC will use, by MIT name or number. The choice
+    /// among them follows the client's order.
+    #[serde(default = "defaults::enctypes")]
+    pub enctypes: Vec<String>,
+    /// Require PA-ENC-TIMESTAMP for password and keyed principals.
+    #[serde(default = "defaults::yes")]
+    pub require_preauth: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// Lookaside (retransmit) cache: entries kept at most this long.
+    #[serde(default = "defaults::lookaside_ttl_secs")]
+    pub lookaside_ttl_secs: u64,
+    /// Lookaside cache memory bound (request + reply bytes).
+    #[serde(default = "defaults::lookaside_max_bytes")]
+    pub lookaside_max_bytes: usize,
+    /// Authenticator replay cache capacity (entries live for 2 × clock skew).
+    #[serde(default = "defaults::replay_max_entries")]
+    pub replay_max_entries: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// `human` or `json`.
+    #[serde(default = "defaults::log_format")]
+    pub format: String,
+    /// tracing filter, e.g. `info` or `kdc=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+}
+
+mod defaults {
+    use super::*;
+    pub fn keytab() -> PathBuf {
+        "kdc.keytab".into()
+    }
+    pub fn listen() -> Vec<SocketAddr> {
+        vec!["0.0.0.0:88".parse().expect("literal"), "[::]:88".parse().expect("literal")]
+    }
+    pub fn max_request_bytes() -> usize {
+        32 * 1024
+    }
+    pub fn tcp_idle_timeout_secs() -> u64 {
+        10
+    }
+    pub fn max_tcp_connections() -> usize {
+        1024
+    }
+    pub fn max_life_secs() -> u64 {
+        7 * 24 * 3600
+    }
+    pub fn max_renew_secs() -> u64 {
+        7 * 24 * 3600
+    }
+    pub fn clock_skew_secs() -> u64 {
+        300
+    }
+    pub fn enctypes() -> Vec<String> {
+        EncType::ALL.iter().map(|e| e.name().to_string()).collect()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn lookaside_ttl_secs() -> u64 {
+        120
+    }
+    pub fn lookaside_max_bytes() -> usize {
+        64 * 1024 * 1024
+    }
+    pub fn replay_max_entries() -> usize {
+        1_000_000
+    }
+    pub fn log_format() -> String {
+        "human".into()
+    }
+    pub fn log_level() -> String {
+        "info".into()
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            udp: defaults::listen(),
+            tcp: defaults::listen(),
+            max_request_bytes: defaults::max_request_bytes(),
+            tcp_idle_timeout_secs: defaults::tcp_idle_timeout_secs(),
+            max_tcp_connections: defaults::max_tcp_connections(),
+        }
+    }
+}
+impl Default for Tickets {
+    fn default() -> Self {
+        Tickets {
+            max_life_secs: defaults::max_life_secs(),
+            max_renew_secs: defaults::max_renew_secs(),
+        }
+    }
+}
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            clock_skew_secs: defaults::clock_skew_secs(),
+            enctypes: defaults::enctypes(),
+            require_preauth: true,
+        }
+    }
+}
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            lookaside_ttl_secs: defaults::lookaside_ttl_secs(),
+            lookaside_max_bytes: defaults::lookaside_max_bytes(),
+            replay_max_entries: defaults::replay_max_entries(),
+        }
+    }
+}
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: defaults::log_format(),
+            level: defaults::log_level(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file; relative paths become absolute.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut cfg: Config =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if cfg.keytab.is_relative() {
+            cfg.keytab = base.join(&cfg.keytab);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        if self.realm.is_empty() || self.realm.contains(['/', '@', ' ']) {
+            problems.push(format!("realm {:?} is not a valid realm name", self.realm));
+        }
+        if self.listen.udp.is_empty() && self.listen.tcp.is_empty() {
+            problems.push("listen: no UDP or TCP address".to_string());
+        }
+        if !(1024..=65507).contains(&self.listen.max_request_bytes) {
+            problems.push("listen.max_request_bytes must be 1024..=65507".to_string());
+        }
+        if self.tickets.max_life_secs < 60 {
+            problems.push("tickets.max_life_secs must be at least 60".to_string());
+        }
+        if self.policy.clock_skew_secs == 0 || self.policy.clock_skew_secs > 3600 {
+            problems.push("policy.clock_skew_secs must be 1..=3600".to_string());
+        }
+        if let Err(e) = self.enctypes() {
+            problems.push(e.to_string());
+        }
+        if self.cache.replay_max_entries < 1000 {
+            problems.push("cache.replay_max_entries must be at least 1000".to_string());
+        }
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            problems.push("log.format must be \"human\" or \"json\"".to_string());
+        }
+        if !problems.is_empty() {
+            bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
+        }
+        Ok(())
+    }
+
+    /// The permitted encryption types, parsed.
+    pub fn enctypes(&self) -> anyhow::Result<Vec<EncType>> {
+        let mut out = Vec::new();
+        for name in &self.policy.enctypes {
+            match EncType::from_name(name) {
+                Some(e) if !out.contains(&e) => out.push(e),
+                Some(_) => {}
+                None => bail!("policy.enctypes: unknown encryption type {name:?}"),
+            }
+        }
+        if out.is_empty() {
+            bail!("policy.enctypes: empty");
+        }
+        Ok(out)
+    }
+}

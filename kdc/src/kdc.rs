@@ -1,0 +1,160 @@
+//! The request pipeline every message passes through: lookaside, dispatch
+//! to the AS or TGS exchange, KRB-ERROR on refusal, lookaside insert.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use krb::crypto::EncType;
+use krb::keytab::Keytab;
+use krb::msg::consts::err;
+use krb::msg::raw;
+
+use crate::config::Config;
+use crate::db::PrincipalDb;
+use crate::kerr::{ErrorContext, KdcError, krb_error};
+use crate::lookaside::Lookaside;
+use crate::replay::ReplayCache;
+
+/// The realm's KDC: immutable configuration plus bounded caches.
+pub struct Kdc {
+    pub realm: String,
+    pub db: PrincipalDb,
+    pub enctypes: Vec<EncType>,
+    pub skew: i64,
+    pub max_life: i64,
+    pub max_renew: i64,
+    pub require_preauth: bool,
+    pub max_request: usize,
+    pub lookaside: Lookaside,
+    pub replay: ReplayCache,
+}
+
+/// What happened to one request, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub exchange: &'static str,
+    /// 0 on success, else the KRB-ERROR code sent.
+    pub code: i32,
+    pub reason: &'static str,
+    pub client: Option<String>,
+    pub server: Option<String>,
+    pub lookaside_hit: bool,
+}
+
+pub struct Handled {
+    pub reply: Arc<[u8]>,
+    pub outcome: Outcome,
+}
+
+impl Kdc {
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Kdc> {
+        let enctypes = cfg.enctypes()?;
+        let keytab = Keytab::read_file(&cfg.keytab)
+            .with_context(|| format!("reading keytab {}", cfg.keytab.display()))?;
+        let (db, _skipped) = PrincipalDb::from_keytab(&keytab, &cfg.realm, &enctypes)
+            .context("loading keys from the keytab")?;
+        let krbtgt = vec!["krbtgt".to_string(), cfg.realm.clone()];
+        if db.get(&krbtgt).is_none() {
+            anyhow::bail!(
+                "keytab {} has no key for krbtgt/{}@{} (add one with `pktc-kdc keytab add`)",
+                cfg.keytab.display(),
+                cfg.realm,
+                cfg.realm
+            );
+        }
+        let skew = cfg.policy.clock_skew_secs as i64;
+        Ok(Kdc {
+            realm: cfg.realm.clone(),
+            db,
+            enctypes,
+            skew,
+            max_life: cfg.tickets.max_life_secs as i64,
+            max_renew: cfg.tickets.max_renew_secs as i64,
+            require_preauth: cfg.policy.require_preauth,
+            max_request: cfg.listen.max_request_bytes,
+            lookaside: Lookaside::new(
+                Duration::from_secs(cfg.cache.lookaside_ttl_secs),
+                cfg.cache.lookaside_max_bytes,
+            ),
+            replay: ReplayCache::new(
+                Duration::from_secs(2 * cfg.policy.clock_skew_secs),
+                cfg.cache.replay_max_entries,
+            ),
+        })
+    }
+
+    /// Answers one request. Never panics on input; every refusal becomes a
+    /// KRB-ERROR with its code and a reason in the outcome.
+    pub fn handle(&self, request: &[u8], source: SocketAddr) -> Handled {
+        if let Some(reply) = self.lookaside.get(request) {
+            return Handled {
+                reply,
+                outcome: Outcome {
+                    exchange: exchange_name(request),
+                    reason: "lookaside",
+                    lookaside_hit: true,
+                    ..Outcome::default()
+                },
+            };
+        }
+        let mut outcome = Outcome {
+            exchange: exchange_name(request),
+            reason: "ok",
+            ..Outcome::default()
+        };
+        let mut ctx = ErrorContext::default();
+        let result = if request.len() > self.max_request {
+            Err(KdcError::new(err::KRB_ERR_FIELD_TOOLONG, "oversized")
+                .text(format!("request larger than {} bytes", self.max_request)))
+        } else {
+            match raw::outer_tag(request) {
+                Some(0x6a) => self.as_exchange(request, source, &mut ctx, &mut outcome),
+                Some(0x6c) => self.tgs_exchange(request, source, &mut ctx, &mut outcome),
+                _ => Err(KdcError::new(err::KRB_AP_ERR_MSG_TYPE, "not_kdc_request")
+                    .text("not an AS-REQ or TGS-REQ")),
+            }
+        };
+        let reply: Arc<[u8]> = match result {
+            Ok(bytes) => bytes.into(),
+            Err(e) => {
+                outcome.code = e.code;
+                outcome.reason = e.reason;
+                krb_error(&self.realm, &e, &ctx).into()
+            }
+        };
+        self.lookaside.insert(request, reply.clone());
+        Handled { reply, outcome }
+    }
+
+    /// A KRB-ERROR for a refusal decided before the request was read (e.g.
+    /// by the transport).
+    pub fn error_reply(&self, e: &KdcError) -> Vec<u8> {
+        krb_error(&self.realm, e, &ErrorContext::default())
+    }
+}
+
+fn exchange_name(request: &[u8]) -> &'static str {
+    match raw::outer_tag(request) {
+        Some(0x6a) => "as",
+        Some(0x6c) => "tgs",
+        _ => "unknown",
+    }
+}
+
+/// Common header checks of a KDC-REQ.
+pub fn check_header(req: &krb::msg::KdcReq, expect_type: i64) -> Result<(), KdcError> {
+    if krb::msg::small_int(&req.pvno) != Some(5) {
+        return Err(KdcError::new(err::KDC_ERR_BAD_PVNO, "bad_pvno").text("pvno must be 5"));
+    }
+    if krb::msg::small_int(&req.msg_type) != Some(expect_type) {
+        return Err(KdcError::new(err::KRB_AP_ERR_MSG_TYPE, "bad_msg_type")
+            .text("msg-type does not match the message"));
+    }
+    Ok(())
+}
+
+pub fn malformed(e: impl std::fmt::Display) -> KdcError {
+    KdcError::new(err::KRB_ERR_GENERIC, "malformed_request").text(format!("malformed request: {e}"))
+}

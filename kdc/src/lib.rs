@@ -1,0 +1,18 @@
+//! pktc-kdc: the PacketCable realm security service.
+//!
+//! `kdc` holds the request pipeline ([`kdc::Kdc::handle`]), the AS and TGS
+//! exchanges, caches, listeners and the dev realm; `main.rs` owns the CLI,
+//! configuration loading, logging and exit codes.
+
+pub mod as_exchange;
+pub mod config;
+pub mod db;
+pub mod dev;
+pub mod issue;
+pub mod kdc;
+pub mod kerr;
+pub mod keytab_cli;
+pub mod lookaside;
+pub mod replay;
+pub mod server;
+pub mod tgs_exchange;

@@ -1,0 +1,177 @@
+//! UDP and TCP listeners. Symmetric Kerberos work is a few microseconds, so
+//! it runs inline on the async workers (a hop to another pool would cost
+//! more than the work); public-key work gets its own bounded pool later.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use krb::msg::consts::err;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::kdc::{Handled, Kdc};
+use crate::kerr::KdcError;
+
+/// Binds every configured address; fails if any cannot be bound.
+pub struct Listeners {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
+fn socket_for(addr: &SocketAddr, ty: Type, proto: Protocol) -> anyhow::Result<Socket> {
+    let s = Socket::new(Domain::for_address(*addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        // Lets "[::]:88" and "0.0.0.0:88" coexist.
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&(*addr).into())
+        .with_context(|| format!("binding {addr}"))?;
+    Ok(s)
+}
+
+impl Listeners {
+    pub fn bind(cfg: &Config) -> anyhow::Result<Listeners> {
+        let mut udp = Vec::new();
+        for a in &cfg.listen.udp {
+            let s = socket_for(a, Type::DGRAM, Protocol::UDP)?;
+            let _ = s.set_recv_buffer_size(4 << 20);
+            udp.push(UdpSocket::from_std(s.into())?);
+        }
+        let mut tcp = Vec::new();
+        for a in &cfg.listen.tcp {
+            let s = socket_for(a, Type::STREAM, Protocol::TCP)?;
+            s.listen(1024)?;
+            tcp.push(TcpListener::from_std(s.into())?);
+        }
+        Ok(Listeners { udp, tcp })
+    }
+}
+
+fn audit(h: &Handled, source: SocketAddr, transport: &'static str, started: Instant) {
+    let o = &h.outcome;
+    tracing::info!(
+        target: "audit",
+        exchange = o.exchange,
+        transport,
+        source = %source,
+        client = o.client.as_deref().unwrap_or("-"),
+        server = o.server.as_deref().unwrap_or("-"),
+        outcome = if o.code == 0 { "ok" } else { "error" },
+        error_code = o.code,
+        reason = o.reason,
+        lookaside = o.lookaside_hit,
+        latency_us = started.elapsed().as_micros() as u64,
+    );
+}
+
+/// Serves until the returned tasks are aborted.
+pub fn spawn(kdc: Arc<Kdc>, listeners: Listeners, cfg: &Config) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for sock in listeners.udp {
+        let sock = Arc::new(sock);
+        for _ in 0..workers {
+            tasks.push(tokio::spawn(udp_loop(kdc.clone(), sock.clone())));
+        }
+    }
+    let limit = Arc::new(Semaphore::new(cfg.listen.max_tcp_connections));
+    let idle = Duration::from_secs(cfg.listen.tcp_idle_timeout_secs);
+    for l in listeners.tcp {
+        tasks.push(tokio::spawn(tcp_accept_loop(kdc.clone(), l, limit.clone(), idle)));
+    }
+    tasks
+}
+
+async fn udp_loop(kdc: Arc<Kdc>, sock: Arc<UdpSocket>) {
+    // One byte more than the largest datagram, so an oversized one is seen as such.
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, source) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "udp recv");
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let handled = kdc.handle(&buf[..n], source);
+        if let Err(e) = sock.send_to(&handled.reply, source).await {
+            tracing::debug!(error = %e, %source, "udp send");
+        }
+        audit(&handled, source, "udp", started);
+    }
+}
+
+async fn tcp_accept_loop(kdc: Arc<Kdc>, l: TcpListener, limit: Arc<Semaphore>, idle: Duration) {
+    loop {
+        let (stream, source) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "tcp accept");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(%source, "tcp connection limit reached; closing");
+            continue;
+        };
+        let kdc = kdc.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = tcp_conn(kdc, stream, source, idle).await {
+                tracing::debug!(%source, error = %e, "tcp connection ended");
+            }
+        });
+    }
+}
+
+/// RFC 4120 §7.2.2: each message is preceded by a 4-byte big-endian length;
+/// the high bit is reserved. Several requests may share a connection.
+async fn tcp_conn(
+    kdc: Arc<Kdc>,
+    mut stream: TcpStream,
+    source: SocketAddr,
+    idle: Duration,
+) -> anyhow::Result<()> {
+    stream.set_nodelay(true)?;
+    loop {
+        let mut len = [0u8; 4];
+        match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => return Ok(()),
+        }
+        let len = u32::from_be_bytes(len);
+        if len & 0x8000_0000 != 0 || len as usize > kdc.max_request {
+            let e = KdcError::new(err::KRB_ERR_FIELD_TOOLONG, "oversized")
+                .text(format!("request larger than {} bytes", kdc.max_request));
+            let reply = kdc.error_reply(&e);
+            write_frame(&mut stream, &reply).await?;
+            tracing::info!(target: "audit", exchange = "unknown", transport = "tcp", source = %source,
+                outcome = "error", error_code = e.code, reason = e.reason);
+            return Ok(());
+        }
+        let mut request = vec![0u8; len as usize];
+        tokio::time::timeout(idle, stream.read_exact(&mut request))
+            .await
+            .context("slow request")??;
+        let started = Instant::now();
+        let handled = kdc.handle(&request, source);
+        write_frame(&mut stream, &handled.reply).await?;
+        audit(&handled, source, "tcp", started);
+    }
+}
+
+async fn write_frame(stream: &mut TcpStream, reply: &[u8]) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(4 + reply.len());
+    out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+    out.extend_from_slice(reply);
+    stream.write_all(&out).await
+}

@@ -1,0 +1,269 @@
+//! The TGS exchange (RFC 4120 §3.3): TGT decryption, authenticator check
+//! (skew, replay, checksum over the exact req-body bytes), service tickets
+//! for any keyed principal, TGT renewal.
+
+use std::net::SocketAddr;
+
+use krb::crypto::{ChecksumType, EncType, Key, usage};
+use krb::msg::consts::{err, msg_type, padata};
+use krb::msg::flags::{Flags, bit};
+use krb::msg::{
+    self, ApReq, Authenticator, EncTgsRepPart, EncTicketPart, KdcRep, TgsRep, TgsReq, raw, time,
+};
+use krb::principal::Principal;
+
+use crate::issue::{self, Limits, TicketContent, Times};
+use crate::kdc::{Kdc, Outcome, check_header, malformed};
+use crate::kerr::{ErrorContext, KdcError};
+use crate::replay;
+
+fn ap_err(code: i32, reason: &'static str) -> KdcError {
+    KdcError::new(code, reason)
+}
+
+impl Kdc {
+    pub(crate) fn tgs_exchange(
+        &self,
+        request: &[u8],
+        _source: SocketAddr,
+        ctx: &mut ErrorContext,
+        outcome: &mut Outcome,
+    ) -> Result<Vec<u8>, KdcError> {
+        let TgsReq(req) = msg::decode::<TgsReq>("TGS-REQ", request).map_err(malformed)?;
+        check_header(&req, msg_type::TGS_REQ)?;
+        let raw_body = raw::kdc_req_body(request).map_err(malformed)?;
+        let body = &req.req_body;
+        ctx.sname = body.sname.clone();
+        let realm = msg::kstr(&body.realm).map_err(malformed)?;
+        if realm != self.realm {
+            return Err(KdcError::new(err::KDC_ERR_WRONG_REALM, "wrong_realm")
+                .text(format!("this KDC serves {}", self.realm)));
+        }
+        let pa = req
+            .padata
+            .iter()
+            .flatten()
+            .find(|p| p.r#type == padata::TGS_REQ)
+            .ok_or_else(|| {
+                KdcError::new(err::KDC_ERR_PADATA_TYPE_NOSUPP, "no_ap_req")
+                    .text("TGS-REQ without PA-TGS-REQ")
+            })?;
+        let ap: ApReq = msg::decode("AP-REQ", &pa.value).map_err(malformed)?;
+        if msg::small_int(&ap.pvno) != Some(5) {
+            return Err(ap_err(err::KRB_AP_ERR_BADVERSION, "bad_ap_pvno"));
+        }
+        if msg::small_int(&ap.msg_type) != Some(msg_type::AP_REQ) {
+            return Err(ap_err(err::KRB_AP_ERR_MSG_TYPE, "bad_ap_msg_type"));
+        }
+
+        // The ticket must be our TGT.
+        let tkt_realm = msg::kstr(&ap.ticket.realm).map_err(malformed)?;
+        let tkt_server = Principal::from_rasn(&ap.ticket.sname, &ap.ticket.realm)
+            .map_err(|_| ap_err(err::KRB_AP_ERR_NOT_US, "ticket_not_tgt"))?;
+        if tkt_realm != self.realm
+            || tkt_server.components.len() != 2
+            || tkt_server.components[0] != "krbtgt"
+            || tkt_server.components[1] != self.realm
+        {
+            return Err(ap_err(err::KRB_AP_ERR_NOT_US, "ticket_not_tgt")
+                .text("the ticket is not a TGT of this realm"));
+        }
+        let tgs = self
+            .db
+            .get(&tkt_server.components)
+            .ok_or_else(|| ap_err(err::KRB_AP_ERR_NOKEY, "no_tgs_key"))?;
+        let etype = EncType::from_i32(ap.ticket.enc_part.etype)
+            .ok_or_else(|| ap_err(err::KDC_ERR_ETYPE_NOSUPP, "ticket_etype_nosupp"))?;
+        let tgs_key = tgs.key(etype, ap.ticket.enc_part.kvno).ok_or_else(|| match ap
+            .ticket
+            .enc_part
+            .kvno
+        {
+            Some(k) if !tgs.has_kvno(k) => ap_err(err::KRB_AP_ERR_BADKEYVER, "ticket_kvno_unknown"),
+            _ => ap_err(err::KRB_AP_ERR_NOKEY, "ticket_no_key"),
+        })?;
+        let tgt_plain = tgs_key
+            .ticket_key
+            .decrypt(&ap.ticket.enc_part.cipher)
+            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_integrity"))?;
+        let tgt: EncTicketPart = msg::decode_padded("EncTicketPart", &tgt_plain)
+            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_malformed"))?;
+        ctx.cname = Some((tgt.cname.clone(), tgt.crealm.clone()));
+        let client_p = Principal::from_rasn(&tgt.cname, &tgt.crealm)
+            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_malformed"))?;
+        outcome.client = Some(client_p.to_string());
+
+        let session_etype = EncType::from_i32(tgt.key.r#type)
+            .ok_or_else(|| ap_err(err::KDC_ERR_ETYPE_NOSUPP, "session_etype_nosupp"))?;
+        let session = Key::new(session_etype, &tgt.key.value)
+            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_malformed"))?;
+        let auth_plain = session
+            .decrypt(usage::TGS_REQ_AUTH, &ap.authenticator.cipher)
+            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authenticator_integrity"))?;
+        let auth: Authenticator = msg::decode_padded("Authenticator", &auth_plain)
+            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authenticator_malformed"))?;
+        if auth.cname != tgt.cname || auth.crealm != tgt.crealm {
+            return Err(ap_err(err::KRB_AP_ERR_BADMATCH, "authenticator_client_mismatch"));
+        }
+        let now = time::now().0;
+        if (time::to_unix(&auth.ctime) - now).abs() > self.skew {
+            return Err(ap_err(err::KRB_AP_ERR_SKEW, "skew").text("clock skew too great"));
+        }
+        let tflags = Flags::from_bits(&tgt.flags.0);
+        let start = time::to_unix(tgt.start_time.as_ref().unwrap_or(&tgt.auth_time));
+        let end = time::to_unix(&tgt.end_time);
+        if tflags.has(bit::INVALID) || start > now + self.skew {
+            return Err(ap_err(err::KRB_AP_ERR_TKT_NYV, "ticket_not_yet_valid"));
+        }
+        let options = Flags::from_bits(&body.kdc_options.0);
+        let renew = options.has(bit::RENEW);
+        if !renew && now > end + self.skew {
+            return Err(ap_err(err::KRB_AP_ERR_TKT_EXPIRED, "ticket_expired")
+                .text("ticket expired"));
+        }
+
+        // Checksum over the exact req-body bytes, keyed with the session key.
+        let cksum = auth
+            .cksum
+            .as_ref()
+            .ok_or_else(|| ap_err(err::KRB_AP_ERR_INAPP_CKSUM, "no_checksum"))?;
+        let ctype = ChecksumType::from_i32(cksum.r#type)
+            .ok_or_else(|| ap_err(err::KDC_ERR_SUMTYPE_NOSUPP, "checksum_type_nosupp"))?;
+        if !ctype.is_keyed() {
+            return Err(ap_err(err::KRB_AP_ERR_INAPP_CKSUM, "unkeyed_checksum"));
+        }
+        session
+            .verify_checksum_with(ctype, usage::TGS_REQ_AUTH_CKSUM, raw_body, &cksum.checksum)
+            .map_err(|e| match e {
+                krb::crypto::CryptoError::Integrity => {
+                    ap_err(err::KRB_AP_ERR_MODIFIED, "checksum_mismatch")
+                }
+                _ => ap_err(err::KRB_AP_ERR_INAPP_CKSUM, "checksum_type_mismatch"),
+            })?;
+
+        // Only now, with a genuine authenticator, spend replay-cache space.
+        if !self.replay.check_and_insert(replay::tag(&ap.authenticator.cipher)) {
+            return Err(ap_err(err::KRB_AP_ERR_REPEAT, "replay").text("request is a replay"));
+        }
+
+        let sname = body
+            .sname
+            .as_ref()
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
+        let server_p = Principal::from_rasn(sname, &body.realm)
+            .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
+        outcome.server = Some(server_p.to_string());
+        let server = self.db.get(&server_p.components).ok_or_else(|| {
+            KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "unknown_server")
+                .text("server not found in Kerberos database")
+        })?;
+        if options.has(bit::ENC_TKT_IN_SKEY)
+            || options.has(bit::VALIDATE)
+            || options.has(bit::POSTDATED)
+            || options.has(bit::ALLOW_POSTDATE)
+        {
+            return Err(KdcError::new(err::KDC_ERR_BADOPTION, "bad_option"));
+        }
+        let session_etype = issue::choose_etype(&body.etype, &self.enctypes, |e| {
+            server.etypes().any(|s| s == e)
+        })
+        .or_else(|| issue::choose_etype(&body.etype, &self.enctypes, |_| true))
+        .ok_or_else(|| {
+            KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
+                .text("no requested encryption type is supported")
+        })?;
+        let ticket_key = server
+            .strongest()
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "server_no_key"))?;
+
+        let auth_time = time::to_unix(&tgt.auth_time);
+        let tgt_renew_till = tgt.renew_till.as_ref().map(time::to_unix);
+        let (times, mut flags) = if renew {
+            let Some(rt) = tgt_renew_till.filter(|_| tflags.has(bit::RENEWABLE)) else {
+                return Err(KdcError::new(err::KDC_ERR_BADOPTION, "not_renewable")
+                    .text("ticket is not renewable"));
+            };
+            if now > rt {
+                return Err(ap_err(err::KRB_AP_ERR_TKT_EXPIRED, "renew_expired")
+                    .text("renewable lifetime has ended"));
+            }
+            let life = (end - start).max(0);
+            let times = Times {
+                auth: auth_time,
+                start: now,
+                end: now.saturating_add(life).min(rt),
+                renew_till: Some(rt),
+            };
+            (times, Flags(tflags.0 & !Flags::empty().with(bit::INVALID).0))
+        } else {
+            let limits = Limits {
+                max_life: self.max_life,
+                max_renew: self.max_renew,
+                end_cap: Some(end),
+                renew_cap: tgt_renew_till.filter(|_| tflags.has(bit::RENEWABLE)).or(Some(0)),
+            };
+            let (times, extra) = issue::ticket_times(now, auth_time, body, options, &limits)?;
+            let mut f = Flags(extra.0);
+            for b in [bit::PRE_AUTHENT, bit::HW_AUTHENT] {
+                f.set(b, tflags.has(b));
+            }
+            f.set(bit::FORWARDABLE, options.has(bit::FORWARDABLE) && tflags.has(bit::FORWARDABLE));
+            f.set(bit::PROXIABLE, options.has(bit::PROXIABLE) && tflags.has(bit::PROXIABLE));
+            (times, f)
+        };
+        flags.set(bit::INITIAL, false);
+
+        // Authorization data the client asked to add (RFC 4120 §5.4.1).
+        let mut authz = tgt.authorization_data.clone();
+        if let Some(enc) = &body.enc_authorization_data {
+            let (key, u) = match &auth.subkey {
+                Some(_) => (subkey(&auth)?, usage::TGS_REQ_AUTHDATA_SUBKEY),
+                None => (session.clone(), usage::TGS_REQ_AUTHDATA_SESSION),
+            };
+            let plain = key
+                .decrypt(u, &enc.cipher)
+                .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_integrity"))?;
+            let extra: msg::asn1::AuthorizationData = msg::decode_padded("AuthorizationData", &plain)
+                .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_malformed"))?;
+            authz.get_or_insert_with(Vec::new).extend(extra);
+        }
+
+        let session_key = Key::random(session_etype);
+        let content = TicketContent {
+            flags,
+            session_key: &session_key,
+            crealm: tgt.crealm.clone(),
+            cname: tgt.cname.clone(),
+            times,
+            caddr: tgt.caddr.clone(),
+            authorization_data: authz,
+        };
+        let ticket = issue::seal_ticket(&content, ticket_key, &self.realm, sname.clone())?;
+        let part = EncTgsRepPart(issue::rep_part(&content, body.nonce, &self.realm, sname.clone()));
+        let plain = msg::encode("EncTGSRepPart", &part).map_err(malformed)?;
+        let enc_part = match &auth.subkey {
+            Some(_) => issue::seal_rep_part(&subkey(&auth)?, usage::TGS_REP_ENC_PART_SUBKEY, None, &plain),
+            None => issue::seal_rep_part(&session, usage::TGS_REP_ENC_PART_SESSION, None, &plain),
+        };
+        let rep = TgsRep(KdcRep {
+            pvno: 5.into(),
+            msg_type: msg_type::TGS_REP.into(),
+            padata: None,
+            crealm: tgt.crealm,
+            cname: tgt.cname,
+            ticket,
+            enc_part,
+        });
+        msg::encode("TGS-REP", &rep).map_err(malformed)
+    }
+}
+
+fn subkey(auth: &Authenticator) -> Result<Key, KdcError> {
+    let sk = auth
+        .subkey
+        .as_ref()
+        .ok_or_else(|| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "no_subkey"))?;
+    let etype = EncType::from_i32(sk.r#type)
+        .ok_or_else(|| ap_err(err::KDC_ERR_ETYPE_NOSUPP, "subkey_etype_nosupp"))?;
+    Key::new(etype, &sk.value).map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "bad_subkey"))
+}
