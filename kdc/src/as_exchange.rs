@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use krb::crypto::{EncType, usage};
 use krb::msg::consts::{err, msg_type, padata};
 use krb::msg::flags::{Flags, bit};
-use krb::msg::{self, AsRep, AsReq, EncAsRepPart, EtypeInfo2Entry, KdcRep, PaData, PaEncTsEnc, time};
+use krb::msg::{
+    self, AsRep, AsReq, EncAsRepPart, EtypeInfo2Entry, KdcRep, PaData, PaEncTsEnc, time,
+};
 use krb::principal::Principal;
 
 use crate::db::{KeyEntry, PrincipalEntry};
@@ -55,7 +57,9 @@ impl Kdc {
             return Err(KdcError::new(err::KDC_ERR_CANNOT_POSTDATE, "postdate")
                 .text("postdated tickets are not issued"));
         }
-        if options.has(bit::ENC_TKT_IN_SKEY) || options.has(bit::RENEW) || options.has(bit::VALIDATE)
+        if options.has(bit::ENC_TKT_IN_SKEY)
+            || options.has(bit::RENEW)
+            || options.has(bit::VALIDATE)
         {
             return Err(KdcError::new(err::KDC_ERR_BADOPTION, "bad_option"));
         }
@@ -81,9 +85,11 @@ impl Kdc {
         let (reply_key, preauth) = match enc_ts {
             Some(pa) => (self.verify_enc_timestamp(client, pa, now)?, true),
             None if self.require_preauth => {
-                return Err(KdcError::new(err::KDC_ERR_PREAUTH_REQUIRED, "preauth_required")
-                    .text("Additional pre-authentication required")
-                    .e_data(self.preauth_method_data(client, &client_p, &body.etype)));
+                return Err(
+                    KdcError::new(err::KDC_ERR_PREAUTH_REQUIRED, "preauth_required")
+                        .text("Additional pre-authentication required")
+                        .e_data(self.preauth_method_data(client, &client_p, &body.etype)),
+                );
             }
             None => {
                 let etype = issue::choose_etype(&body.etype, &self.enctypes, |e| {
@@ -93,9 +99,12 @@ impl Kdc {
                     KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
                         .text("client has no key of a requested encryption type")
                 })?;
-                (client.key(etype, None).ok_or_else(|| {
-                    KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
-                })?, false)
+                (
+                    client
+                        .key(etype, None)
+                        .ok_or_else(|| KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp"))?,
+                    false,
+                )
             }
         };
 
@@ -132,7 +141,12 @@ impl Kdc {
             authorization_data: None,
         };
         let ticket = issue::seal_ticket(&content, ticket_key, &self.realm, sname.clone())?;
-        let part = EncAsRepPart(issue::rep_part(&content, body.nonce, &self.realm, sname.clone()));
+        let part = EncAsRepPart(issue::rep_part(
+            &content,
+            body.nonce,
+            &self.realm,
+            sname.clone(),
+        ));
         let plain = msg::encode("EncASRepPart", &part).map_err(malformed)?;
         let enc_part = issue::seal_rep_part(
             &reply_key.key,

@@ -107,7 +107,10 @@ mod defaults {
         "kdc.keytab".into()
     }
     pub fn listen() -> Vec<SocketAddr> {
-        vec!["0.0.0.0:88".parse().expect("literal"), "[::]:88".parse().expect("literal")]
+        vec![
+            "0.0.0.0:88".parse().expect("literal"),
+            "[::]:88".parse().expect("literal"),
+        ]
     }
     pub fn max_request_bytes() -> usize {
         32 * 1024

@@ -22,7 +22,8 @@ pub struct Times {
 
 /// The client's requested `till`/`rtime`: 0 (19700101000000Z) means "as long as allowed".
 fn requested(t: Option<&msg::KerberosTime>) -> Option<i64> {
-    t.map(time::to_unix).map(|v| if v == 0 { i64::MAX } else { v })
+    t.map(time::to_unix)
+        .map(|v| if v == 0 { i64::MAX } else { v })
 }
 
 /// Policy limits for one ticket.
@@ -50,8 +51,10 @@ pub fn ticket_times(
         end = end.min(cap);
     }
     if end <= now {
-        return Err(KdcError::new(krb::msg::consts::err::KDC_ERR_NEVER_VALID, "never_valid")
-            .text("requested end time is in the past"));
+        return Err(
+            KdcError::new(krb::msg::consts::err::KDC_ERR_NEVER_VALID, "never_valid")
+                .text("requested end time is in the past"),
+        );
     }
     let mut extra = Flags::empty();
     let mut renew_till = None;

@@ -45,8 +45,9 @@ pub struct ErrorContext {
 /// Encodes a KRB-ERROR for `err` from the KDC of `realm`.
 pub fn krb_error(realm: &str, err: &KdcError, ctx: &ErrorContext) -> Vec<u8> {
     let (now, usec) = time::now();
-    let sname = ctx.sname.clone().unwrap_or_else(|| {
-        krb::principal::Principal::krbtgt(realm).to_rasn().0
+    let sname = ctx.sname.clone().unwrap_or_else(|| PrincipalName {
+        r#type: krb::principal::name_type::SRV_INST,
+        string: vec![msg::kstring("krbtgt"), msg::kstring(realm)],
     });
     let e = KrbError {
         pvno: 5.into(),

@@ -81,7 +81,10 @@ pub fn load_or_new(path: &Path) -> anyhow::Result<Keytab> {
 /// `keytab list`: one line per key, never the key bytes.
 pub fn list(path: &Path) -> anyhow::Result<String> {
     let kt = Keytab::read_file(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = format!("Keytab: {}\nKVNO  Enctype                      Principal\n", path.display());
+    let mut out = format!(
+        "Keytab: {}\nKVNO  Enctype                      Principal\n",
+        path.display()
+    );
     for e in &kt.entries {
         let name = EncType::from_i32(e.enctype)
             .map_or_else(|| format!("etype {}", e.enctype), |t| t.name().to_string());

@@ -71,10 +71,10 @@ impl Lookaside {
                 break;
             }
             inner.order.pop_front();
-            if inner.map.get(&oh).is_some_and(|e| e.at == at) {
-                if let Some(e) = inner.map.remove(&oh) {
-                    inner.bytes -= e.request.len() + e.reply.len();
-                }
+            if inner.map.get(&oh).is_some_and(|e| e.at == at)
+                && let Some(e) = inner.map.remove(&oh)
+            {
+                inner.bytes -= e.request.len() + e.reply.len();
             }
         }
         if let Some(old) = inner.map.insert(

@@ -1,1 +1,224 @@
-fn main() {}
+//! `pktc-kdc`: CLI entry point. Owns configuration, logging and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kdc::config::Config;
+use kdc::kdc::Kdc;
+use kdc::keytab_cli::{self, KeySource};
+use kdc::{dev, server};
+use krb::principal::Principal;
+
+#[derive(Parser)]
+#[command(
+    name = "pktc-kdc",
+    version,
+    about = "PacketCable realm security service (KDC)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the realm described by a TOML config file.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Create (on first run) and serve a self-contained dev realm on loopback.
+    Dev {
+        /// Realm directory.
+        #[arg(long, default_value = "./dev-realm")]
+        dir: PathBuf,
+        /// Create the realm and exit without serving.
+        #[arg(long)]
+        init_only: bool,
+        /// KDC port on loopback for a new realm (0 = any free port).
+        #[arg(long, default_value_t = dev::DEFAULT_PORT)]
+        port: u16,
+    },
+    /// Manage service keys in MIT keytab files.
+    Keytab {
+        #[command(subcommand)]
+        command: KeytabCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeytabCommand {
+    /// Add keys for a principal (random keys, or from a password).
+    Add {
+        #[arg(long)]
+        keytab: PathBuf,
+        /// e.g. mtaprovsrvr/mps.example.com@REALM
+        #[arg(long)]
+        principal: String,
+        /// Derive the keys from a password read from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Comma-separated encryption types (MIT names or numbers).
+        #[arg(
+            long,
+            default_value = "aes256-cts-hmac-sha384-192,aes256-cts-hmac-sha1-96,aes128-cts-hmac-sha256-128,aes128-cts-hmac-sha1-96"
+        )]
+        enctypes: String,
+        /// Key version number (default: one above the newest).
+        #[arg(long)]
+        kvno: Option<u32>,
+    },
+    /// List the keys in a keytab (never prints key bytes).
+    List {
+        #[arg(long)]
+        keytab: PathBuf,
+    },
+    /// Copy the newest keys of one principal into another keytab (e.g. for the MPS).
+    Export {
+        #[arg(long)]
+        keytab: PathBuf,
+        #[arg(long)]
+        principal: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run_serve(config_path: &Path, banner: Option<String>) -> anyhow::Result<()> {
+    let cfg = Config::load(config_path)?;
+    init_logging(&cfg);
+    let kdc = Arc::new(Kdc::from_config(&cfg)?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let listeners = server::Listeners::bind(&cfg)?;
+        let tasks = server::spawn(kdc.clone(), listeners, &cfg);
+        tracing::info!(
+            realm = %cfg.realm,
+            principals = kdc.db.len(),
+            udp = ?cfg.listen.udp,
+            tcp = ?cfg.listen.tcp,
+            "pktc-kdc serving"
+        );
+        if let Some(b) = banner {
+            println!("{b}");
+        }
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        for t in tasks {
+            t.abort();
+        }
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => run_serve(&config, None),
+        Command::Dev {
+            dir,
+            init_only,
+            port,
+        } => (|| {
+            let (config, created) = dev::init(&dir, port)?;
+            if created {
+                eprintln!("created dev realm in {}", dir.display());
+            }
+            if init_only {
+                println!("{}", dir.join("dev-realm.json").display());
+                return Ok(());
+            }
+            run_serve(&config, Some(dev::banner(&dir)?))
+        })(),
+        Command::Keytab { command } => keytab_command(command),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pktc-kdc: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn keytab_command(c: KeytabCommand) -> anyhow::Result<()> {
+    match c {
+        KeytabCommand::Add {
+            keytab,
+            principal,
+            password_stdin,
+            enctypes,
+            kvno,
+        } => {
+            let p = Principal::parse(&principal, None).context("parsing --principal")?;
+            let etypes = keytab_cli::parse_etypes(&enctypes)?;
+            let mut kt = keytab_cli::load_or_new(&keytab)?;
+            let password;
+            let source = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                password = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+                KeySource::Password(&password)
+            } else {
+                KeySource::Random
+            };
+            let kvno = keytab_cli::add_keys(&mut kt, &p, &etypes, kvno, &source)?;
+            kt.write_file(&keytab)
+                .with_context(|| format!("writing {}", keytab.display()))?;
+            println!(
+                "added {} key(s) for {p} at kvno {kvno} to {}",
+                etypes.len(),
+                keytab.display()
+            );
+            Ok(())
+        }
+        KeytabCommand::List { keytab } => {
+            print!("{}", keytab_cli::list(&keytab)?);
+            Ok(())
+        }
+        KeytabCommand::Export {
+            keytab,
+            principal,
+            out,
+        } => {
+            let p = Principal::parse(&principal, None).context("parsing --principal")?;
+            let n = keytab_cli::export(&keytab, &p, &out)?;
+            println!("exported {n} key(s) for {p} to {}", out.display());
+            Ok(())
+        }
+    }
+}

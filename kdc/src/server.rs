@@ -72,7 +72,11 @@ fn audit(h: &Handled, source: SocketAddr, transport: &'static str, started: Inst
 }
 
 /// Serves until the returned tasks are aborted.
-pub fn spawn(kdc: Arc<Kdc>, listeners: Listeners, cfg: &Config) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn(
+    kdc: Arc<Kdc>,
+    listeners: Listeners,
+    cfg: &Config,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     for sock in listeners.udp {
@@ -84,7 +88,12 @@ pub fn spawn(kdc: Arc<Kdc>, listeners: Listeners, cfg: &Config) -> Vec<tokio::ta
     let limit = Arc::new(Semaphore::new(cfg.listen.max_tcp_connections));
     let idle = Duration::from_secs(cfg.listen.tcp_idle_timeout_secs);
     for l in listeners.tcp {
-        tasks.push(tokio::spawn(tcp_accept_loop(kdc.clone(), l, limit.clone(), idle)));
+        tasks.push(tokio::spawn(tcp_accept_loop(
+            kdc.clone(),
+            l,
+            limit.clone(),
+            idle,
+        )));
     }
     tasks
 }

@@ -74,13 +74,13 @@ impl Kdc {
             .ok_or_else(|| ap_err(err::KRB_AP_ERR_NOKEY, "no_tgs_key"))?;
         let etype = EncType::from_i32(ap.ticket.enc_part.etype)
             .ok_or_else(|| ap_err(err::KDC_ERR_ETYPE_NOSUPP, "ticket_etype_nosupp"))?;
-        let tgs_key = tgs.key(etype, ap.ticket.enc_part.kvno).ok_or_else(|| match ap
-            .ticket
-            .enc_part
-            .kvno
-        {
-            Some(k) if !tgs.has_kvno(k) => ap_err(err::KRB_AP_ERR_BADKEYVER, "ticket_kvno_unknown"),
-            _ => ap_err(err::KRB_AP_ERR_NOKEY, "ticket_no_key"),
+        let tgs_key = tgs.key(etype, ap.ticket.enc_part.kvno).ok_or_else(|| {
+            match ap.ticket.enc_part.kvno {
+                Some(k) if !tgs.has_kvno(k) => {
+                    ap_err(err::KRB_AP_ERR_BADKEYVER, "ticket_kvno_unknown")
+                }
+                _ => ap_err(err::KRB_AP_ERR_NOKEY, "ticket_no_key"),
+            }
         })?;
         let tgt_plain = tgs_key
             .ticket_key
@@ -103,7 +103,10 @@ impl Kdc {
         let auth: Authenticator = msg::decode_padded("Authenticator", &auth_plain)
             .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authenticator_malformed"))?;
         if auth.cname != tgt.cname || auth.crealm != tgt.crealm {
-            return Err(ap_err(err::KRB_AP_ERR_BADMATCH, "authenticator_client_mismatch"));
+            return Err(ap_err(
+                err::KRB_AP_ERR_BADMATCH,
+                "authenticator_client_mismatch",
+            ));
         }
         let now = time::now().0;
         if (time::to_unix(&auth.ctime) - now).abs() > self.skew {
@@ -118,8 +121,9 @@ impl Kdc {
         let options = Flags::from_bits(&body.kdc_options.0);
         let renew = options.has(bit::RENEW);
         if !renew && now > end + self.skew {
-            return Err(ap_err(err::KRB_AP_ERR_TKT_EXPIRED, "ticket_expired")
-                .text("ticket expired"));
+            return Err(
+                ap_err(err::KRB_AP_ERR_TKT_EXPIRED, "ticket_expired").text("ticket expired")
+            );
         }
 
         // Checksum over the exact req-body bytes, keyed with the session key.
@@ -142,7 +146,10 @@ impl Kdc {
             })?;
 
         // Only now, with a genuine authenticator, spend replay-cache space.
-        if !self.replay.check_and_insert(replay::tag(&ap.authenticator.cipher)) {
+        if !self
+            .replay
+            .check_and_insert(replay::tag(&ap.authenticator.cipher))
+        {
             return Err(ap_err(err::KRB_AP_ERR_REPEAT, "replay").text("request is a replay"));
         }
 
@@ -194,21 +201,32 @@ impl Kdc {
                 end: now.saturating_add(life).min(rt),
                 renew_till: Some(rt),
             };
-            (times, Flags(tflags.0 & !Flags::empty().with(bit::INVALID).0))
+            (
+                times,
+                Flags(tflags.0 & !Flags::empty().with(bit::INVALID).0),
+            )
         } else {
             let limits = Limits {
                 max_life: self.max_life,
                 max_renew: self.max_renew,
                 end_cap: Some(end),
-                renew_cap: tgt_renew_till.filter(|_| tflags.has(bit::RENEWABLE)).or(Some(0)),
+                renew_cap: tgt_renew_till
+                    .filter(|_| tflags.has(bit::RENEWABLE))
+                    .or(Some(0)),
             };
             let (times, extra) = issue::ticket_times(now, auth_time, body, options, &limits)?;
             let mut f = Flags(extra.0);
             for b in [bit::PRE_AUTHENT, bit::HW_AUTHENT] {
                 f.set(b, tflags.has(b));
             }
-            f.set(bit::FORWARDABLE, options.has(bit::FORWARDABLE) && tflags.has(bit::FORWARDABLE));
-            f.set(bit::PROXIABLE, options.has(bit::PROXIABLE) && tflags.has(bit::PROXIABLE));
+            f.set(
+                bit::FORWARDABLE,
+                options.has(bit::FORWARDABLE) && tflags.has(bit::FORWARDABLE),
+            );
+            f.set(
+                bit::PROXIABLE,
+                options.has(bit::PROXIABLE) && tflags.has(bit::PROXIABLE),
+            );
             (times, f)
         };
         flags.set(bit::INITIAL, false);
@@ -223,8 +241,9 @@ impl Kdc {
             let plain = key
                 .decrypt(u, &enc.cipher)
                 .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_integrity"))?;
-            let extra: msg::asn1::AuthorizationData = msg::decode_padded("AuthorizationData", &plain)
-                .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_malformed"))?;
+            let extra: msg::asn1::AuthorizationData =
+                msg::decode_padded("AuthorizationData", &plain)
+                    .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_malformed"))?;
             authz.get_or_insert_with(Vec::new).extend(extra);
         }
 
@@ -239,10 +258,20 @@ impl Kdc {
             authorization_data: authz,
         };
         let ticket = issue::seal_ticket(&content, ticket_key, &self.realm, sname.clone())?;
-        let part = EncTgsRepPart(issue::rep_part(&content, body.nonce, &self.realm, sname.clone()));
+        let part = EncTgsRepPart(issue::rep_part(
+            &content,
+            body.nonce,
+            &self.realm,
+            sname.clone(),
+        ));
         let plain = msg::encode("EncTGSRepPart", &part).map_err(malformed)?;
         let enc_part = match &auth.subkey {
-            Some(_) => issue::seal_rep_part(&subkey(&auth)?, usage::TGS_REP_ENC_PART_SUBKEY, None, &plain),
+            Some(_) => issue::seal_rep_part(
+                &subkey(&auth)?,
+                usage::TGS_REP_ENC_PART_SUBKEY,
+                None,
+                &plain,
+            ),
             None => issue::seal_rep_part(&session, usage::TGS_REP_ENC_PART_SESSION, None, &plain),
         };
         let rep = TgsRep(KdcRep {

@@ -5,6 +5,7 @@
 //! - [`keytab`]: MIT keytab (0x502) read and write.
 //! - [`msg`]: RFC 4120 messages on `rasn-kerberos`, with checked time and flag constructors.
 
+pub mod client;
 pub mod crypto;
 pub mod keytab;
 pub mod msg;

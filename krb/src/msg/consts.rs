@@ -36,8 +36,7 @@ pub mod padata {
     pub const PROV_SRV_LOCATION: i32 = -1;
 }
 
-/// Name types (RFC 4120 §6.2).
-// Name types live in [`crate::principal::name_type`].
+// Name types (RFC 4120 §6.2) live in `crate::principal::name_type`.
 
 /// KRB-ERROR codes (RFC 4120 §7.5.9, RFC 4556 §3.2).
 pub mod err {

@@ -81,12 +81,11 @@ pub fn small_int(i: &rasn::types::Integer) -> Option<i64> {
 /// plaintext zero-padded to its block size (RFC 3961 allows it), so
 /// trailing zero bytes are accepted here, and only here.
 pub fn decode_padded<T: rasn::Decode>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, rest) = rasn::ber::decode_with_remainder::<T>(bytes).map_err(|e| {
-        CodecError::Malformed {
+    let (value, rest) =
+        rasn::ber::decode_with_remainder::<T>(bytes).map_err(|e| CodecError::Malformed {
             what,
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     if rest.len() >= 8 || rest.iter().any(|b| *b != 0) {
         return Err(CodecError::Malformed {
             what,
