@@ -50,10 +50,15 @@ pub struct Handled {
 
 impl Kdc {
     pub fn from_config(cfg: &Config) -> anyhow::Result<Kdc> {
-        let enctypes = cfg.enctypes()?;
         let keytab = Keytab::read_file(&cfg.keytab)
             .with_context(|| format!("reading keytab {}", cfg.keytab.display()))?;
-        let (db, _skipped) = PrincipalDb::from_keytab(&keytab, &cfg.realm, &enctypes)
+        Kdc::new(cfg, &keytab)
+    }
+
+    /// A KDC for `cfg` with the keys of an already-read keytab.
+    pub fn new(cfg: &Config, keytab: &Keytab) -> anyhow::Result<Kdc> {
+        let enctypes = cfg.enctypes()?;
+        let (db, _skipped) = PrincipalDb::from_keytab(keytab, &cfg.realm, &enctypes)
             .context("loading keys from the keytab")?;
         let krbtgt = vec!["krbtgt".to_string(), cfg.realm.clone()];
         if db.get(&krbtgt).is_none() {

@@ -1,0 +1,2 @@
+//! `eue-sim`: plays PacketCable devices and clients against pktc-kdc.
+fn main() {}
