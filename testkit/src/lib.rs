@@ -1,0 +1,85 @@
+//! Shared test harness. Tests talk to real peers (MIT krb5 tools, our own
+//! binaries as separate processes); this crate finds them, isolates them
+//! and cleans up. A missing tool fails the test with the install command.
+
+mod devkdc;
+mod pty;
+
+pub use devkdc::DevKdc;
+pub use pty::Pty;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Full path of `tool`, or a panic saying which package provides it.
+pub fn require_tool(tool: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")]) {
+        let p = dir.join(tool);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("`{tool}` not found: this test needs it; install it with `apt-get install -y {package}` (or run `bash .ci/run`)");
+}
+
+/// A directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "pktc-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("create temp dir");
+        TempDir(d)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn root(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs MIT tools with only the given krb5.conf, C locale and UTC.
+pub fn mit_env(cmd: &mut Command, krb5_conf: &std::path::Path) {
+    cmd.env("KRB5_CONFIG", krb5_conf)
+        .env_remove("KRB5CCNAME")
+        .env_remove("KRB5_KTNAME")
+        .env("LC_ALL", "C")
+        .env("TZ", "UTC")
+        .env("TERM", "dumb");
+}
+
+/// Runs a command to completion with stdin text; returns (success, stdout+stderr).
+pub fn run(cmd: &mut Command, stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    if let Some(mut s) = child.stdin.take() {
+        let _ = s.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().expect("waiting for command");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
