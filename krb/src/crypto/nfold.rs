@@ -15,21 +15,45 @@ pub(crate) fn nfold(input: &[u8], out: &mut [u8]) {
     }
     let lcm = inlen / gcd(inlen, outlen) * outlen;
     let inbits = inlen * 8;
+    // Per-byte position arithmetic of RFC 3961's reference code (MIT
+    // krb5int_nfold), done incrementally so the loop has no divisions:
+    // i runs from lcm-1 down to 0 with q = i / inlen, r = i % inlen,
+    // o = i % outlen, and `base` = ((inbits-1) + (inbits+13)*q) % inbits.
+    let step = (inbits + 13) % inbits;
+    let mut q = (lcm - 1) / inlen;
+    let mut r = (lcm - 1) % inlen;
+    let mut o = (lcm - 1) % outlen;
+    let mut base = ((inbits - 1) + (step * (q % inbits)) % inbits) % inbits;
     let mut carry: u32 = 0;
-    // Walk the replicated, rotated input from its last byte to its first,
-    // adding each byte into the output position it lands on.
-    for i in (0..lcm).rev() {
-        // The most significant bit (counted within one copy) of the byte
-        // that lands at position i.
-        let msbit =
-            ((inbits - 1) + (inbits + 13) * (i / inlen) + ((inlen - (i % inlen)) << 3)) % inbits;
-        let hi = u32::from(input[((inlen - 1) - (msbit >> 3)) % inlen]);
-        let lo = u32::from(input[(inlen - (msbit >> 3)) % inlen]);
+    loop {
+        // Most significant bit (within one copy) of the byte landing at i.
+        let mut msbit = base + ((inlen - r) << 3);
+        if msbit >= inbits {
+            msbit -= inbits;
+        }
+        let byte_idx = msbit >> 3; // 0..inlen
+        let hi = u32::from(input[(inlen - 1) - byte_idx]);
+        let lo_idx = inlen - byte_idx;
+        let lo = u32::from(input[if lo_idx == inlen { 0 } else { lo_idx }]);
         carry += (((hi << 8) | lo) >> ((msbit & 7) + 1)) & 0xff;
-        let o = &mut out[i % outlen];
-        carry += u32::from(*o);
-        *o = (carry & 0xff) as u8;
+        carry += u32::from(out[o]);
+        out[o] = (carry & 0xff) as u8;
         carry >>= 8;
+        if q == 0 && r == 0 {
+            break;
+        }
+        if r == 0 {
+            r = inlen - 1;
+            q -= 1;
+            base = if base >= step {
+                base - step
+            } else {
+                base + inbits - step
+            };
+        } else {
+            r -= 1;
+        }
+        o = if o == 0 { outlen - 1 } else { o - 1 };
     }
     // End-around carry.
     if carry != 0 {
@@ -95,6 +119,52 @@ mod tests {
         for (input, bits, want) in vectors {
             assert_eq!(fold(input, bits), want, "{bits}-fold({input:?})");
         }
+    }
+
+    /// The direct transcription of RFC 3961's reference algorithm, with a
+    /// division per byte, to check the incremental version against.
+    fn reference(input: &[u8], out: &mut [u8]) {
+        out.fill(0);
+        let (inlen, outlen) = (input.len(), out.len());
+        let lcm = inlen / super::gcd(inlen, outlen) * outlen;
+        let inbits = inlen * 8;
+        let mut carry = 0u32;
+        for i in (0..lcm).rev() {
+            let msbit = ((inbits - 1) + (inbits + 13) * (i / inlen) + ((inlen - (i % inlen)) << 3))
+                % inbits;
+            let hi = u32::from(input[((inlen - 1) - (msbit >> 3)) % inlen]);
+            let lo = u32::from(input[(inlen - (msbit >> 3)) % inlen]);
+            carry += (((hi << 8) | lo) >> ((msbit & 7) + 1)) & 0xff;
+            carry += u32::from(out[i % outlen]);
+            out[i % outlen] = (carry & 0xff) as u8;
+            carry >>= 8;
+        }
+        if carry != 0 {
+            for o in out.iter_mut().rev() {
+                carry += u32::from(*o);
+                *o = (carry & 0xff) as u8;
+                carry >>= 8;
+            }
+        }
+    }
+
+    #[test]
+    fn matches_reference_algorithm() {
+        for inlen in 1..70usize {
+            let input: Vec<u8> = (0..inlen).map(|i| (i * 151 + 89 + inlen) as u8).collect();
+            for outlen in [1usize, 5, 7, 8, 16, 21, 24, 32, 48] {
+                let mut a = vec![0u8; outlen];
+                let mut b = vec![0u8; outlen];
+                nfold(&input, &mut a);
+                reference(&input, &mut b);
+                assert_eq!(a, b, "{inlen} -> {outlen}");
+            }
+        }
+        let ones = [0xFFu8; 13];
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        nfold(&ones, &mut a);
+        reference(&ones, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]
