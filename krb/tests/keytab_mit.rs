@@ -3,27 +3,14 @@
 //!
 //! These tests fail (never skip) when a tool is missing.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+
+use testkit::{Pty, TempDir, require_tool};
 
 use krb::keytab::{Keytab, KeytabEntry};
 use krb::principal::{Principal, name_type};
 use zeroize::Zeroizing;
-
-/// Full path of `tool`, or a failure telling how to install it.
-fn require_tool(tool: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]) {
-        let p = dir.join(tool);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("`{tool}` not found: the MIT interop tests need it; run `apt-get install -y {package}`");
-}
 
 fn klist() -> PathBuf {
     require_tool("klist", "krb5-user")
@@ -31,34 +18,6 @@ fn klist() -> PathBuf {
 
 fn ktutil() -> PathBuf {
     require_tool("ktutil", "krb5-user")
-}
-
-/// `script` (util-linux) gives ktutil the terminal it needs for key prompts.
-fn script() -> PathBuf {
-    require_tool(
-        "script",
-        "bsdutils (util-linux); ktutil also needs apt-get install krb5-user",
-    )
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("krb-mit-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// An empty krb5.conf so that the host's configuration cannot interfere.
@@ -213,103 +172,6 @@ fn mit_klist_reads_our_keytab() {
     assert_eq!(got, want, "klist output:\n{stdout}");
 }
 
-/// Drives an interactive program through `script`'s pseudo-terminal.
-struct Pty {
-    child: Child,
-    stdin: ChildStdin,
-    rx: Receiver<Vec<u8>>,
-    transcript: Vec<u8>,
-    mark: usize,
-}
-
-impl Pty {
-    fn spawn(program: &Path, dir: &TempDir) -> Pty {
-        let mut cmd = Command::new(script());
-        cmd.arg("-qfec")
-            .arg(program)
-            .arg("/dev/null")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        isolated(&mut cmd, dir);
-        let mut child = cmd.spawn().expect("spawn script");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Pty {
-            child,
-            stdin,
-            rx,
-            transcript: Vec::new(),
-            mark: 0,
-        }
-    }
-
-    /// Waits until `pat` appears in the output since the last `send`.
-    fn expect(&mut self, pat: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let seen = String::from_utf8_lossy(&self.transcript[self.mark..]);
-            if let Some(i) = seen.find(pat) {
-                self.mark += i + pat.len();
-                return;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(chunk) => self.transcript.extend(chunk),
-                Err(e) => {
-                    let _ = self.child.kill();
-                    panic!(
-                        "waiting for {pat:?}: {e}; transcript:\n{}",
-                        String::from_utf8_lossy(&self.transcript)
-                    );
-                }
-            }
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        self.mark = self.transcript.len();
-        self.stdin.write_all(line.as_bytes()).unwrap();
-        self.stdin.write_all(b"\n").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) {
-        drop(self.stdin);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(chunk) = self.rx.try_recv() {
-                    self.transcript.extend(chunk);
-                }
-                assert!(
-                    status.success(),
-                    "ktutil exited with {status}; transcript:\n{}",
-                    String::from_utf8_lossy(&self.transcript)
-                );
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "ktutil did not exit; transcript:\n{}",
-                    String::from_utf8_lossy(&self.transcript)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 const PROMPT: &str = "ktutil:";
 
 /// (b) Keys entered into MIT ktutil and written with `wkt` come back from
@@ -339,7 +201,7 @@ fn our_reader_reads_mit_ktutil_keytab() {
         ("alice@EXAMPLE.COM", 7, "aes256-cts-hmac-sha384-192", &k3),
     ];
 
-    let mut pty = Pty::spawn(&ktutil, &dir);
+    let mut pty = Pty::spawn(&ktutil, |c| isolated(c, &dir));
     pty.expect(PROMPT);
     for (name, kvno, etype, k) in adds {
         pty.send(&format!("addent -key -p {name} -k {kvno} -e {etype}"));
@@ -382,7 +244,7 @@ fn mit_ktutil_rewrites_our_keytab_unchanged() {
     let kt = our_keytab();
     kt.write_file(&ours).unwrap();
 
-    let mut pty = Pty::spawn(&ktutil, &dir);
+    let mut pty = Pty::spawn(&ktutil, |c| isolated(c, &dir));
     pty.expect(PROMPT);
     pty.send(&format!("rkt {}", ours.display()));
     pty.expect(PROMPT);

@@ -15,13 +15,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Full path of `tool`, or a panic saying which package provides it.
 pub fn require_tool(tool: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")]) {
+    for dir in
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+    {
         let p = dir.join(tool);
         if p.is_file() {
             return p;
         }
     }
-    panic!("`{tool}` not found: this test needs it; install it with `apt-get install -y {package}` (or run `bash .ci/run`)");
+    panic!(
+        "`{tool}` not found: this test needs it; install it with `apt-get install -y {package}` (or run `bash .ci/run`)"
+    );
 }
 
 /// A directory removed on drop.

@@ -1,0 +1,192 @@
+//! A `pktc-kdc` dev realm served by a separate process, for tests that talk
+//! to the KDC over real sockets.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::TempDir;
+
+pub struct DevKdc {
+    pub dir: TempDir,
+    pub manifest: serde_json::Value,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    binary: PathBuf,
+}
+
+impl DevKdc {
+    /// Creates a dev realm with `pktc-kdc dev --init-only --port 0` and serves it.
+    pub fn start(binary: &Path) -> DevKdc {
+        DevKdc::start_with(binary, |_| {})
+    }
+
+    /// As [`DevKdc::start`], letting the test edit config.toml before serving.
+    pub fn start_with(binary: &Path, edit_config: impl FnOnce(&mut String)) -> DevKdc {
+        let dir = TempDir::new("devkdc");
+        let realm_dir = dir.path("realm");
+        let out = Command::new(binary)
+            .args(["dev", "--init-only", "--port", "0", "--dir"])
+            .arg(&realm_dir)
+            .output()
+            .expect("running pktc-kdc dev --init-only");
+        assert!(
+            out.status.success(),
+            "pktc-kdc dev --init-only failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cfg_path = realm_dir.join("config.toml");
+        let mut cfg = std::fs::read_to_string(&cfg_path).expect("config.toml");
+        edit_config(&mut cfg);
+        std::fs::write(&cfg_path, cfg).expect("write config.toml");
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(realm_dir.join("dev-realm.json")).expect("manifest"),
+        )
+        .expect("manifest JSON");
+        let addr: SocketAddr = manifest["kdc"]
+            .as_str()
+            .expect("kdc")
+            .parse()
+            .expect("kdc addr");
+        let mut kdc = DevKdc {
+            dir,
+            manifest,
+            addr,
+            child: None,
+            binary: binary.to_path_buf(),
+        };
+        kdc.spawn();
+        kdc
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path("kdc.log")).expect("kdc.log");
+        let child = Command::new(&self.binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(self.realm_path("config.toml"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning pktc-kdc serve");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("pktc-kdc exited early ({status}); log:\n{}", self.log());
+            }
+            if self.log().contains("pktc-kdc serving") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("pktc-kdc did not start in 20 s; log:\n{}", self.log());
+    }
+
+    /// A path inside the realm directory (manifest paths are relative to it).
+    pub fn realm_path(&self, rel: &str) -> PathBuf {
+        self.dir.path("realm").join(rel)
+    }
+
+    /// The manifest's string field `key`, e.g. "realm".
+    pub fn get(&self, key: &str) -> String {
+        self.manifest[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("manifest has no {key}"))
+            .to_string()
+    }
+
+    pub fn password(&self) -> (String, String) {
+        let p = &self.manifest["password_principal"];
+        (
+            p["name"].as_str().expect("name").to_string(),
+            p["password"].as_str().expect("password").to_string(),
+        )
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("kdc.log")).unwrap_or_default()
+    }
+
+    /// Audit lines (human format) of the KDC log.
+    pub fn audit_lines(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(" audit: "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// One UDP request/reply, 5 s timeout.
+    pub fn udp(&self, request: &[u8]) -> Vec<u8> {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.send_to(request, self.addr).expect("send");
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = s
+            .recv_from(&mut buf)
+            .expect("no UDP reply from the KDC within 5 s");
+        buf.truncate(n);
+        buf
+    }
+
+    /// One TCP request/reply with the 4-byte length prefix.
+    pub fn tcp(&self, request: &[u8]) -> Vec<u8> {
+        let mut framed = (request.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(request);
+        self.tcp_raw(&framed).expect("no TCP reply from the KDC")
+    }
+
+    /// Sends raw bytes over TCP and reads one length-prefixed reply, if any.
+    pub fn tcp_raw(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(bytes).expect("write");
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).ok()?;
+        let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut reply).ok()?;
+        Some(reply)
+    }
+
+    /// Stops the server (SIGTERM, then kill).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for DevKdc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
