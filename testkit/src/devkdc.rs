@@ -128,6 +128,21 @@ impl DevKdc {
             .collect()
     }
 
+    /// Waits (up to 3 s) for an audit line matching `pred`: the KDC writes
+    /// it just after sending the reply the test has already received.
+    pub fn wait_audit(&self, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            if self.audit_lines().iter().any(|l| pred(l)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// One UDP request/reply, 5 s timeout.
     pub fn udp(&self, request: &[u8]) -> Vec<u8> {
         let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
