@@ -108,14 +108,8 @@ impl Kdc {
             }
         };
 
-        let session_etype = issue::choose_etype(&body.etype, &self.enctypes, |e| {
-            server.etypes().any(|s| s == e)
-        })
-        .or_else(|| issue::choose_etype(&body.etype, &self.enctypes, |_| true))
-        .ok_or_else(|| KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp"))?;
-        let ticket_key = server
-            .strongest()
-            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "server_no_key"))?;
+        let session_etype = issue::session_etype(&body.etype, &self.enctypes, server)?;
+        let ticket_key = issue::ticket_key(server)?;
 
         let limits = Limits {
             max_life: self.max_life,
@@ -140,13 +134,9 @@ impl Kdc {
             caddr: body.addresses.clone(),
             authorization_data: None,
         };
-        let ticket = issue::seal_ticket(&content, ticket_key, &self.realm, sname.clone())?;
-        let part = EncAsRepPart(issue::rep_part(
-            &content,
-            body.nonce,
-            &self.realm,
-            sname.clone(),
-        ));
+        let (ticket, part) =
+            issue::ticket_and_rep_part(&content, ticket_key, &self.realm, sname, body.nonce)?;
+        let part = EncAsRepPart(part);
         let plain = msg::encode("EncASRepPart", &part).map_err(malformed)?;
         let enc_part = issue::seal_rep_part(
             &reply_key.key,

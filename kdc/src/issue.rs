@@ -8,7 +8,7 @@ use krb::msg::{
     TransitedEncoding, asn1, time,
 };
 
-use crate::db::KeyEntry;
+use crate::db::{KeyEntry, PrincipalEntry};
 use crate::kerr::KdcError;
 
 /// Lifetime of a new ticket.
@@ -196,3 +196,41 @@ pub fn choose_etype(
 
 /// Key usage for the AS reply's enc-part.
 pub const AS_REP_USAGE: u32 = usage::AS_REP_ENC_PART;
+
+/// The new ticket's session key type: the first etype in the client's list
+/// that policy permits and the service has a key of; failing that, the
+/// first permitted one (MIT's rule).
+pub fn session_etype(
+    requested: &[i32],
+    permitted: &[EncType],
+    server: &PrincipalEntry,
+) -> Result<EncType, KdcError> {
+    choose_etype(requested, permitted, |e| server.etypes().any(|s| s == e))
+        .or_else(|| choose_etype(requested, permitted, |_| true))
+        .ok_or_else(|| {
+            KdcError::new(krb::msg::consts::err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
+                .text("no requested encryption type is supported")
+        })
+}
+
+/// The service's ticket key: its strongest key of the newest kvno.
+pub fn ticket_key(server: &PrincipalEntry) -> Result<&KeyEntry, KdcError> {
+    server.strongest().ok_or_else(|| {
+        KdcError::new(
+            krb::msg::consts::err::KDC_ERR_S_PRINCIPAL_UNKNOWN,
+            "server_no_key",
+        )
+    })
+}
+
+/// Seals the ticket for `server_key` and builds the matching reply part.
+pub fn ticket_and_rep_part(
+    content: &TicketContent<'_>,
+    server_key: &KeyEntry,
+    realm: &str,
+    sname: &PrincipalName,
+    nonce: u32,
+) -> Result<(Ticket, EncKdcRepPart), KdcError> {
+    let ticket = seal_ticket(content, server_key, realm, sname.clone())?;
+    Ok((ticket, rep_part(content, nonce, realm, sname.clone())))
+}

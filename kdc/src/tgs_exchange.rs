@@ -171,17 +171,8 @@ impl Kdc {
         {
             return Err(KdcError::new(err::KDC_ERR_BADOPTION, "bad_option"));
         }
-        let session_etype = issue::choose_etype(&body.etype, &self.enctypes, |e| {
-            server.etypes().any(|s| s == e)
-        })
-        .or_else(|| issue::choose_etype(&body.etype, &self.enctypes, |_| true))
-        .ok_or_else(|| {
-            KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
-                .text("no requested encryption type is supported")
-        })?;
-        let ticket_key = server
-            .strongest()
-            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "server_no_key"))?;
+        let session_etype = issue::session_etype(&body.etype, &self.enctypes, server)?;
+        let ticket_key = issue::ticket_key(server)?;
 
         let auth_time = time::to_unix(&tgt.auth_time);
         let tgt_renew_till = tgt.renew_till.as_ref().map(time::to_unix);
@@ -257,13 +248,9 @@ impl Kdc {
             caddr: tgt.caddr.clone(),
             authorization_data: authz,
         };
-        let ticket = issue::seal_ticket(&content, ticket_key, &self.realm, sname.clone())?;
-        let part = EncTgsRepPart(issue::rep_part(
-            &content,
-            body.nonce,
-            &self.realm,
-            sname.clone(),
-        ));
+        let (ticket, part) =
+            issue::ticket_and_rep_part(&content, ticket_key, &self.realm, sname, body.nonce)?;
+        let part = EncTgsRepPart(part);
         let plain = msg::encode("EncTGSRepPart", &part).map_err(malformed)?;
         let enc_part = match &auth.subkey {
             Some(_) => issue::seal_rep_part(
