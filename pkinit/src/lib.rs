@@ -2,4 +2,5 @@
 //! pre-RFC form (padata 14/15) that real MTAs send and RFC 4556 (16/17).
 
 pub mod asn1;
+pub mod cms;
 pub mod request;
