@@ -200,6 +200,7 @@ pub fn run(args: &TgsLoadArgs) -> anyhow::Result<()> {
     let tck = clk_tck();
     let kdc_before = kdc_stat.as_deref().map(proc_cpu_ticks).transpose()?;
     let self_before = proc_cpu_ticks("/proc/self/stat")?;
+    let machine_before = machine_ticks();
     let started = Instant::now();
     let mut stats = rt.block_on(phase(
         shared.clone(),
@@ -208,6 +209,7 @@ pub fn run(args: &TgsLoadArgs) -> anyhow::Result<()> {
     ))?;
     let wall = started.elapsed();
     let self_after = proc_cpu_ticks("/proc/self/stat")?;
+    let machine_after = machine_ticks();
     let kdc_after = kdc_stat.as_deref().map(proc_cpu_ticks).transpose()?;
     drop(rt);
 
@@ -219,6 +221,7 @@ pub fn run(args: &TgsLoadArgs) -> anyhow::Result<()> {
         tck,
         kdc_before.zip(kdc_after),
         (self_before, self_after),
+        machine_before.zip(machine_after),
     );
     if args.json {
         println!("{}", serde_json::to_string(&report.json(&stats))?);
@@ -410,6 +413,23 @@ fn proc_cpu_ticks(path: &str) -> anyhow::Result<u64> {
     Ok(field(14)? + field(15)?)
 }
 
+/// (busy, total) clock ticks of all CPUs, from the first line of /proc/stat.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = s
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
 fn clk_tck() -> u64 {
     std::process::Command::new("getconf")
@@ -439,6 +459,8 @@ struct Report {
     client_cpu_ms: f64,
     client_cpu_ms_per_req: Option<f64>,
     client_cores: f64,
+    /// Busy fraction of all CPUs during the phase, whatever ran on them.
+    machine_busy: Option<f64>,
     nproc: usize,
     clk_tck: u64,
     bottleneck: &'static str,
@@ -455,6 +477,7 @@ impl Report {
         tck: u64,
         kdc: Option<(u64, u64)>,
         me: (u64, u64),
+        machine: Option<((u64, u64), (u64, u64))>,
     ) -> Report {
         let wall_s = wall.as_secs_f64();
         let ms = |(a, b): (u64, u64)| b.saturating_sub(a) as f64 * 1000.0 / tck as f64;
@@ -464,10 +487,16 @@ impl Report {
         let client_cores = client_cpu_ms / 1000.0 / wall_s;
         let kdc_cores = kdc_cpu_ms.map(|c| c / 1000.0 / wall_s);
         let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // The client can use at most `threads` cores; both processes share the machine.
+        let machine_busy = machine.and_then(|((b0, t0), (b1, t1))| {
+            (t1 > t0).then(|| b1.saturating_sub(b0) as f64 / (t1 - t0) as f64)
+        });
+        // The client can use at most `threads` cores; the KDC, the client and
+        // anything else running share the machine's CPUs.
         let bottleneck = if client_cores >= 0.9 * args.threads as f64 {
             "client"
-        } else if client_cores + kdc_cores.unwrap_or(0.0) >= 0.9 * nproc as f64 {
+        } else if machine_busy.unwrap_or(0.0) >= 0.9
+            || client_cores + kdc_cores.unwrap_or(0.0) >= 0.9 * nproc as f64
+        {
             "machine"
         } else {
             "none"
@@ -481,6 +510,7 @@ impl Report {
             client_cpu_ms,
             client_cpu_ms_per_req: per(client_cpu_ms),
             client_cores,
+            machine_busy,
             nproc,
             clk_tck: tck,
             bottleneck,
@@ -525,6 +555,7 @@ impl Report {
             "client_cpu_ms": self.client_cpu_ms,
             "client_cpu_ms_per_req": self.client_cpu_ms_per_req,
             "client_cpu_cores": self.client_cores,
+            "machine_cpu_busy": self.machine_busy,
             "clk_tck": self.clk_tck,
             "bottleneck": self.bottleneck,
         })
@@ -568,10 +599,14 @@ impl Report {
             None => s += "  KDC CPU: not measured (no --kdc-pid)\n",
         }
         s += &format!(
-            "  client CPU {:.0} ms = {:.2} cores; {} ms per request; bottleneck: {}\n",
+            "  client CPU {:.0} ms = {:.2} cores; {} ms per request\n",
             self.client_cpu_ms,
             self.client_cores,
             opt(self.client_cpu_ms_per_req, 4),
+        );
+        s += &format!(
+            "  all CPUs busy {}% (every process); bottleneck: {}\n",
+            opt(self.machine_busy.map(|b| b * 100.0), 0),
             self.bottleneck
         );
         s
