@@ -135,9 +135,8 @@ pub fn run(args: &TgsLoadArgs) -> anyhow::Result<()> {
     if args.concurrency == 0 || args.threads == 0 || args.verify_every == 0 {
         bail!("--concurrency, --threads and --verify-every must be at least 1");
     }
-    if !(args.seconds > 0.0 && args.seconds <= 3600.0)
-        || !(0.0..=600.0).contains(&args.warmup_seconds)
-    {
+    let seconds_ok = args.seconds > 0.0 && args.seconds <= 3600.0;
+    if !seconds_ok || !(0.0..=600.0).contains(&args.warmup_seconds) {
         bail!("--seconds must be in (0, 3600] and --warmup-seconds in [0, 600]");
     }
     let manifest = Manifest::load(&args.realm_dir)?;
@@ -373,7 +372,7 @@ async fn worker(shared: Arc<Shared>, deadline: tokio::time::Instant) -> anyhow::
         match reply.first() {
             Some(&TAG_TGS_REP) => {
                 n_replies += 1;
-                if n_replies % shared.verify_every == 0 {
+                if n_replies.is_multiple_of(shared.verify_every) {
                     match client::open_tgs_rep(reply, &shared.tgt, None, nonce) {
                         Ok(c) if c.ticket.sname == shared.sname => {
                             st.verified += 1;
