@@ -1,0 +1,613 @@
+//! `eue-sim tgs-load`: a bounded TGS load generator for benchmarking the KDC.
+//!
+//! Gets a TGT for the dev realm's password principal with one AS exchange
+//! (PA-ENC-TIMESTAMP sent directly, aes256-cts-hmac-sha1-96 first so the
+//! TGT session key is etype 18 as with MIT's defaults), then keeps
+//! `concurrency` fresh TGS-REQs in flight over loopback UDP, each with a new
+//! authenticator (ctime/cusec, random confounder) and a new nonce, so that
+//! neither the KDC's lookaside cache nor its replay cache short-circuits it.
+//!
+//! The run is bounded by time (`--seconds`, plus one request timeout for
+//! the replies still in flight) and by count (`--max-requests`, warm-up
+//! included). Only loopback KDC addresses are accepted.
+//!
+//! With `--kdc-pid`, the KDC's utime+stime from `/proc/PID/stat` is read
+//! before and after the measured phase (after the warm-up) and divided by
+//! the number of successful replies.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use kdc::dev::Manifest;
+use krb::client::{self, Credentials, RequestBody, TgsAuth};
+use krb::crypto::{EncType, Key};
+use krb::msg::{PrincipalName, time};
+use krb::principal::Principal;
+use serde_json::json;
+use tokio::net::UdpSocket;
+
+/// Client etype preference, as MIT 1.20's default: aes256-sha1 first.
+const ETYPES: [EncType; 5] = [
+    EncType::Aes256CtsHmacSha196,
+    EncType::Aes128CtsHmacSha196,
+    EncType::Aes256CtsHmacSha384192,
+    EncType::Aes128CtsHmacSha256128,
+    EncType::Des3CbcSha1Kd,
+];
+
+/// DER tags of the replies we expect.
+const TAG_TGS_REP: u8 = 0x6d;
+const TAG_KRB_ERROR: u8 = 0x7e;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    Udp,
+}
+
+#[derive(Debug, Args)]
+pub struct TgsLoadArgs {
+    /// Dev realm directory (with dev-realm.json), as made by `pktc-kdc dev`.
+    #[arg(long)]
+    pub realm_dir: PathBuf,
+    /// Length of the measured phase, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Warm-up before the measured phase, seconds (not counted).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup_seconds: f64,
+    /// Upper bound on TGS requests sent, warm-up included.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub max_requests: u64,
+    /// Requests kept in flight (one UDP socket each).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Client worker threads building requests and reading replies.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Per-request reply timeout, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub timeout_ms: u64,
+    /// Fully open (decrypt, check nonce) every Nth TGS-REP; the others are
+    /// checked by message tag only. 1 opens every reply.
+    #[arg(long, default_value_t = 100)]
+    pub verify_every: u64,
+    /// PID of the KDC process, to measure its CPU time per request.
+    #[arg(long)]
+    pub kdc_pid: Option<u32>,
+    /// KDC address instead of the manifest's (must be loopback).
+    #[arg(long)]
+    pub kdc: Option<SocketAddr>,
+    #[arg(long, value_enum, default_value_t = Transport::Udp)]
+    pub transport: Transport,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Shared {
+    tgt: Credentials,
+    service: Principal,
+    sname: PrincipalName,
+    kdc: SocketAddr,
+    issued: AtomicU64,
+    max_requests: u64,
+    nonce: AtomicU32,
+    timeout: Duration,
+    verify_every: u64,
+}
+
+#[derive(Default)]
+struct Stats {
+    sent: u64,
+    ok: u64,
+    verified: u64,
+    verify_failures: u64,
+    krb_errors: BTreeMap<i32, u64>,
+    other_replies: u64,
+    timeouts: u64,
+    io_errors: u64,
+    latencies_us: Vec<u32>,
+}
+
+impl Stats {
+    fn merge(&mut self, o: Stats) {
+        self.sent += o.sent;
+        self.ok += o.ok;
+        self.verified += o.verified;
+        self.verify_failures += o.verify_failures;
+        for (k, v) in o.krb_errors {
+            *self.krb_errors.entry(k).or_default() += v;
+        }
+        self.other_replies += o.other_replies;
+        self.timeouts += o.timeouts;
+        self.io_errors += o.io_errors;
+        self.latencies_us.extend(o.latencies_us);
+    }
+}
+
+pub fn run(args: &TgsLoadArgs) -> anyhow::Result<()> {
+    if args.concurrency == 0 || args.threads == 0 || args.verify_every == 0 {
+        bail!("--concurrency, --threads and --verify-every must be at least 1");
+    }
+    let seconds_ok = args.seconds > 0.0 && args.seconds <= 3600.0;
+    if !seconds_ok || !(0.0..=600.0).contains(&args.warmup_seconds) {
+        bail!("--seconds must be in (0, 3600] and --warmup-seconds in [0, 600]");
+    }
+    let manifest = Manifest::load(&args.realm_dir)?;
+    let kdc_addr = match args.kdc {
+        Some(a) => a,
+        None => manifest
+            .kdc
+            .parse()
+            .with_context(|| format!("manifest kdc address {:?}", manifest.kdc))?,
+    };
+    if !kdc_addr.ip().is_loopback() {
+        bail!("refusing to load a non-loopback KDC address {kdc_addr}");
+    }
+    let kdc_stat = args.kdc_pid.map(|p| format!("/proc/{p}/stat"));
+    if let Some(p) = &kdc_stat {
+        proc_cpu_ticks(p).with_context(|| format!("reading {p} (--kdc-pid)"))?;
+    }
+
+    let tgt = get_tgt(&manifest, kdc_addr).context("AS exchange for the TGT")?;
+    let service = Principal::parse(&manifest.service_principal, None)?;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos()
+        ^ std::process::id().rotate_left(16);
+    let shared = Arc::new(Shared {
+        tgt,
+        sname: service.to_rasn()?.0,
+        service,
+        kdc: kdc_addr,
+        issued: AtomicU64::new(0),
+        max_requests: args.max_requests,
+        nonce: AtomicU32::new(seed & 0x7fff_ffff),
+        timeout: Duration::from_millis(args.timeout_ms),
+        verify_every: args.verify_every,
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+
+    if args.warmup_seconds > 0.0 {
+        let warm = rt.block_on(phase(
+            shared.clone(),
+            args.concurrency,
+            Duration::from_secs_f64(args.warmup_seconds),
+        ))?;
+        if warm.ok == 0 {
+            bail!(
+                "no successful TGS reply during warm-up (errors {:?}, timeouts {}, io errors {})",
+                warm.krb_errors,
+                warm.timeouts,
+                warm.io_errors
+            );
+        }
+    }
+
+    let tck = clk_tck();
+    let kdc_before = kdc_stat.as_deref().map(proc_cpu_ticks).transpose()?;
+    let self_before = proc_cpu_ticks("/proc/self/stat")?;
+    let machine_before = machine_ticks();
+    let started = Instant::now();
+    let mut stats = rt.block_on(phase(
+        shared.clone(),
+        args.concurrency,
+        Duration::from_secs_f64(args.seconds),
+    ))?;
+    let wall = started.elapsed();
+    let self_after = proc_cpu_ticks("/proc/self/stat")?;
+    let machine_after = machine_ticks();
+    let kdc_after = kdc_stat.as_deref().map(proc_cpu_ticks).transpose()?;
+    drop(rt);
+
+    stats.latencies_us.sort_unstable();
+    let report = Report::new(
+        args,
+        &stats,
+        wall,
+        tck,
+        kdc_before.zip(kdc_after),
+        (self_before, self_after),
+        machine_before.zip(machine_after),
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&report.json(&stats))?);
+    } else {
+        print!("{}", report.human(&stats));
+    }
+    if stats.ok == 0 {
+        bail!("no successful TGS reply in the measured phase");
+    }
+    Ok(())
+}
+
+/// One AS exchange over UDP with PA-ENC-TIMESTAMP under the aes256-sha1 key.
+fn get_tgt(m: &Manifest, kdc: SocketAddr) -> anyhow::Result<Credentials> {
+    let client_p = Principal::parse(&m.password_principal.name, None)?;
+    let key = Key::from_password(
+        EncType::Aes256CtsHmacSha196,
+        m.password_principal.password.as_bytes(),
+        &client_p.salt(),
+        None,
+    )?;
+    let krbtgt = Principal::krbtgt(&m.realm);
+    let sock = StdUdpSocket::bind(local_any(&kdc))?;
+    sock.connect(kdc)?;
+    sock.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = vec![0u8; 65536];
+    for attempt in 0..3 {
+        let (now, usec) = time::now();
+        let nonce = (now as u32 ^ usec.rotate_left(11) ^ attempt) & 0x7fff_ffff;
+        let body = RequestBody {
+            client: Some(&client_p),
+            server: &krbtgt,
+            etypes: &ETYPES,
+            nonce,
+            till: now + 24 * 3600,
+            rtime: None,
+            options: client::default_options(),
+        };
+        let req = client::as_req(&body, vec![client::enc_timestamp(&key, now, usec)?])?;
+        sock.send(&req)?;
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                let creds = client::open_as_rep(&buf[..n], &key, nonce)?;
+                if creds.session_key.etype() != EncType::Aes256CtsHmacSha196 {
+                    eprintln!(
+                        "eue-sim: note: TGT session key is {}, not aes256-cts-hmac-sha1-96",
+                        creds.session_key.etype().name()
+                    );
+                }
+                return Ok(creds);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e).context(format!("receiving the AS-REP from {kdc}")),
+        }
+    }
+    bail!("no AS-REP from {kdc} after 3 attempts")
+}
+
+fn local_any(peer: &SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+    }
+}
+
+async fn phase(shared: Arc<Shared>, concurrency: usize, len: Duration) -> anyhow::Result<Stats> {
+    let deadline = tokio::time::Instant::now() + len;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        tasks.push(tokio::spawn(worker(shared.clone(), deadline)));
+    }
+    let mut total = Stats::default();
+    for t in tasks {
+        total.merge(t.await.context("load task panicked")??);
+    }
+    Ok(total)
+}
+
+async fn new_socket(kdc: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = UdpSocket::bind(local_any(&kdc)).await?;
+    s.connect(kdc).await?;
+    Ok(s)
+}
+
+async fn worker(shared: Arc<Shared>, deadline: tokio::time::Instant) -> anyhow::Result<Stats> {
+    let mut st = Stats::default();
+    let mut sock = new_socket(shared.kdc).await?;
+    let mut buf = vec![0u8; 65536];
+    let mut n_replies: u64 = 0;
+    while tokio::time::Instant::now() < deadline {
+        if shared.issued.fetch_add(1, Ordering::Relaxed) >= shared.max_requests {
+            break;
+        }
+        let nonce = shared.nonce.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
+        let (now, usec) = time::now();
+        let body = RequestBody {
+            client: None,
+            server: &shared.service,
+            etypes: &ETYPES,
+            nonce,
+            till: now + 8 * 3600,
+            rtime: None,
+            options: client::default_options(),
+        };
+        let req = client::tgs_req(
+            &shared.tgt,
+            &body,
+            &TgsAuth {
+                now,
+                usec,
+                subkey: None,
+            },
+        )?;
+        let sent_at = Instant::now();
+        if let Err(e) = sock.send(&req).await {
+            st.io_errors += 1;
+            if st.io_errors == 1 {
+                eprintln!("eue-sim: send: {e}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        st.sent += 1;
+        let n = match tokio::time::timeout(shared.timeout, sock.recv(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => {
+                // Typically ECONNREFUSED: nothing listens. Back off a little.
+                st.io_errors += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            Err(_) => {
+                st.timeouts += 1;
+                // A late reply must not be taken for the next request's.
+                sock = new_socket(shared.kdc).await?;
+                continue;
+            }
+        };
+        let lat = sent_at.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        st.latencies_us.push(lat);
+        let reply = &buf[..n];
+        match reply.first() {
+            Some(&TAG_TGS_REP) => {
+                n_replies += 1;
+                if n_replies.is_multiple_of(shared.verify_every) {
+                    match client::open_tgs_rep(reply, &shared.tgt, None, nonce) {
+                        Ok(c) if c.ticket.sname == shared.sname => {
+                            st.verified += 1;
+                            st.ok += 1;
+                        }
+                        Ok(_) | Err(_) => st.verify_failures += 1,
+                    }
+                } else {
+                    st.ok += 1;
+                }
+            }
+            Some(&TAG_KRB_ERROR) => match client::krb_error(reply) {
+                Some(e) => *st.krb_errors.entry(e.error_code).or_default() += 1,
+                None => st.other_replies += 1,
+            },
+            _ => st.other_replies += 1,
+        }
+    }
+    Ok(st)
+}
+
+/// utime + stime of a process, in clock ticks, from a /proc/.../stat file.
+fn proc_cpu_ticks(path: &str) -> anyhow::Result<u64> {
+    let s = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    // Fields after the parenthesised comm (which may contain spaces):
+    // state(3) ... utime(14) stime(15).
+    let rest = s
+        .rfind(')')
+        .map(|i| &s[i + 1..])
+        .with_context(|| format!("parsing {path}"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> anyhow::Result<u64> {
+        f.get(n - 3)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("parsing field {n} of {path}"))
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+/// (busy, total) clock ticks of all CPUs, from the first line of /proc/stat.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = s
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
+fn clk_tck() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(100)
+}
+
+fn percentile(sorted: &[u32], q: f64) -> Option<u32> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(sorted[i])
+}
+
+struct Report {
+    wall_s: f64,
+    req_per_s: f64,
+    kdc_cpu_ms: Option<f64>,
+    kdc_cpu_ms_per_req: Option<f64>,
+    kdc_cores: Option<f64>,
+    client_cpu_ms: f64,
+    client_cpu_ms_per_req: Option<f64>,
+    client_cores: f64,
+    /// Busy fraction of all CPUs during the phase, whatever ran on them.
+    machine_busy: Option<f64>,
+    nproc: usize,
+    clk_tck: u64,
+    bottleneck: &'static str,
+    concurrency: usize,
+    threads: usize,
+    kdc_pid: Option<u32>,
+}
+
+impl Report {
+    fn new(
+        args: &TgsLoadArgs,
+        st: &Stats,
+        wall: Duration,
+        tck: u64,
+        kdc: Option<(u64, u64)>,
+        me: (u64, u64),
+        machine: Option<((u64, u64), (u64, u64))>,
+    ) -> Report {
+        let wall_s = wall.as_secs_f64();
+        let ms = |(a, b): (u64, u64)| b.saturating_sub(a) as f64 * 1000.0 / tck as f64;
+        let per = |cpu: f64| (st.ok > 0).then(|| cpu / st.ok as f64);
+        let kdc_cpu_ms = kdc.map(ms);
+        let client_cpu_ms = ms(me);
+        let client_cores = client_cpu_ms / 1000.0 / wall_s;
+        let kdc_cores = kdc_cpu_ms.map(|c| c / 1000.0 / wall_s);
+        let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let machine_busy = machine.and_then(|((b0, t0), (b1, t1))| {
+            (t1 > t0).then(|| b1.saturating_sub(b0) as f64 / (t1 - t0) as f64)
+        });
+        // The client can use at most `threads` cores; the KDC, the client and
+        // anything else running share the machine's CPUs.
+        let bottleneck = if client_cores >= 0.9 * args.threads as f64 {
+            "client"
+        } else if machine_busy.unwrap_or(0.0) >= 0.9
+            || client_cores + kdc_cores.unwrap_or(0.0) >= 0.9 * nproc as f64
+        {
+            "machine"
+        } else {
+            "none"
+        };
+        Report {
+            wall_s,
+            req_per_s: st.ok as f64 / wall_s,
+            kdc_cpu_ms,
+            kdc_cpu_ms_per_req: kdc_cpu_ms.and_then(per),
+            kdc_cores,
+            client_cpu_ms,
+            client_cpu_ms_per_req: per(client_cpu_ms),
+            client_cores,
+            machine_busy,
+            nproc,
+            clk_tck: tck,
+            bottleneck,
+            concurrency: args.concurrency,
+            threads: args.threads,
+            kdc_pid: args.kdc_pid,
+        }
+    }
+
+    fn json(&self, st: &Stats) -> serde_json::Value {
+        let l = &st.latencies_us;
+        let errors: BTreeMap<String, u64> = st
+            .krb_errors
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        json!({
+            "transport": "udp",
+            "concurrency": self.concurrency,
+            "client_threads": self.threads,
+            "nproc": self.nproc,
+            "seconds": self.wall_s,
+            "sent": st.sent,
+            "ok": st.ok,
+            "verified": st.verified,
+            "verify_failures": st.verify_failures,
+            "krb_errors": errors,
+            "other_replies": st.other_replies,
+            "timeouts": st.timeouts,
+            "io_errors": st.io_errors,
+            "req_per_s": self.req_per_s,
+            "latency_us": {
+                "p50": percentile(l, 0.50),
+                "p90": percentile(l, 0.90),
+                "p99": percentile(l, 0.99),
+                "max": l.last(),
+            },
+            "kdc_pid": self.kdc_pid,
+            "kdc_cpu_ms": self.kdc_cpu_ms,
+            "kdc_cpu_ms_per_req": self.kdc_cpu_ms_per_req,
+            "kdc_cpu_cores": self.kdc_cores,
+            "client_cpu_ms": self.client_cpu_ms,
+            "client_cpu_ms_per_req": self.client_cpu_ms_per_req,
+            "client_cpu_cores": self.client_cores,
+            "machine_cpu_busy": self.machine_busy,
+            "clk_tck": self.clk_tck,
+            "bottleneck": self.bottleneck,
+        })
+    }
+
+    fn human(&self, st: &Stats) -> String {
+        let l = &st.latencies_us;
+        let us = |q| percentile(l, q).map_or("-".to_string(), |v| format!("{v} µs"));
+        let opt =
+            |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
+        let mut s = String::new();
+        s += &format!(
+            "tgs-load: {:.2} s, concurrency {}, {} client thread(s), {} CPU(s), UDP loopback\n",
+            self.wall_s, self.concurrency, self.threads, self.nproc
+        );
+        s += &format!(
+            "  requests sent {}, TGS-REP ok {} ({} fully opened, {} failed to open)\n",
+            st.sent, st.ok, st.verified, st.verify_failures
+        );
+        s += &format!(
+            "  KRB-ERRORs {:?}, other replies {}, timeouts {}, io errors {}\n",
+            st.krb_errors, st.other_replies, st.timeouts, st.io_errors
+        );
+        s += &format!("  throughput {:.0} req/s\n", self.req_per_s);
+        s += &format!(
+            "  latency p50 {}, p90 {}, p99 {}, max {}\n",
+            us(0.50),
+            us(0.90),
+            us(0.99),
+            l.last().map_or("-".to_string(), |v| format!("{v} µs"))
+        );
+        match self.kdc_pid {
+            Some(pid) => {
+                s += &format!(
+                    "  KDC pid {pid}: CPU {} ms = {} cores; {} ms CPU per TGS request\n",
+                    opt(self.kdc_cpu_ms, 0),
+                    opt(self.kdc_cores, 2),
+                    opt(self.kdc_cpu_ms_per_req, 4)
+                );
+            }
+            None => s += "  KDC CPU: not measured (no --kdc-pid)\n",
+        }
+        s += &format!(
+            "  client CPU {:.0} ms = {:.2} cores; {} ms per request\n",
+            self.client_cpu_ms,
+            self.client_cores,
+            opt(self.client_cpu_ms_per_req, 4),
+        );
+        s += &format!(
+            "  all CPUs busy {}% (every process); bottleneck: {}\n",
+            opt(self.machine_busy.map(|b| b * 100.0), 0),
+            self.bottleneck
+        );
+        s
+    }
+}
