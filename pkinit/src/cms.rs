@@ -70,9 +70,9 @@ pub fn verify_signed(content_info: &[u8]) -> Result<SignedContent, CmsError> {
         let CertificateChoices::Certificate(cert) = c else {
             continue;
         };
-        let der = rasn::der::encode(&*cert).map_err(malformed)?;
+        let der = rasn::der::encode(cert.as_ref()).map_err(malformed)?;
         let x = X509::from_der(&der)?;
-        if signer.is_none() && is_signer(&signer_info.sid, &cert) {
+        if signer.is_none() && is_signer(&signer_info.sid, cert) {
             signer = Some(x.clone());
         }
         certificates.push(x);
