@@ -43,14 +43,14 @@ impl Kdc {
             .ok_or_else(|| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "no_cname"))?;
         let client_p = Principal::from_rasn(cname, &body.realm)
             .map_err(|_| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "bad_cname"))?;
-        outcome.client = Some(client_p.to_string());
+        outcome.set_client(&client_p);
         let sname = body
             .sname
             .as_ref()
             .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
         let server_p = Principal::from_rasn(sname, &body.realm)
             .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
-        outcome.server = Some(server_p.to_string());
+        outcome.set_server(&server_p);
 
         let options = Flags::from_bits(&body.kdc_options.0);
         if options.has(bit::POSTDATED) || options.has(bit::ALLOW_POSTDATE) {

@@ -56,9 +56,9 @@ impl PrincipalEntry {
     }
 }
 
-/// All keyed principals of the realm.
+/// All keyed principals of the realm, keyed by name components.
 pub struct PrincipalDb {
-    entries: HashMap<String, PrincipalEntry>,
+    entries: HashMap<Vec<String>, PrincipalEntry>,
 }
 
 fn strength(e: EncType) -> usize {
@@ -76,7 +76,7 @@ impl PrincipalDb {
         realm: &str,
         permitted: &[EncType],
     ) -> Result<(PrincipalDb, usize), krb::crypto::CryptoError> {
-        let mut entries: HashMap<String, PrincipalEntry> = HashMap::new();
+        let mut entries: HashMap<Vec<String>, PrincipalEntry> = HashMap::new();
         let mut skipped = 0;
         for e in &keytab.entries {
             let Some(etype) = EncType::from_i32(e.enctype) else {
@@ -93,11 +93,12 @@ impl PrincipalDb {
                 ticket_key: key.usage(usage::TICKET),
                 key,
             };
-            let name = e.principal.name_without_realm();
-            let pe = entries.entry(name).or_insert_with(|| PrincipalEntry {
-                principal: e.principal.clone(),
-                keys: Vec::new(),
-            });
+            let pe = entries
+                .entry(e.principal.components.clone())
+                .or_insert_with(|| PrincipalEntry {
+                    principal: e.principal.clone(),
+                    keys: Vec::new(),
+                });
             // A keytab may list the same kvno/etype twice; the last one wins, as in MIT.
             pe.keys
                 .retain(|k| !(k.kvno == entry.kvno && k.key.etype() == etype));
@@ -115,8 +116,7 @@ impl PrincipalDb {
 
     /// Looks up a principal of our realm by its components.
     pub fn get(&self, components: &[String]) -> Option<&PrincipalEntry> {
-        let probe = Principal::new(0, components.to_vec(), "");
-        self.entries.get(&probe.name_without_realm())
+        self.entries.get(components)
     }
 
     pub fn len(&self) -> usize {
@@ -127,7 +127,7 @@ impl PrincipalDb {
         self.entries.is_empty()
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
+    pub fn principals(&self) -> impl Iterator<Item = &Principal> {
+        self.entries.values().map(|e| &e.principal)
     }
 }

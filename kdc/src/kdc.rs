@@ -41,6 +41,22 @@ pub struct Outcome {
     pub client: Option<String>,
     pub server: Option<String>,
     pub lookaside_hit: bool,
+    /// Whether the audit log is on (names are recorded only then).
+    pub audit: bool,
+}
+
+impl Outcome {
+    pub fn set_client(&mut self, p: &krb::principal::Principal) {
+        if self.audit {
+            self.client = Some(p.to_string());
+        }
+    }
+
+    pub fn set_server(&mut self, p: &krb::principal::Principal) {
+        if self.audit {
+            self.server = Some(p.to_string());
+        }
+    }
 }
 
 pub struct Handled {
@@ -93,7 +109,8 @@ impl Kdc {
     /// Answers one request. Never panics on input; every refusal becomes a
     /// KRB-ERROR with its code and a reason in the outcome.
     pub fn handle(&self, request: &[u8], source: SocketAddr) -> Handled {
-        if let Some(reply) = self.lookaside.get(request) {
+        let digest = self.lookaside.digest(request);
+        if let Some(reply) = self.lookaside.get(&digest) {
             return Handled {
                 reply,
                 outcome: Outcome {
@@ -107,6 +124,8 @@ impl Kdc {
         let mut outcome = Outcome {
             exchange: exchange_name(request),
             reason: "ok",
+            // Principal names are formatted only for an audit line that will be written.
+            audit: tracing::enabled!(target: "audit", tracing::Level::INFO),
             ..Outcome::default()
         };
         let mut ctx = ErrorContext::default();
@@ -129,7 +148,7 @@ impl Kdc {
                 krb_error(&self.realm, &e, &ctx).into()
             }
         };
-        self.lookaside.insert(request, reply.clone());
+        self.lookaside.insert(digest, reply.clone());
         Handled { reply, outcome }
     }
 

@@ -2,28 +2,37 @@
 //! answered gets the same reply without redoing the work (and without the
 //! replay cache refusing the client's own retry).
 //!
-//! Bounded by total bytes and by age; oldest entries go first.
+//! Requests are identified by a 128-bit keyed digest (two SipHash keys
+//! drawn at start-up): an attacker who cannot see the keys cannot make two
+//! requests collide, and we need not keep a copy of each request. Bounded
+//! by total bytes and by age; oldest entries go first.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Identity of a request's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequestDigest(u64, u64);
+
+/// Bookkeeping bytes counted per entry besides the reply.
+const ENTRY_OVERHEAD: usize = 64;
+
 struct Entry {
     at: Instant,
-    request: Box<[u8]>,
     reply: Arc<[u8]>,
 }
 
 struct Inner {
-    map: HashMap<u64, Entry>,
-    order: VecDeque<(u64, Instant)>,
+    map: HashMap<RequestDigest, Entry>,
+    order: VecDeque<(RequestDigest, Instant)>,
     bytes: usize,
 }
 
 pub struct Lookaside {
     inner: Mutex<Inner>,
-    hasher: std::collections::hash_map::RandomState,
+    keys: (RandomState, RandomState),
     ttl: Duration,
     max_bytes: usize,
 }
@@ -36,7 +45,7 @@ impl Lookaside {
                 order: VecDeque::new(),
                 bytes: 0,
             }),
-            hasher: Default::default(),
+            keys: (RandomState::new(), RandomState::new()),
             ttl,
             max_bytes,
         }
@@ -48,47 +57,42 @@ impl Lookaside {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, request: &[u8]) -> Option<Arc<[u8]>> {
+    pub fn digest(&self, request: &[u8]) -> RequestDigest {
+        RequestDigest(self.keys.0.hash_one(request), self.keys.1.hash_one(request))
+    }
+
+    pub fn get(&self, d: &RequestDigest) -> Option<Arc<[u8]>> {
         if self.max_bytes == 0 {
             return None;
         }
-        let h = self.hasher.hash_one(request);
         let inner = self.lock();
-        let e = inner.map.get(&h)?;
-        (e.at.elapsed() < self.ttl && *e.request == *request).then(|| e.reply.clone())
+        let e = inner.map.get(d)?;
+        (e.at.elapsed() < self.ttl).then(|| e.reply.clone())
     }
 
-    pub fn insert(&self, request: &[u8], reply: Arc<[u8]>) {
-        let size = request.len() + reply.len();
+    pub fn insert(&self, d: RequestDigest, reply: Arc<[u8]>) {
+        let size = reply.len() + ENTRY_OVERHEAD;
         if size > self.max_bytes / 4 {
             return;
         }
-        let h = self.hasher.hash_one(request);
         let now = Instant::now();
         let mut inner = self.lock();
-        while let Some(&(oh, at)) = inner.order.front() {
+        while let Some(&(old, at)) = inner.order.front() {
             if now.duration_since(at) < self.ttl && inner.bytes + size <= self.max_bytes {
                 break;
             }
             inner.order.pop_front();
-            if inner.map.get(&oh).is_some_and(|e| e.at == at)
-                && let Some(e) = inner.map.remove(&oh)
+            if inner.map.get(&old).is_some_and(|e| e.at == at)
+                && let Some(e) = inner.map.remove(&old)
             {
-                inner.bytes -= e.request.len() + e.reply.len();
+                inner.bytes -= e.reply.len() + ENTRY_OVERHEAD;
             }
         }
-        if let Some(old) = inner.map.insert(
-            h,
-            Entry {
-                at: now,
-                request: request.into(),
-                reply,
-            },
-        ) {
-            inner.bytes -= old.request.len() + old.reply.len();
+        if let Some(old) = inner.map.insert(d, Entry { at: now, reply }) {
+            inner.bytes -= old.reply.len() + ENTRY_OVERHEAD;
         }
         inner.bytes += size;
-        inner.order.push_back((h, now));
+        inner.order.push_back((d, now));
     }
 
     /// (entries, bytes) for metrics and tests.
@@ -104,18 +108,20 @@ mod tests {
 
     #[test]
     fn hit_miss_expiry_and_bound() {
-        let c = Lookaside::new(Duration::from_millis(50), 4096);
-        c.insert(b"req-1", Arc::from(&b"rep-1"[..]));
-        assert_eq!(&*c.get(b"req-1").unwrap(), b"rep-1");
-        assert!(c.get(b"req-2").is_none());
+        let c = Lookaside::new(Duration::from_millis(50), 8192);
+        let d1 = c.digest(b"req-1");
+        c.insert(d1, Arc::from(&b"rep-1"[..]));
+        assert_eq!(&*c.get(&c.digest(b"req-1")).unwrap(), b"rep-1");
+        assert!(c.get(&c.digest(b"req-2")).is_none());
+        assert_ne!(c.digest(b"req-1"), c.digest(b"req-2"));
         std::thread::sleep(Duration::from_millis(60));
-        assert!(c.get(b"req-1").is_none());
+        assert!(c.get(&d1).is_none());
         for i in 0..1000u32 {
-            c.insert(&i.to_be_bytes(), Arc::from(&[0u8; 100][..]));
+            c.insert(c.digest(&i.to_be_bytes()), Arc::from(&[0u8; 100][..]));
         }
         let (n, bytes) = c.size();
-        assert!(bytes <= 4096, "{bytes}");
+        assert!(bytes <= 8192, "{bytes}");
         assert!(n < 1000);
-        assert!(c.get(&999u32.to_be_bytes()).is_some());
+        assert!(c.get(&c.digest(&999u32.to_be_bytes())).is_some());
     }
 }

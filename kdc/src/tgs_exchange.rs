@@ -91,7 +91,7 @@ impl Kdc {
         ctx.cname = Some((tgt.cname.clone(), tgt.crealm.clone()));
         let client_p = Principal::from_rasn(&tgt.cname, &tgt.crealm)
             .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_malformed"))?;
-        outcome.client = Some(client_p.to_string());
+        outcome.set_client(&client_p);
 
         let session_etype = EncType::from_i32(tgt.key.r#type)
             .ok_or_else(|| ap_err(err::KDC_ERR_ETYPE_NOSUPP, "session_etype_nosupp"))?;
@@ -159,7 +159,7 @@ impl Kdc {
             .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
         let server_p = Principal::from_rasn(sname, &body.realm)
             .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
-        outcome.server = Some(server_p.to_string());
+        outcome.set_server(&server_p);
         let server = self.db.get(&server_p.components).ok_or_else(|| {
             KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "unknown_server")
                 .text("server not found in Kerberos database")

@@ -209,6 +209,11 @@ impl Key {
 
     /// Derives Ke, Ki and Kc for `usage` once, for reuse on hot paths.
     pub fn usage(&self, usage: u32) -> UsageKey {
+        self.derive_usage(usage, true)
+    }
+
+    /// Ke and Ki, plus Kc when `with_kc`: one-shot encryption needs no Kc.
+    fn derive_usage(&self, usage: u32, with_kc: bool) -> UsageKey {
         let mut uk = UsageKey {
             inner: match self.etype {
                 EncType::Aes128CtsHmacSha196 => Inner::AesSha1_128 {
@@ -242,18 +247,20 @@ impl Key {
         let (ke, ki, kc) = uk.inner.parts_mut();
         base.derive(usage, TAG_KE, ke);
         base.derive(usage, TAG_KI, ki);
-        base.derive(usage, TAG_KC, kc);
+        if with_kc {
+            base.derive(usage, TAG_KC, kc);
+        }
         uk
     }
 
     /// Encrypts with a random confounder (derives the usage keys first).
     pub fn encrypt(&self, usage: u32, plaintext: &[u8]) -> Vec<u8> {
-        self.usage(usage).encrypt(plaintext)
+        self.derive_usage(usage, false).encrypt(plaintext)
     }
 
     /// Decrypts and checks integrity (derives the usage keys first).
     pub fn decrypt(&self, usage: u32, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.usage(usage).decrypt(ciphertext)
+        self.derive_usage(usage, false).decrypt(ciphertext)
     }
 
     fn kc(&self, usage: u32) -> Zeroizing<[u8; 32]> {

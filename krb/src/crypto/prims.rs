@@ -62,7 +62,28 @@ pub(crate) fn prefix<const N: usize>(src: &[u8]) -> Zeroizing<[u8; N]> {
     out
 }
 
+/// Bytes of OS randomness fetched per system call by [`random_bytes`].
+const POOL_SIZE: usize = 4096;
+
+struct Pool {
+    bytes: Zeroizing<[u8; POOL_SIZE]>,
+    /// Bytes before this index have been handed out (and zeroed).
+    used: usize,
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<Pool> = std::cell::RefCell::new(Pool {
+        bytes: Zeroizing::new([0u8; POOL_SIZE]),
+        used: POOL_SIZE,
+    });
+}
+
 /// Fills `buf` from the operating system's random source.
+///
+/// Every session key and confounder needs fresh randomness; one getrandom
+/// call per 4 KiB instead of per value keeps the syscall off the per-request
+/// path. The bytes are the OS generator's own output, each handed out once
+/// and zeroed in the pool as it goes.
 ///
 /// # Panics
 ///
@@ -70,5 +91,40 @@ pub(crate) fn prefix<const N: usize>(src: &[u8]) -> Zeroizing<[u8; N]> {
 /// (continuing would mean predictable keys or confounders).
 pub(crate) fn random_bytes(buf: &mut [u8]) {
     #[allow(clippy::expect_used)]
-    getrandom::fill(buf).expect("OS random number generator failed");
+    if buf.len() > POOL_SIZE / 4 {
+        getrandom::fill(buf).expect("OS random number generator failed");
+        return;
+    }
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if POOL_SIZE - pool.used < buf.len() {
+            #[allow(clippy::expect_used)]
+            getrandom::fill(&mut pool.bytes[..]).expect("OS random number generator failed");
+            pool.used = 0;
+        }
+        let start = pool.used;
+        let end = start + buf.len();
+        buf.copy_from_slice(&pool.bytes[start..end]);
+        pool.bytes[start..end].fill(0);
+        pool.used = end;
+    });
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::random_bytes;
+
+    #[test]
+    fn pool_hands_out_fresh_bytes_across_refills() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            let mut b = [0u8; 16];
+            random_bytes(&mut b);
+            assert_ne!(b, [0u8; 16]);
+            assert!(seen.insert(b), "repeated random block");
+        }
+        let mut big = vec![0u8; 8192];
+        random_bytes(&mut big);
+        assert!(big.iter().any(|b| *b != 0));
+    }
 }
