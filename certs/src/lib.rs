@@ -24,3 +24,7 @@ pub use pki::{
     device_cert, kdc_cert, local_system_ca, manufacturer_ca, mta_root, sp_ca, sp_root,
     tls_server_cert,
 };
+pub use store::{
+    ChainError, CrlPolicy, EntryKind, LoadError, TrustEntry, TrustStore, TrustStoreHandle,
+    VerifiedChain,
+};
