@@ -14,21 +14,17 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, CrlNumber, ExtendedKeyUsage, KeyUsage,
-    SubjectAlternativeName, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
 };
-use openssl::x509::{
-    X509, X509Builder, X509Crl, X509CrlBuilder, X509Extension, X509NameBuilder, X509Ref,
-    X509RevokedBuilder,
-};
-use rasn::prelude::*;
+use openssl::x509::{X509, X509Builder, X509NameBuilder};
 
 use crate::mac::format_mac;
 
@@ -36,8 +32,6 @@ use crate::mac::format_mac;
 pub const OID_PKINIT_SAN: &str = "1.3.6.1.5.2.2";
 /// id-pkinit-KPKdc (RFC 4556): the KDC extended key usage.
 pub const OID_PKINIT_KP_KDC: &str = "1.3.6.1.5.2.3.5";
-/// NT-SRV-INST, the name type of `krbtgt/REALM`.
-pub const NT_SRV_INST: i32 = 2;
 
 const DAY: i64 = 86_400;
 
@@ -352,125 +346,6 @@ pub fn tls_server_cert(
 }
 
 // ---------------------------------------------------------------------------
-// KRB5PrincipalName (RFC 4556 §3.2.2) for the id-pkinit-san otherName
-
-/// `KRB5PrincipalName ::= SEQUENCE { realm [0] Realm, principalName [1] PrincipalName }`
-#[derive(AsnType, Encode, Decode, Debug, Clone, PartialEq, Eq)]
-pub struct Krb5PrincipalName {
-    #[rasn(tag(explicit(0)))]
-    pub realm: GeneralString,
-    #[rasn(tag(explicit(1)))]
-    pub principal_name: PrincipalName,
-}
-
-/// `PrincipalName ::= SEQUENCE { name-type [0] Int32, name-string [1] SEQUENCE OF KerberosString }`
-#[derive(AsnType, Encode, Decode, Debug, Clone, PartialEq, Eq)]
-pub struct PrincipalName {
-    #[rasn(tag(explicit(0)))]
-    pub name_type: i32,
-    #[rasn(tag(explicit(1)))]
-    pub name_string: Vec<GeneralString>,
-}
-
-fn general_string(s: &str) -> Result<GeneralString, PkiError> {
-    GeneralString::from_bytes(s.as_bytes()).map_err(|e| PkiError::Asn1(format!("{s:?}: {e}")))
-}
-
-/// DER of `krbtgt/REALM@REALM` as a KRB5PrincipalName.
-pub fn krbtgt_principal_der(realm: &str) -> Result<Vec<u8>, PkiError> {
-    let name = Krb5PrincipalName {
-        realm: general_string(realm)?,
-        principal_name: PrincipalName {
-            name_type: NT_SRV_INST,
-            name_string: vec![general_string("krbtgt")?, general_string(realm)?],
-        },
-    };
-    rasn::der::encode(&name).map_err(|e| PkiError::Asn1(e.to_string()))
-}
-
-// ---------------------------------------------------------------------------
-// CRLs
-
-/// Times and number of a CRL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CrlSpec {
-    pub this_update: i64,
-    pub next_update: i64,
-    pub number: u64,
-    pub digest: Digest,
-}
-
-impl CrlSpec {
-    /// Issued an hour ago, next update in 30 days.
-    pub fn current() -> Self {
-        let now = crate::time::now();
-        CrlSpec {
-            this_update: now - 3600,
-            next_update: now + 30 * DAY,
-            number: 1,
-            digest: Digest::Sha256,
-        }
-    }
-    /// Issued 60 days ago, next update was due 30 days ago.
-    pub fn expired() -> Self {
-        let now = crate::time::now();
-        CrlSpec {
-            this_update: now - 60 * DAY,
-            next_update: now - 30 * DAY,
-            number: 1,
-            digest: Digest::Sha256,
-        }
-    }
-}
-
-/// A v2 CRL signed by `issuer`, listing `revoked` certificates with their
-/// revocation times (Unix seconds). It carries authorityKeyIdentifier (the
-/// issuer's SKI) and cRLNumber. Serialize with `to_pem()` / `to_der()`.
-pub fn crl(
-    issuer: &Issued,
-    revoked: &[(&X509Ref, i64)],
-    spec: CrlSpec,
-) -> Result<X509Crl, PkiError> {
-    let mut b = X509CrlBuilder::new()?;
-    b.set_issuer_name(issuer.cert.subject_name())?;
-    let (this_update, next_update) = (
-        Asn1Time::from_unix(spec.this_update)?,
-        Asn1Time::from_unix(spec.next_update)?,
-    );
-    b.set_last_update(&this_update)?;
-    b.set_next_update(&next_update)?;
-    for (cert, at) in revoked {
-        let mut r = X509RevokedBuilder::new()?;
-        r.set_serial_number(cert.serial_number())?;
-        let at = Asn1Time::from_unix(*at)?;
-        r.set_revocation_date(&at)?;
-        b.add_revoked(r.build())?;
-    }
-    b.sort()?;
-    b.append_extension(crl_aki(&issuer.cert)?)?;
-    b.append_extension(CrlNumber::new(BigNum::from_dec_str(&spec.number.to_string())?)?.build()?)?;
-    b.sign(&issuer.key, spec.digest.md())?;
-    Ok(b.build()?)
-}
-
-/// authorityKeyIdentifier { keyIdentifier = issuer SKI } built as DER with
-/// rasn-pkix: the openssl crate's AKI builder needs an X509 builder context.
-fn crl_aki(issuer: &X509Ref) -> Result<X509Extension, PkiError> {
-    let ski = issuer
-        .subject_key_id()
-        .ok_or_else(|| PkiError::Asn1("CRL issuer has no subjectKeyIdentifier".into()))?;
-    let aki = rasn_pkix::AuthorityKeyIdentifier {
-        key_identifier: Some(ski.as_slice().to_vec().into()),
-        authority_cert_issuer: None,
-        authority_cert_serial_number: None,
-    };
-    let der = rasn::der::encode(&aki).map_err(|e| PkiError::Asn1(e.to_string()))?;
-    let oid = Asn1Object::from_str("2.5.29.35")?;
-    let value = Asn1OctetString::new_from_bytes(&der)?;
-    Ok(X509Extension::new_from_der(&oid, false, &value)?)
-}
-
-// ---------------------------------------------------------------------------
 // Shared building blocks
 
 fn ca(issuer: Option<&Issued>, spec: CertSpec, pathlen: Option<u32>) -> Result<Issued, PkiError> {
@@ -604,5 +479,9 @@ pub(crate) fn mkdir(path: &Path) -> Result<(), PkiError> {
     })
 }
 
+mod crl;
 mod dev;
+mod principal;
+pub use crl::{CrlSpec, crl};
 pub use dev::{DevPki, DevPkiOptions, dev_pki};
+pub use principal::{Krb5PrincipalName, NT_SRV_INST, PrincipalName, krbtgt_principal_der};

@@ -348,7 +348,7 @@ fn cache_hits_and_still_checks_time() {
     s.verify(&p.short_lived.cert, &[], t + 10).unwrap();
     assert_eq!((s.cache_len(), s.cache_hits()), (1, 1));
     // Presenting a different chain is a different cache entry.
-    s.verify(&p.short_lived.cert, &[p.mfr.cert.clone()], t)
+    s.verify(&p.short_lived.cert, std::slice::from_ref(&p.mfr.cert), t)
         .unwrap();
     assert_eq!((s.cache_len(), s.cache_hits()), (2, 1));
     // After the leaf's notAfter the cached success must not be reused.
@@ -418,6 +418,6 @@ fn x509_store_for_tls() {
     };
     assert_eq!(verify(&p.good), (true, 0));
     assert_eq!(verify(&p.revoked), (false, 23), "X509_V_ERR_CERT_REVOKED");
-    assert_eq!(verify(&p.expired).0, false);
-    assert_eq!(verify(&p.rogue_dev).0, false);
+    assert!(!verify(&p.expired).0);
+    assert!(!verify(&p.rogue_dev).0);
 }

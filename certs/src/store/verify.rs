@@ -181,11 +181,11 @@ impl TrustStore {
         let key = cache_key(leaf, presented).map_err(internal)?;
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(hit) = cache.get(&key) {
-                if (hit.valid_from..=hit.valid_until).contains(&at) {
-                    self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(hit.clone());
-                }
+            if let Some(hit) = cache.get(&key)
+                && (hit.valid_from..=hit.valid_until).contains(&at)
+            {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(hit.clone());
             }
         }
         // Outside the cached window: verify again for the precise error.
