@@ -91,7 +91,10 @@ impl Validity {
     /// The (not_before, not_after) Unix times for a certificate issued at `now`.
     pub fn window(self, now: i64, years: i64) -> (i64, i64) {
         match self {
-            Validity::Normal => (now - DAY, now + years * 365 * DAY),
+            Validity::Normal => (
+                now - DAY,
+                now.saturating_add(years.saturating_mul(365 * DAY)),
+            ),
             Validity::Expired => (now - 730 * DAY, now - 365 * DAY),
             Validity::NotYetValid => (now + 365 * DAY, now + 730 * DAY),
             Validity::Range {

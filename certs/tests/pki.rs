@@ -247,6 +247,15 @@ fn openssl_cli_verifies_device_chain_and_crl() {
     let (ok, text) = openssl(&[&base[..], &["revoked.pem"]].concat(), &dir);
     assert!(ok, "without CRL checking the revoked cert verifies: {text}");
 
+    // -crl_check: the leaf's issuer (manufacturer CA) CRL only.
+    put(&dir, "mfr-crl.pem", &mfr_crl.to_pem().unwrap());
+    let leaf_crl = ["-crl_check", "-CRLfile", "mfr-crl.pem"];
+    let (ok, text) = openssl(&[&base[..], &leaf_crl[..], &["dev.pem"]].concat(), &dir);
+    assert!(ok, "{text}");
+    let (ok, text) = openssl(&[&base[..], &leaf_crl[..], &["revoked.pem"]].concat(), &dir);
+    assert!(!ok && text.contains("certificate revoked"), "{text}");
+
+    // -crl_check_all: every CA in the chain needs its CRL.
     let crl_args = ["-crl_check_all", "-CRLfile", "crls.pem"];
     let (ok, text) = openssl(&[&base[..], &crl_args[..], &["dev.pem"]].concat(), &dir);
     assert!(ok, "{text}");
