@@ -1,0 +1,162 @@
+//! The trust store: CA certificates and CRLs loaded from one directory.
+//!
+//! A [`TrustStore`] is immutable once built. Every file in its directory is
+//! classified by content: a self-signed CA certificate is an anchor, any
+//! other CA certificate an intermediate, a CRL a CRL; anything else (a
+//! private key, a leaf certificate, garbage) fails the whole load with an
+//! error naming the file. [`TrustStoreHandle`] swaps stores atomically
+//! (arc-swap): a request holding an `Arc<TrustStore>` keeps its generation
+//! until it drops it, and a failed reload leaves the current store in place.
+//!
+//! Revocation data changes only with a new generation: a new CRL is picked
+//! up by [`TrustStoreHandle::reload_from_dir`], which also discards the
+//! per-generation verification cache.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
+
+use openssl::x509::store::X509Store;
+use openssl::x509::{X509, X509Crl};
+
+mod handle;
+mod load;
+mod verify;
+
+pub use handle::TrustStoreHandle;
+pub use load::LoadError;
+pub use verify::{ChainError, VerifiedChain};
+
+/// How certificate revocation lists are used when verifying a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CrlPolicy {
+    /// Fail closed (default): every CA that issued a certificate in the
+    /// chain must have a CRL in the store that is current at the
+    /// verification time; otherwise [`ChainError::CrlMissing`] /
+    /// [`ChainError::CrlExpired`].
+    #[default]
+    Require,
+    /// Use a CA's CRL when the store has one (an expired one is still an
+    /// error); CAs without a CRL are not checked.
+    IfPresent,
+    /// No revocation checking.
+    Off,
+}
+
+/// What a file in the trust directory turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Anchor,
+    Intermediate,
+    Crl,
+}
+
+/// One object in the store, for expiry reports (`pktc-kdc certs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustEntry {
+    pub path: PathBuf,
+    pub kind: EntryKind,
+    /// Certificate subject, or CRL issuer, as `C=US, O=…, CN=…`.
+    pub subject: String,
+    /// notAfter of a certificate or nextUpdate of a CRL (Unix seconds;
+    /// `i64::MAX` for a CRL without nextUpdate).
+    pub expires: i64,
+}
+
+/// Upper bound on cached verification results per generation; the cache is
+/// cleared when it is full.
+pub const CACHE_CAPACITY: usize = 4096;
+
+/// An immutable set of anchors, intermediates and CRLs, with the OpenSSL
+/// stores built from them once.
+pub struct TrustStore {
+    dir: PathBuf,
+    generation: u64,
+    loaded_at: SystemTime,
+    policy: CrlPolicy,
+    anchors: Vec<X509>,
+    intermediates: Vec<X509>,
+    crls: Vec<X509Crl>,
+    entries: Vec<TrustEntry>,
+    /// For [`TrustStore::verify`]: anchors only, purpose ANY, auth level 0,
+    /// no time checks (done by us at the requested time), CRL_CHECK_ALL
+    /// under [`CrlPolicy::Require`].
+    verify_store: X509Store,
+    /// For TLS peers: anchors + intermediates + CRLs, OpenSSL defaults.
+    tls_store: X509Store,
+    cache: Mutex<HashMap<CacheKey, VerifiedChain>>,
+    cache_hits: AtomicU64,
+}
+
+type CacheKey = ([u8; 32], [u8; 32]);
+
+impl std::fmt::Debug for TrustStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustStore")
+            .field("dir", &self.dir)
+            .field("generation", &self.generation)
+            .field("policy", &self.policy)
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrustStore {
+    /// Loads `dir` as generation 1.
+    pub fn load_dir(dir: &Path, policy: CrlPolicy) -> Result<TrustStore, LoadError> {
+        load::load(dir, policy, 1)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+    pub fn policy(&self) -> CrlPolicy {
+        self.policy
+    }
+    pub fn anchors(&self) -> &[X509] {
+        &self.anchors
+    }
+    pub fn intermediates(&self) -> &[X509] {
+        &self.intermediates
+    }
+    pub fn crls(&self) -> &[X509Crl] {
+        &self.crls
+    }
+    /// Every loaded object with its expiry, in file-name order.
+    pub fn entries(&self) -> &[TrustEntry] {
+        &self.entries
+    }
+
+    /// An OpenSSL store for TLS client-certificate verification (the
+    /// certificate-bootstrapping endpoint): anchors and intermediates as
+    /// trusted certificates (OpenSSL still requires the chain to end at a
+    /// self-signed anchor), the CRLs, and `CRL_CHECK | CRL_CHECK_ALL` under
+    /// [`CrlPolicy::Require`]. OpenSSL has no "if present" mode, so under
+    /// [`CrlPolicy::IfPresent`] TLS peers get no CRL check from this store;
+    /// call [`TrustStore::verify`] on the peer certificate after the
+    /// handshake. Time is checked against the clock; the security level of
+    /// the `SslContext` decides whether SHA-1 / RSA-1024 peers pass
+    /// (`@SECLEVEL=0` for legacy MTAs). `X509Store` is `Send + Sync`.
+    pub fn x509_store(&self) -> &X509Store {
+        &self.tls_store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::TrustStore>();
+        check::<super::TrustStoreHandle>();
+        check::<openssl::x509::store::X509Store>();
+    }
+}
