@@ -14,7 +14,7 @@ use krb::principal::Principal;
 
 use crate::db::{KeyEntry, PrincipalEntry};
 use crate::issue::{self, Limits, TicketContent};
-use crate::kdc::{Kdc, Outcome, check_header, malformed};
+use crate::kdc::{Kdc, Outcome, malformed};
 use crate::kerr::{ErrorContext, KdcError};
 
 impl Kdc {
@@ -26,17 +26,12 @@ impl Kdc {
         outcome: &mut Outcome,
     ) -> Result<Vec<u8>, KdcError> {
         let AsReq(req) = msg::decode::<AsReq>("AS-REQ", request).map_err(malformed)?;
-        check_header(&req, msg_type::AS_REQ)?;
         let body = &req.req_body;
         ctx.sname = body.sname.clone();
         if let Some(c) = &body.cname {
             ctx.cname = Some((c.clone(), body.realm.clone()));
         }
-        let realm = msg::kstr(&body.realm).map_err(malformed)?;
-        if realm != self.realm {
-            return Err(KdcError::new(err::KDC_ERR_WRONG_REALM, "wrong_realm")
-                .text(format!("this KDC serves {}", self.realm)));
-        }
+        self.check_request(&req, msg_type::AS_REQ)?;
         let cname = body
             .cname
             .as_ref()

@@ -167,16 +167,23 @@ fn exchange_name(request: &[u8]) -> &'static str {
     }
 }
 
-/// Common header checks of a KDC-REQ.
-pub fn check_header(req: &krb::msg::KdcReq, expect_type: i64) -> Result<(), KdcError> {
-    if krb::msg::small_int(&req.pvno) != Some(5) {
-        return Err(KdcError::new(err::KDC_ERR_BAD_PVNO, "bad_pvno").text("pvno must be 5"));
+impl Kdc {
+    /// Checks shared by every KDC-REQ: pvno, msg-type and our realm.
+    pub fn check_request(&self, req: &krb::msg::KdcReq, expect_type: i64) -> Result<(), KdcError> {
+        if krb::msg::small_int(&req.pvno) != Some(5) {
+            return Err(KdcError::new(err::KDC_ERR_BAD_PVNO, "bad_pvno").text("pvno must be 5"));
+        }
+        if krb::msg::small_int(&req.msg_type) != Some(expect_type) {
+            return Err(KdcError::new(err::KRB_AP_ERR_MSG_TYPE, "bad_msg_type")
+                .text("msg-type does not match the message"));
+        }
+        let realm = krb::msg::kstr(&req.req_body.realm).map_err(malformed)?;
+        if realm != self.realm {
+            return Err(KdcError::new(err::KDC_ERR_WRONG_REALM, "wrong_realm")
+                .text(format!("this KDC serves {}", self.realm)));
+        }
+        Ok(())
     }
-    if krb::msg::small_int(&req.msg_type) != Some(expect_type) {
-        return Err(KdcError::new(err::KRB_AP_ERR_MSG_TYPE, "bad_msg_type")
-            .text("msg-type does not match the message"));
-    }
-    Ok(())
 }
 
 pub fn malformed(e: impl std::fmt::Display) -> KdcError {

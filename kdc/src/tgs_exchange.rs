@@ -13,7 +13,7 @@ use krb::msg::{
 use krb::principal::Principal;
 
 use crate::issue::{self, Limits, TicketContent, Times};
-use crate::kdc::{Kdc, Outcome, check_header, malformed};
+use crate::kdc::{Kdc, Outcome, malformed};
 use crate::kerr::{ErrorContext, KdcError};
 use crate::replay;
 
@@ -30,15 +30,10 @@ impl Kdc {
         outcome: &mut Outcome,
     ) -> Result<Vec<u8>, KdcError> {
         let TgsReq(req) = msg::decode::<TgsReq>("TGS-REQ", request).map_err(malformed)?;
-        check_header(&req, msg_type::TGS_REQ)?;
         let raw_body = raw::kdc_req_body(request).map_err(malformed)?;
         let body = &req.req_body;
         ctx.sname = body.sname.clone();
-        let realm = msg::kstr(&body.realm).map_err(malformed)?;
-        if realm != self.realm {
-            return Err(KdcError::new(err::KDC_ERR_WRONG_REALM, "wrong_realm")
-                .text(format!("this KDC serves {}", self.realm)));
-        }
+        self.check_request(&req, msg_type::TGS_REQ)?;
         let pa = req
             .padata
             .iter()
