@@ -28,6 +28,55 @@ pub struct Config {
     pub cache: Cache,
     #[serde(default)]
     pub log: Log,
+    /// PKINIT for certificate-only devices; absent: PKINIT is not offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkinit: Option<Pkinit>,
+}
+
+/// `[pkinit]`: the KDC's signing identity, device trust and policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkinit {
+    /// KDC certificate (PEM): id-pkinit-san krbtgt/REALM@REALM, O = realm org name.
+    pub kdc_cert: PathBuf,
+    /// Its private key (PEM, PKCS#8 or traditional RSA).
+    pub kdc_key: PathBuf,
+    /// PEM bundle of the intermediates sent with replies (Local System CA,
+    /// SP CA), not the SP root.
+    #[serde(default)]
+    pub kdc_chain: Option<PathBuf>,
+    /// Device trust directory: MTA root(s), manufacturer CAs, CRLs.
+    pub device_trust_dir: PathBuf,
+    /// `require` (fail closed: every CA needs a current CRL), `if-present` or `off`.
+    #[serde(default = "defaults::crl_policy")]
+    pub crl_policy: String,
+    /// Threads doing public-key work (0 = one per core).
+    #[serde(default)]
+    pub pool_threads: usize,
+    /// Requests waiting for a pool thread beyond which the KDC answers
+    /// KDC_ERR_SVC_UNAVAILABLE without doing public-key work.
+    #[serde(default = "defaults::pool_queue")]
+    pub pool_queue: usize,
+    /// Smallest MODP group accepted for DH (bits); smaller: KDC_ERR_KEY_TOO_WEAK.
+    #[serde(default = "defaults::dh_min_bits")]
+    pub dh_min_bits: u32,
+    /// Content cipher of PacketCable (padata 15) RSA replies: `des-ede3-cbc`
+    /// (what devices decrypt, INFERRED from Heimdal's -19 KDC) or `aes256-cbc`.
+    #[serde(default = "defaults::packetcable_reply_cipher")]
+    pub packetcable_reply_cipher: String,
+    /// Static device table (MAC → FQDN) until the MPS lookup (pkt-eue-7) is configured.
+    #[serde(default)]
+    pub devices: Vec<DeviceEntry>,
+}
+
+/// One row of the static device table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEntry {
+    /// Device MAC, as in its certificate CN (`00:11:22:AA:BB:CC`; case and separators free).
+    pub mac: String,
+    /// The FQDN DHCP gave it: its cname is `mta/<fqdn>`.
+    pub fqdn: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +200,18 @@ mod defaults {
     pub fn log_level() -> String {
         "info".into()
     }
+    pub fn crl_policy() -> String {
+        "require".into()
+    }
+    pub fn pool_queue() -> usize {
+        256
+    }
+    pub fn dh_min_bits() -> u32 {
+        2048
+    }
+    pub fn packetcable_reply_cipher() -> String {
+        "des-ede3-cbc".into()
+    }
 }
 
 impl Default for Listen {
@@ -210,6 +271,16 @@ impl Config {
         if cfg.keytab.is_relative() {
             cfg.keytab = base.join(&cfg.keytab);
         }
+        if let Some(p) = cfg.pkinit.as_mut() {
+            for path in [&mut p.kdc_cert, &mut p.kdc_key, &mut p.device_trust_dir]
+                .into_iter()
+                .chain(p.kdc_chain.as_mut())
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -236,6 +307,26 @@ impl Config {
         }
         if self.cache.replay_max_entries < 1000 {
             problems.push("cache.replay_max_entries must be at least 1000".to_string());
+        }
+        if let Some(p) = &self.pkinit {
+            if !matches!(p.crl_policy.as_str(), "require" | "if-present" | "off") {
+                problems.push("pkinit.crl_policy must be require, if-present or off".to_string());
+            }
+            if !matches!(
+                p.packetcable_reply_cipher.as_str(),
+                "des-ede3-cbc" | "aes256-cbc"
+            ) {
+                problems.push(
+                    "pkinit.packetcable_reply_cipher must be des-ede3-cbc or aes256-cbc"
+                        .to_string(),
+                );
+            }
+            if p.dh_min_bits < 1024 {
+                problems.push("pkinit.dh_min_bits must be at least 1024".to_string());
+            }
+            if p.pool_queue == 0 {
+                problems.push("pkinit.pool_queue must be at least 1".to_string());
+            }
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {
             problems.push("log.format must be \"human\" or \"json\"".to_string());

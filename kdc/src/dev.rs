@@ -128,6 +128,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         policy: Policy::default(),
         cache: Cache::default(),
         log: Log::default(),
+        pkinit: None,
     };
     let toml = toml::to_string_pretty(&cfg).context("serialising dev config")?;
     std::fs::write(

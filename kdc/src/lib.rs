@@ -5,6 +5,7 @@
 //! configuration loading, logging and exit codes.
 
 pub mod as_exchange;
+pub mod certs_cli;
 pub mod config;
 pub mod db;
 pub mod dev;

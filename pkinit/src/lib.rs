@@ -3,4 +3,5 @@
 
 pub mod asn1;
 pub mod cms;
+pub mod dh;
 pub mod request;

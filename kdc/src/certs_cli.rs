@@ -1,0 +1,1 @@
+//! `pktc-kdc certs` subcommands (being written).

@@ -1,0 +1,1 @@
+//! DH and ECDH key agreement and PKINIT key derivation (being written).
