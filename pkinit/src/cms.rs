@@ -147,8 +147,12 @@ pub fn sign(
     opts: &SignOptions<'_>,
 ) -> Result<Vec<u8>, CmsError> {
     let mut stack = Stack::new()?;
+    let signer_der = cert.to_der()?;
     for c in opts.extra_certs {
-        stack.push(c.clone())?;
+        // A chain file often starts with the signer itself; CMS refuses duplicates.
+        if c.to_der()? != signer_der {
+            stack.push(c.clone())?;
+        }
     }
     let mut flags = CMSOptions::PARTIAL | CMSOptions::BINARY | CMSOptions::NOSMIMECAP;
     if !opts.signed_attributes {

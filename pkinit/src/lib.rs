@@ -2,6 +2,8 @@
 //! pre-RFC form (padata 14/15) that real MTAs send and RFC 4556 (16/17).
 
 pub mod asn1;
+pub mod client;
 pub mod cms;
 pub mod dh;
 pub mod request;
+pub mod server;

@@ -87,6 +87,48 @@ pub fn kdc_req_body(msg: &[u8]) -> Result<&[u8], RawError> {
     Err(RawError::Missing)
 }
 
+/// The padata types of an AS-REQ or TGS-REQ, read without decoding the
+/// whole message (to route PKINIT requests before any real work). At most
+/// `limit` types are returned.
+pub fn padata_types(msg: &[u8], limit: usize) -> Result<Vec<i32>, RawError> {
+    let (app, _) = read_tlv(msg)?;
+    let (seq, _) = read_tlv(app.content)?;
+    let mut fields = seq.content;
+    while !fields.is_empty() {
+        let (field, rest) = read_tlv(fields)?;
+        if field.tag == 0xa3 {
+            let (list, _) = read_tlv(field.content)?;
+            let mut items = list.content;
+            let mut out = Vec::new();
+            while !items.is_empty() && out.len() < limit {
+                let (pa, rest) = read_tlv(items)?;
+                let (type_field, _) = read_tlv(pa.content)?;
+                let (int, _) = read_tlv(type_field.content)?;
+                if type_field.tag != 0xa1
+                    || int.tag != 0x02
+                    || int.content.is_empty()
+                    || int.content.len() > 4
+                {
+                    return Err(RawError::UnexpectedTag(type_field.tag));
+                }
+                // Sign-extend a big-endian two's complement INTEGER of 1..=4 bytes.
+                let mut v: i32 = if int.content[0] & 0x80 != 0 { -1 } else { 0 };
+                for b in int.content {
+                    v = (v << 8) | i32::from(*b);
+                }
+                out.push(v);
+                items = rest;
+            }
+            return Ok(out);
+        }
+        if field.tag > 0xa3 {
+            break;
+        }
+        fields = rest;
+    }
+    Ok(Vec::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +143,45 @@ mod tests {
         let mut long = vec![0x04, 0x81, 0x80];
         long.extend([0u8; 0x80]);
         assert_eq!(read_tlv(&long).unwrap().0.content.len(), 0x80);
+    }
+
+    #[test]
+    fn padata_types_of_a_request() {
+        use rasn_kerberos::{AsReq, KdcReq, PaData};
+        let body = crate::client::RequestBody {
+            client: None,
+            server: &crate::principal::Principal::krbtgt("R"),
+            etypes: &[],
+            nonce: 1,
+            till: 0,
+            rtime: None,
+            options: crate::msg::flags::Flags::empty(),
+        };
+        let req = AsReq(KdcReq {
+            pvno: 5.into(),
+            msg_type: 10.into(),
+            padata: Some(vec![
+                PaData {
+                    r#type: 16,
+                    value: vec![].into(),
+                },
+                PaData {
+                    r#type: -1,
+                    value: vec![].into(),
+                },
+                PaData {
+                    r#type: 150,
+                    value: vec![].into(),
+                },
+            ]),
+            req_body: body.to_asn1().unwrap(),
+        });
+        let der = rasn::der::encode(&req).unwrap();
+        assert_eq!(padata_types(&der, 8).unwrap(), vec![16, -1, 150]);
+        assert_eq!(padata_types(&der, 1).unwrap(), vec![16]);
+        for n in 0..der.len() {
+            let _ = padata_types(&der[..n], 8);
+        }
     }
 
     #[test]

@@ -1,0 +1,385 @@
+//! The KDC side of PKINIT: check a request (signature, device chain,
+//! time, checksum, nonce, MAC) and build the reply padata.
+//!
+//! Error codes follow RFC 4556 §3.2.1–3.2.3 and shared PROTOCOL.md §1.3;
+//! every refusal also has a short `reason()` for the audit log.
+
+use certs::store::{ChainError, TrustStore, VerifiedChain};
+use krb::crypto::{ChecksumType, Key, usage, verify_unkeyed_checksum};
+use krb::msg::consts::{err, padata};
+use krb::msg::{self, Checksum, EncryptionKey, PaData, time};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::symm::Cipher;
+use openssl::x509::X509;
+use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
+
+use crate::asn1::{
+    self, AuthPack, AuthPack19, PaPkAsRep, ReplyKeyPack, ReplyKeyPack19, nonce_u32, oid,
+};
+use crate::cms::{self, CmsError, SignOptions};
+use crate::request::{self, Form, RequestError};
+
+/// Why a PKINIT request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PkinitError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("bad CMS signature: {0}")]
+    BadSignature(String),
+    #[error("malformed CMS: {0}")]
+    MalformedCms(String),
+    #[error("signed content is not an AuthPack (eContentType {0})")]
+    WrongContentType(String),
+    #[error("device certificate: {0}")]
+    Chain(#[from] ChainError),
+    #[error("malformed AuthPack: {0}")]
+    MalformedAuthPack(String),
+    #[error("clock skew too great")]
+    Skew,
+    #[error("paChecksum missing")]
+    ChecksumMissing,
+    #[error("paChecksum type {0} not supported")]
+    ChecksumType(i32),
+    #[error("paChecksum does not match the request body")]
+    ChecksumMismatch,
+    #[error("PKAuthenticator nonce does not match the request nonce")]
+    NonceMismatch,
+    #[error("device certificate has no MAC address in its CN")]
+    NoMac,
+    #[error("Diffie-Hellman is not supported in the PacketCable form")]
+    PacketCableDh,
+    #[error("Diffie-Hellman: {0}")]
+    Dh(String, i32),
+    #[error("building the reply: {0}")]
+    Reply(String),
+}
+
+impl PkinitError {
+    /// The KRB-ERROR code sent for this refusal.
+    pub fn krb_error_code(&self) -> i32 {
+        match self {
+            PkinitError::Request(e) => e.krb_error_code(),
+            PkinitError::BadSignature(_) => err::KDC_ERR_INVALID_SIG,
+            PkinitError::MalformedCms(_)
+            | PkinitError::WrongContentType(_)
+            | PkinitError::MalformedAuthPack(_) => err::KDC_ERR_PREAUTH_FAILED,
+            PkinitError::Chain(c) => c.krb_error_code(),
+            PkinitError::Skew => err::KRB_AP_ERR_SKEW,
+            PkinitError::ChecksumMissing => KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED,
+            PkinitError::ChecksumType(_) => err::KDC_ERR_SUMTYPE_NOSUPP,
+            PkinitError::ChecksumMismatch | PkinitError::NonceMismatch => err::KRB_AP_ERR_MODIFIED,
+            PkinitError::NoMac => err::KDC_ERR_CLIENT_NAME_MISMATCH,
+            PkinitError::PacketCableDh => err::KDC_ERR_PADATA_TYPE_NOSUPP,
+            PkinitError::Dh(_, code) => *code,
+            PkinitError::Reply(_) => err::KRB_ERR_GENERIC,
+        }
+    }
+
+    /// Stable label for the audit log and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PkinitError::Request(e) => e.reason(),
+            PkinitError::BadSignature(_) => "pkinit_bad_signature",
+            PkinitError::MalformedCms(_) => "pkinit_malformed_cms",
+            PkinitError::WrongContentType(_) => "pkinit_wrong_content_type",
+            PkinitError::Chain(c) => match c {
+                ChainError::UnknownIssuer { .. } => "cert_unknown_issuer",
+                ChainError::BadSignature { .. } => "cert_bad_signature",
+                ChainError::Expired { .. } => "cert_expired",
+                ChainError::NotYetValid { .. } => "cert_not_yet_valid",
+                ChainError::Revoked { .. } => "cert_revoked",
+                ChainError::CrlMissing { .. } => "cert_crl_missing",
+                ChainError::CrlExpired { .. } => "cert_crl_expired",
+                ChainError::NotCa { .. } => "cert_issuer_not_ca",
+                ChainError::PathLength { .. } => "cert_path_length",
+                ChainError::Other { .. } => "cert_invalid",
+            },
+            PkinitError::MalformedAuthPack(_) => "pkinit_malformed_authpack",
+            PkinitError::Skew => "pkinit_skew",
+            PkinitError::ChecksumMissing => "pkinit_checksum_missing",
+            PkinitError::ChecksumType(_) => "pkinit_checksum_type",
+            PkinitError::ChecksumMismatch => "pkinit_checksum_mismatch",
+            PkinitError::NonceMismatch => "pkinit_nonce_mismatch",
+            PkinitError::NoMac => "pkinit_no_mac",
+            PkinitError::PacketCableDh => "pkinit_packetcable_dh",
+            PkinitError::Dh(..) => "pkinit_dh",
+            PkinitError::Reply(_) => "pkinit_reply_failed",
+        }
+    }
+}
+
+/// RFC 4556 §3.2.3: KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED.
+pub const KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED: i32 = 79;
+
+impl From<CmsError> for PkinitError {
+    fn from(e: CmsError) -> Self {
+        match e {
+            CmsError::BadSignature(s) => PkinitError::BadSignature(s),
+            other => PkinitError::MalformedCms(other.to_string()),
+        }
+    }
+}
+
+/// The KDC's signing identity.
+pub struct KdcIdentity {
+    pub cert: X509,
+    pub key: PKey<Private>,
+    /// Intermediates sent with replies (not the root).
+    pub chain: Vec<X509>,
+}
+
+/// What the request asks for in the reply.
+#[derive(Debug, Clone)]
+pub enum KeyDelivery {
+    /// RSA key transport (encKeyPack).
+    Rsa,
+    /// DH/ECDH: the client's public value and nonces (RFC 4556 form only).
+    Dh(Box<DhRequest>),
+}
+
+#[derive(Debug, Clone)]
+pub struct DhRequest {
+    pub client_public_value: rasn_pkix::SubjectPublicKeyInfo,
+    pub client_dh_nonce: Option<Vec<u8>>,
+    pub supported_kdfs: Option<Vec<asn1::KdfAlgorithmId>>,
+}
+
+/// A request whose signature, chain, time, checksum and nonce checked out.
+pub struct VerifiedRequest {
+    pub form: Form,
+    pub device_cert: X509,
+    pub chain: VerifiedChain,
+    /// The MAC address in the device certificate's CN.
+    pub mac: [u8; 6],
+    /// The PKAuthenticator nonce (echoed in the -19 ReplyKeyPack and in KDCDHKeyInfo).
+    pub nonce: u32,
+    pub delivery: KeyDelivery,
+}
+
+/// Inputs from the AS-REQ around the PKINIT padata.
+pub struct RequestContext<'a> {
+    /// Exact bytes of the received KDC-REQ-BODY.
+    pub req_body: &'a [u8],
+    /// The KDC-REQ-BODY nonce.
+    pub body_nonce: u32,
+    pub now: i64,
+    pub skew: i64,
+}
+
+/// Checks a PKINIT padata (14 or 16; 15 is refused as draft-9).
+pub fn verify_request(
+    pa_type: i32,
+    pa_value: &[u8],
+    ctx: &RequestContext<'_>,
+    trust: &TrustStore,
+) -> Result<VerifiedRequest, PkinitError> {
+    let signed = request::parse(pa_type, pa_value)?;
+    let content = cms::verify_signed(&signed.content_info)?;
+    if *content.econtent_type != *oid::AUTH_DATA {
+        return Err(PkinitError::WrongContentType(
+            content.econtent_type.to_string(),
+        ));
+    }
+    let presented: Vec<X509> = content
+        .certificates
+        .iter()
+        .filter(|c| c.to_der().ok() != content.signer.to_der().ok())
+        .cloned()
+        .collect();
+    let chain = trust.verify(&content.signer, &presented, ctx.now)?;
+    let (nonce, delivery) = match signed.form {
+        Form::PacketCable => check_auth_pack_19(&content.econtent, ctx)?,
+        Form::Rfc4556 => check_auth_pack(&content.econtent, ctx)?,
+    };
+    let mac = certs::mac::device_mac(&content.signer).map_err(|_| PkinitError::NoMac)?;
+    Ok(VerifiedRequest {
+        form: signed.form,
+        device_cert: content.signer,
+        chain,
+        mac,
+        nonce,
+        delivery,
+    })
+}
+
+fn check_time(
+    cusec: &rasn::types::Integer,
+    ctime: &msg::KerberosTime,
+    ctx: &RequestContext<'_>,
+) -> Result<(), PkinitError> {
+    let usec_ok = i64::try_from(cusec).is_ok_and(|u| (0..=999_999).contains(&u));
+    if !usec_ok {
+        return Err(PkinitError::MalformedAuthPack("cusec out of range".into()));
+    }
+    if (time::to_unix(ctime) - ctx.now).abs() > ctx.skew {
+        return Err(PkinitError::Skew);
+    }
+    Ok(())
+}
+
+fn check_nonce(n: &rasn::types::Integer, ctx: &RequestContext<'_>) -> Result<u32, PkinitError> {
+    let nonce =
+        nonce_u32(n).ok_or_else(|| PkinitError::MalformedAuthPack("nonce out of range".into()))?;
+    // Devices set the PKAuthenticator nonce to the request nonce (Heimdal's
+    // PacketCable client did; RFC 4556 requires it).
+    if nonce != ctx.body_nonce {
+        return Err(PkinitError::NonceMismatch);
+    }
+    Ok(nonce)
+}
+
+fn check_auth_pack_19(
+    der: &[u8],
+    ctx: &RequestContext<'_>,
+) -> Result<(u32, KeyDelivery), PkinitError> {
+    if request::is_draft9_auth_pack(der) {
+        return Err(RequestError::Draft9.into());
+    }
+    let pack: AuthPack19 =
+        msg::decode("AuthPack", der).map_err(|e| PkinitError::MalformedAuthPack(e.to_string()))?;
+    let a = &pack.pk_authenticator;
+    check_time(&a.cusec, &a.ctime, ctx)?;
+    let ctype = ChecksumType::from_i32(a.pa_checksum.r#type)
+        .filter(|c| !c.is_keyed())
+        .ok_or(PkinitError::ChecksumType(a.pa_checksum.r#type))?;
+    verify_unkeyed_checksum(ctype, ctx.req_body, &a.pa_checksum.checksum)
+        .map_err(|_| PkinitError::ChecksumMismatch)?;
+    let nonce = check_nonce(&a.nonce, ctx)?;
+    if pack.client_public_value.is_some() {
+        return Err(PkinitError::PacketCableDh);
+    }
+    Ok((nonce, KeyDelivery::Rsa))
+}
+
+fn check_auth_pack(
+    der: &[u8],
+    ctx: &RequestContext<'_>,
+) -> Result<(u32, KeyDelivery), PkinitError> {
+    let pack: AuthPack =
+        msg::decode("AuthPack", der).map_err(|e| PkinitError::MalformedAuthPack(e.to_string()))?;
+    let a = &pack.pk_authenticator;
+    check_time(&a.cusec, &a.ctime, ctx)?;
+    let sum = a.pa_checksum.as_ref().ok_or(PkinitError::ChecksumMissing)?;
+    let expect = Sha1::digest(ctx.req_body);
+    if sum.len() != expect.len() || !bool::from(expect.as_slice().ct_eq(sum)) {
+        return Err(PkinitError::ChecksumMismatch);
+    }
+    let nonce = check_nonce(&a.nonce, ctx)?;
+    // A freshness token (RFC 8070) is accepted; we do not offer one, so there is nothing to match.
+    let delivery = match pack.client_public_value {
+        None => KeyDelivery::Rsa,
+        Some(spki) => KeyDelivery::Dh(Box::new(DhRequest {
+            client_public_value: spki,
+            client_dh_nonce: pack.client_dh_nonce.map(|n| n.to_vec()),
+            supported_kdfs: pack.supported_kdfs,
+        })),
+    };
+    Ok((nonce, delivery))
+}
+
+/// How replies are built.
+pub struct ReplyPolicy {
+    /// Content cipher of PacketCable RSA replies (3DES for devices).
+    pub packetcable_cipher: Cipher,
+    /// Signature digest of PacketCable replies.
+    pub packetcable_digest: MessageDigest,
+}
+
+fn encryption_key(k: &Key) -> EncryptionKey {
+    EncryptionKey {
+        r#type: k.etype().as_i32(),
+        value: k.bytes().to_vec().into(),
+    }
+}
+
+fn reply_err(e: impl std::fmt::Display) -> PkinitError {
+    PkinitError::Reply(e.to_string())
+}
+
+/// The bare SignedData inside a ContentInfo (what the EnvelopedData carries).
+fn bare_signed_data(content_info: &[u8]) -> Result<Vec<u8>, PkinitError> {
+    let ci: rasn_cms::ContentInfo = msg::decode("ContentInfo", content_info).map_err(reply_err)?;
+    Ok(ci.content.as_bytes().to_vec())
+}
+
+/// RSA key transport: the reply padata delivering `reply_key`.
+/// `as_req` is the whole received AS-REQ (RFC 4556 asChecksum covers it).
+pub fn rsa_reply(
+    req: &VerifiedRequest,
+    reply_key: &Key,
+    as_req: &[u8],
+    kdc: &KdcIdentity,
+    policy: &ReplyPolicy,
+) -> Result<PaData, PkinitError> {
+    let (key_pack, digest, cipher) = match req.form {
+        Form::PacketCable => {
+            let pack = ReplyKeyPack19 {
+                reply_key: encryption_key(reply_key),
+                nonce: (req.nonce as i64).into(),
+            };
+            (
+                msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?,
+                Some(policy.packetcable_digest),
+                policy.packetcable_cipher,
+            )
+        }
+        Form::Rfc4556 => {
+            let ctype = reply_key.etype().checksum_type();
+            let pack = ReplyKeyPack {
+                reply_key: encryption_key(reply_key),
+                as_checksum: Checksum {
+                    r#type: ctype.as_i32(),
+                    checksum: reply_key.checksum(usage::TGS_REQ_AUTH_CKSUM, as_req).into(),
+                },
+            };
+            (
+                msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?,
+                None,
+                Cipher::aes_256_cbc(),
+            )
+        }
+    };
+    let opts = SignOptions {
+        digest,
+        signed_attributes: true,
+        extra_certs: &kdc.chain,
+    };
+    let signed = cms::sign(oid::RKEY_DATA, &key_pack, &kdc.cert, &kdc.key, &opts)?;
+    let enveloped = cms::envelope(
+        oid::SIGNED_DATA,
+        &bare_signed_data(&signed)?,
+        &req.device_cert,
+        cipher,
+    )?;
+    Ok(match req.form {
+        // PA-PK-AS-REP-19: encKeyPack [1] EXPLICIT ContentInfo.
+        Form::PacketCable => PaData {
+            r#type: padata::PK_AS_REP_19,
+            value: explicit_tag(0xa1, &enveloped).into(),
+        },
+        Form::Rfc4556 => PaData {
+            r#type: padata::PK_AS_REP,
+            value: msg::encode("PA-PK-AS-REP", &PaPkAsRep::EncKeyPack(enveloped.into()))
+                .map_err(reply_err)?
+                .into(),
+        },
+    })
+}
+
+/// `tag` + DER length + `inner`.
+pub fn explicit_tag(tag: u8, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = inner.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(inner);
+    out
+}

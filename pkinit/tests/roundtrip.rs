@@ -1,0 +1,192 @@
+//! Client and server sides of PKINIT against each other, in process, over
+//! a generated PacketCable PKI: both request forms, RSA key transport, and
+//! the first refusals (wrong nonce, skew, tampered body, unknown CA).
+
+use certs::pki::{self, DevPkiOptions};
+use certs::store::{CrlPolicy, TrustStore};
+use krb::crypto::{EncType, Key};
+use krb::msg::consts::err;
+use krb::msg::time;
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::symm::Cipher;
+use openssl::x509::X509;
+use pkinit::client::{self, DeviceIdentity};
+use pkinit::request::Form;
+use pkinit::server::{self, KdcIdentity, ReplyPolicy, RequestContext};
+
+struct Lab {
+    _dir: testkit::TempDir,
+    device_trust: TrustStore,
+    sp_trust: TrustStore,
+    kdc: KdcIdentity,
+    device: DeviceIdentity,
+}
+
+fn lab() -> Lab {
+    let dir = testkit::TempDir::new("pkinit-rt");
+    let mac = [0x00, 0x10, 0x95, 0x00, 0x00, 0x01];
+    let p = pki::dev_pki(
+        &DevPkiOptions::new("PKTC.TEST", "PKTC Test", &[mac]),
+        dir.root(),
+    )
+    .unwrap();
+    let kdc_chain = X509::stack_from_pem(&std::fs::read(&p.kdc_chain).unwrap()).unwrap();
+    let kdc = KdcIdentity {
+        cert: X509::from_pem(&std::fs::read(&p.kdc_cert).unwrap()).unwrap(),
+        key: PKey::private_key_from_pem(&std::fs::read(&p.kdc_key).unwrap()).unwrap(),
+        chain: kdc_chain[1..].to_vec(),
+    };
+    let d = &p.devices[0];
+    let device = DeviceIdentity::load(
+        &d.join("cert.pem"),
+        &d.join("key.pem"),
+        Some(&d.join("chain.pem")),
+    )
+    .unwrap();
+    Lab {
+        device_trust: TrustStore::load_dir(&p.device_trust_dir, CrlPolicy::Require).unwrap(),
+        sp_trust: TrustStore::load_dir(&p.sp_trust_dir, CrlPolicy::Off).unwrap(),
+        kdc,
+        device,
+        _dir: dir,
+    }
+}
+
+const BODY: &[u8] = b"\x30\x03\x02\x01\x07"; // stands in for the KDC-REQ-BODY bytes
+
+fn ctx(nonce: u32) -> RequestContext<'static> {
+    RequestContext {
+        req_body: BODY,
+        body_nonce: nonce,
+        now: time::now().0,
+        skew: 300,
+    }
+}
+
+fn policy() -> ReplyPolicy {
+    ReplyPolicy {
+        packetcable_cipher: Cipher::des_ede3_cbc(),
+        packetcable_digest: MessageDigest::sha1(),
+    }
+}
+
+#[test]
+fn packetcable_form_round_trip() {
+    let l = lab();
+    let pa = client::packetcable_padata(&l.device, BODY, 77, time::now(), Some("mps.pktc.test"))
+        .unwrap();
+    assert_eq!((pa[0].r#type, pa[1].r#type), (14, -1));
+    let v = server::verify_request(14, &pa[0].value, &ctx(77), &l.device_trust).unwrap();
+    assert_eq!(v.form, Form::PacketCable);
+    assert_eq!(v.mac, [0x00, 0x10, 0x95, 0x00, 0x00, 0x01]);
+    let key = Key::random(EncType::Aes128CtsHmacSha196);
+    let reply = server::rsa_reply(&v, &key, b"as-req", &l.kdc, &policy()).unwrap();
+    assert_eq!(reply.r#type, 15);
+    let got = client::open_packetcable_reply(&reply.value, &l.device, &l.sp_trust, 77).unwrap();
+    assert_eq!(got.bytes(), key.bytes());
+    assert!(client::open_packetcable_reply(&reply.value, &l.device, &l.sp_trust, 78).is_err());
+    // The KDC chain must verify: against the device root it does not.
+    assert!(matches!(
+        client::open_packetcable_reply(&reply.value, &l.device, &l.device_trust, 77),
+        Err(client::ClientError::KdcNotTrusted(_))
+    ));
+}
+
+#[test]
+fn rfc4556_rsa_round_trip() {
+    let l = lab();
+    let pa = client::rfc4556_padata(&l.device, BODY, 5, time::now(), None, None).unwrap();
+    let v = server::verify_request(16, &pa.value, &ctx(5), &l.device_trust).unwrap();
+    assert_eq!(v.form, Form::Rfc4556);
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let reply = server::rsa_reply(&v, &key, b"the whole as-req", &l.kdc, &policy()).unwrap();
+    assert_eq!(reply.r#type, 17);
+    let got =
+        client::open_rfc4556_rsa_reply(&reply.value, &l.device, &l.sp_trust, b"the whole as-req")
+            .unwrap();
+    assert_eq!(got.bytes(), key.bytes());
+    assert!(
+        client::open_rfc4556_rsa_reply(&reply.value, &l.device, &l.sp_trust, b"another as-req")
+            .is_err()
+    );
+}
+
+#[test]
+fn first_refusals() {
+    let l = lab();
+    let now = time::now();
+    let pa = client::packetcable_padata(&l.device, BODY, 9, now, None).unwrap();
+    let code = |r: Result<server::VerifiedRequest, server::PkinitError>| {
+        r.err().map(|e| (e.krb_error_code(), e.reason()))
+    };
+    // Nonce in the body differs from the signed one.
+    assert_eq!(
+        code(server::verify_request(
+            14,
+            &pa[0].value,
+            &ctx(10),
+            &l.device_trust
+        )),
+        Some((err::KRB_AP_ERR_MODIFIED, "pkinit_nonce_mismatch"))
+    );
+    // Body bytes differ from what paChecksum covers.
+    let other = RequestContext {
+        req_body: b"\x30\x00",
+        ..ctx(9)
+    };
+    assert_eq!(
+        code(server::verify_request(
+            14,
+            &pa[0].value,
+            &other,
+            &l.device_trust
+        )),
+        Some((err::KRB_AP_ERR_MODIFIED, "pkinit_checksum_mismatch"))
+    );
+    // Skew.
+    let late = RequestContext {
+        now: now.0 + 3600,
+        ..ctx(9)
+    };
+    assert_eq!(
+        code(server::verify_request(
+            14,
+            &pa[0].value,
+            &late,
+            &l.device_trust
+        )),
+        Some((err::KRB_AP_ERR_SKEW, "pkinit_skew"))
+    );
+    // The SP trust store does not know the device's CA.
+    assert_eq!(
+        code(server::verify_request(
+            14,
+            &pa[0].value,
+            &ctx(9),
+            &l.sp_trust
+        ))
+        .map(|c| c.0),
+        Some(err::KDC_ERR_CANT_VERIFY_CERTIFICATE)
+    );
+    // Draft-9 padata 15.
+    assert_eq!(
+        code(server::verify_request(
+            15,
+            &pa[0].value,
+            &ctx(9),
+            &l.device_trust
+        ))
+        .map(|c| c.0),
+        Some(err::KDC_ERR_PADATA_TYPE_NOSUPP)
+    );
+    // A flipped byte in the signed AuthPack.
+    let mut bad = pa[0].value.to_vec();
+    let n = bad.len();
+    bad[n - 40] ^= 0x01;
+    let r = code(server::verify_request(14, &bad, &ctx(9), &l.device_trust)).unwrap();
+    assert!(
+        r.0 == err::KDC_ERR_INVALID_SIG || r.0 == err::KDC_ERR_PREAUTH_FAILED,
+        "{r:?}"
+    );
+}
