@@ -48,15 +48,36 @@ impl Kdc {
         outcome.set_server(&server_p);
 
         let options = Flags::from_bits(&body.kdc_options.0);
-        if options.has(bit::POSTDATED) || options.has(bit::ALLOW_POSTDATE) {
-            return Err(KdcError::new(err::KDC_ERR_CANNOT_POSTDATE, "postdate")
-                .text("postdated tickets are not issued"));
+        check_as_options(options)?;
+        if let Some(types) = req.padata.as_ref().map(|p| p.iter().map(|p| p.r#type)) {
+            for t in types {
+                if [
+                    padata::PK_AS_REQ_19,
+                    padata::PK_AS_REP_19,
+                    padata::PK_AS_REQ,
+                ]
+                .contains(&t)
+                {
+                    // The transports route PKINIT to `handle_pkinit`; reaching
+                    // here means PKINIT is off (or a caller used the sync path).
+                    return Err(KdcError::new(
+                        err::KDC_ERR_PADATA_TYPE_NOSUPP,
+                        "pkinit_not_configured",
+                    )
+                    .text("PKINIT is not offered by this KDC"));
+                }
+            }
         }
-        if options.has(bit::ENC_TKT_IN_SKEY)
-            || options.has(bit::RENEW)
-            || options.has(bit::VALIDATE)
+        if self.pkinit.is_some()
+            && self.db.get(&client_p.components).is_none()
+            && is_device_name(&client_p)
         {
-            return Err(KdcError::new(err::KDC_ERR_BADOPTION, "bad_option"));
+            // Certificate-only devices have no key: tell them to use PKINIT.
+            return Err(
+                KdcError::new(err::KDC_ERR_PREAUTH_REQUIRED, "preauth_required")
+                    .text("Additional pre-authentication required")
+                    .e_data(pkinit_method_data()),
+            );
         }
         let client = self.db.get(&client_p.components).ok_or_else(|| {
             KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "unknown_client")
@@ -218,6 +239,35 @@ impl Kdc {
         ];
         msg::encode("METHOD-DATA", &method_data).unwrap_or_default()
     }
+}
+
+/// AS options no exchange grants: postdating, RENEW, VALIDATE, ENC-TKT-IN-SKEY.
+pub(crate) fn check_as_options(options: Flags) -> Result<(), KdcError> {
+    if options.has(bit::POSTDATED) || options.has(bit::ALLOW_POSTDATE) {
+        return Err(KdcError::new(err::KDC_ERR_CANNOT_POSTDATE, "postdate")
+            .text("postdated tickets are not issued"));
+    }
+    if options.has(bit::ENC_TKT_IN_SKEY) || options.has(bit::RENEW) || options.has(bit::VALIDATE) {
+        return Err(KdcError::new(err::KDC_ERR_BADOPTION, "bad_option"));
+    }
+    Ok(())
+}
+
+/// `mta/<fqdn>`: the name form of PacketCable devices (no database row).
+fn is_device_name(p: &Principal) -> bool {
+    p.components.len() == 2 && p.components[0] == "mta"
+}
+
+/// METHOD-DATA offering PKINIT in both forms.
+fn pkinit_method_data() -> Vec<u8> {
+    let offered: Vec<PaData> = [padata::PK_AS_REQ, padata::PK_AS_REQ_19]
+        .into_iter()
+        .map(|t| PaData {
+            r#type: t,
+            value: Vec::new().into(),
+        })
+        .collect();
+    msg::encode("METHOD-DATA", &offered).unwrap_or_default()
 }
 
 /// Keys come from the keytab with the principal's default salt and the

@@ -29,6 +29,8 @@ pub struct Kdc {
     pub max_request: usize,
     pub lookaside: Lookaside,
     pub replay: ReplayCache,
+    /// PKINIT for devices, when configured.
+    pub pkinit: Option<crate::pkinit_as::PkinitState>,
 }
 
 /// What happened to one request, for the audit log.
@@ -103,6 +105,11 @@ impl Kdc {
                 Duration::from_secs(2 * cfg.policy.clock_skew_secs),
                 cfg.cache.replay_max_entries,
             ),
+            pkinit: cfg
+                .pkinit
+                .as_ref()
+                .map(crate::pkinit_as::PkinitState::from_config)
+                .transpose()?,
         })
     }
 
@@ -156,6 +163,13 @@ impl Kdc {
     /// by the transport).
     pub fn error_reply(&self, e: &KdcError) -> Vec<u8> {
         krb_error(&self.realm, e, &ErrorContext::default())
+    }
+}
+
+/// Whether this request must go through [`Kdc::handle_pkinit`].
+impl Kdc {
+    pub fn routes_to_pkinit(&self, request: &[u8]) -> bool {
+        self.pkinit.is_some() && crate::pkinit_as::is_pkinit(request)
     }
 }
 

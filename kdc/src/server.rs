@@ -110,6 +110,19 @@ async fn udp_loop(kdc: Arc<Kdc>, sock: Arc<UdpSocket>) {
             }
         };
         let started = Instant::now();
+        if kdc.routes_to_pkinit(&buf[..n]) {
+            // Public-key work and the device lookup take a while: answer from
+            // a task of its own so this loop keeps reading (and shedding).
+            let (kdc, sock, request) = (kdc.clone(), sock.clone(), Arc::from(&buf[..n]));
+            tokio::spawn(async move {
+                let handled = kdc.handle_pkinit(request, source).await;
+                if let Err(e) = sock.send_to(&handled.reply, source).await {
+                    tracing::debug!(error = %e, %source, "udp send");
+                }
+                audit(&handled, source, "udp", started);
+            });
+            continue;
+        }
         let handled = kdc.handle(&buf[..n], source);
         if let Err(e) = sock.send_to(&handled.reply, source).await {
             tracing::debug!(error = %e, %source, "udp send");
@@ -172,7 +185,11 @@ async fn tcp_conn(
             .await
             .context("slow request")??;
         let started = Instant::now();
-        let handled = kdc.handle(&request, source);
+        let handled = if kdc.routes_to_pkinit(&request) {
+            kdc.clone().handle_pkinit(request.into(), source).await
+        } else {
+            kdc.handle(&request, source)
+        };
         write_frame(&mut stream, &handled.reply).await?;
         audit(&handled, source, "tcp", started);
     }

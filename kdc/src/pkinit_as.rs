@@ -1,0 +1,399 @@
+//! The AS exchange for certificate-only devices (PKINIT).
+//!
+//! Devices have no database row: the device certificate chain proves who
+//! they are, the device directory (static table now, the MPS later) says
+//! which FQDN belongs to their MAC, and the cname must be `mta/<that FQDN>`.
+//! Stages: decode and cheap checks on the reactor → signature and chain
+//! on the CPU pool → directory lookup (async) → name check → ticket and
+//! signed reply on the CPU pool.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use certs::store::{CrlPolicy, TrustStoreHandle};
+use krb::crypto::{EncType, Key, usage};
+use krb::msg::consts::{err, msg_type, padata};
+use krb::msg::flags::{Flags, bit};
+use krb::msg::{self, AsRep, AsReq, EncAsRepPart, KdcRep, KdcReq, PaData, raw, time};
+use krb::principal::Principal;
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::symm::Cipher;
+use openssl::x509::X509;
+use pkinit::server::{
+    self, KdcIdentity, KeyDelivery, ReplyPolicy, RequestContext, VerifiedRequest,
+};
+
+use crate::directory::{DeviceDirectory, LookupError, StaticDirectory, same_fqdn};
+use crate::issue::{self, Limits, TicketContent};
+use crate::kdc::{Handled, Kdc, Outcome, malformed};
+use crate::kerr::{ErrorContext, KdcError, krb_error};
+use crate::pool::CpuPool;
+
+/// PKINIT configuration loaded once at start-up.
+pub struct PkinitState {
+    pub identity: KdcIdentity,
+    pub trust: TrustStoreHandle,
+    pub reply: ReplyPolicy,
+    pub dh_min_bits: u32,
+    pub directory: Arc<dyn DeviceDirectory>,
+    pub pool: CpuPool,
+}
+
+impl PkinitState {
+    pub fn from_config(p: &crate::config::Pkinit) -> anyhow::Result<PkinitState> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        };
+        let cert = X509::from_pem(&read(&p.kdc_cert)?).context("parsing pkinit.kdc_cert")?;
+        let key =
+            PKey::private_key_from_pem(&read(&p.kdc_key)?).context("parsing pkinit.kdc_key")?;
+        if !cert.public_key()?.public_eq(&key) {
+            anyhow::bail!(
+                "pkinit.kdc_key does not match pkinit.kdc_cert ({} / {})",
+                p.kdc_key.display(),
+                p.kdc_cert.display()
+            );
+        }
+        let own = cert.to_der()?;
+        let chain = match &p.kdc_chain {
+            Some(path) => X509::stack_from_pem(&read(path)?)
+                .context("parsing pkinit.kdc_chain")?
+                .into_iter()
+                .filter(|c| c.to_der().ok().as_deref() != Some(&own[..]))
+                .collect(),
+            None => Vec::new(),
+        };
+        let policy = match p.crl_policy.as_str() {
+            "if-present" => CrlPolicy::IfPresent,
+            "off" => CrlPolicy::Off,
+            _ => CrlPolicy::Require,
+        };
+        let trust = TrustStoreHandle::open(&p.device_trust_dir, policy).with_context(|| {
+            format!("loading device trust from {}", p.device_trust_dir.display())
+        })?;
+        Ok(PkinitState {
+            identity: KdcIdentity { cert, key, chain },
+            trust,
+            reply: ReplyPolicy {
+                packetcable_cipher: if p.packetcable_reply_cipher == "aes256-cbc" {
+                    Cipher::aes_256_cbc()
+                } else {
+                    Cipher::des_ede3_cbc()
+                },
+                packetcable_digest: MessageDigest::sha1(),
+            },
+            dh_min_bits: p.dh_min_bits,
+            directory: Arc::new(StaticDirectory::from_config(&p.devices)?),
+            pool: CpuPool::new(p.pool_threads, p.pool_queue),
+        })
+    }
+}
+
+const PKINIT_TYPES: [i32; 3] = [
+    padata::PK_AS_REQ_19,
+    padata::PK_AS_REP_19,
+    padata::PK_AS_REQ,
+];
+
+/// Whether a request is an AS-REQ carrying PKINIT padata (a raw scan, no decode).
+pub fn is_pkinit(request: &[u8]) -> bool {
+    raw::outer_tag(request) == Some(0x6a)
+        && raw::padata_types(request, 16).is_ok_and(|t| t.iter().any(|p| PKINIT_TYPES.contains(p)))
+}
+
+/// The strongest etype in the client's list that policy permits and `ok` accepts.
+fn strongest(
+    client: &[i32],
+    permitted: &[EncType],
+    ok: impl Fn(EncType) -> bool,
+) -> Option<EncType> {
+    EncType::ALL
+        .into_iter()
+        .find(|e| permitted.contains(e) && client.contains(&e.as_i32()) && ok(*e))
+}
+
+/// What stage one hands on.
+struct Decoded {
+    req: KdcReq,
+    client: Principal,
+    server: Principal,
+    pa_type: i32,
+    pa_value: Vec<u8>,
+    mps_hint: Option<String>,
+    req_body: Vec<u8>,
+}
+
+impl Kdc {
+    /// Answers a PKINIT AS-REQ; called by the transports for requests
+    /// [`is_pkinit`] accepts.
+    pub async fn handle_pkinit(self: Arc<Self>, request: Arc<[u8]>, source: SocketAddr) -> Handled {
+        let digest = self.lookaside.digest(&request);
+        if let Some(reply) = self.lookaside.get(&digest) {
+            return Handled {
+                reply,
+                outcome: Outcome {
+                    exchange: "pkinit",
+                    reason: "lookaside",
+                    lookaside_hit: true,
+                    ..Outcome::default()
+                },
+            };
+        }
+        let mut outcome = Outcome {
+            exchange: "pkinit",
+            reason: "ok",
+            audit: tracing::enabled!(target: "audit", tracing::Level::INFO),
+            ..Outcome::default()
+        };
+        let mut ctx = ErrorContext::default();
+        let result = self
+            .clone()
+            .pkinit_exchange(request.clone(), source, &mut ctx, &mut outcome)
+            .await;
+        let (reply, cache): (Arc<[u8]>, bool) = match result {
+            Ok(bytes) => (bytes.into(), true),
+            Err(e) => {
+                outcome.code = e.code;
+                outcome.reason = e.reason;
+                // A shed request must be retried for real, not answered from cache.
+                (
+                    krb_error(&self.realm, &e, &ctx).into(),
+                    e.code != err::KDC_ERR_SVC_UNAVAILABLE,
+                )
+            }
+        };
+        if cache {
+            self.lookaside.insert(digest, reply.clone());
+        }
+        Handled { reply, outcome }
+    }
+
+    async fn pkinit_exchange(
+        self: Arc<Self>,
+        request: Arc<[u8]>,
+        _source: SocketAddr,
+        ctx: &mut ErrorContext,
+        outcome: &mut Outcome,
+    ) -> Result<Vec<u8>, KdcError> {
+        let pk = self.pkinit.as_ref().ok_or_else(|| {
+            KdcError::new(err::KDC_ERR_PADATA_TYPE_NOSUPP, "pkinit_not_configured")
+                .text("PKINIT is not configured on this KDC")
+        })?;
+        let d = self.pkinit_decode(&request, ctx, outcome)?;
+        let Some(_permit) = pk.pool.admit() else {
+            return Err(
+                KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "shed_pool_full")
+                    .text("KDC busy, retry"),
+            );
+        };
+        let trust = pk.trust.load();
+        let skew = self.skew;
+        let body_nonce = d.req.req_body.nonce;
+        let (pa_type, pa_value, req_body) = (d.pa_type, d.pa_value.clone(), d.req_body.clone());
+        let verified = pk
+            .pool
+            .run(move || {
+                let ctx = RequestContext {
+                    req_body: &req_body,
+                    body_nonce,
+                    now: time::now().0,
+                    skew,
+                };
+                server::verify_request(pa_type, &pa_value, &ctx, &trust)
+            })
+            .await
+            .map_err(|_| KdcError::new(err::KRB_ERR_GENERIC, "pool_failed"))?
+            .map_err(|e| KdcError::new(e.krb_error_code(), e.reason()).text(e.to_string()))?;
+
+        let binding = pk
+            .directory
+            .lookup(verified.mac, d.mps_hint.as_deref())
+            .await
+            .map_err(|e| match e {
+                LookupError::UnknownMac => {
+                    KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_unknown_mac")
+                        .text("device not known to the provisioning system")
+                }
+                LookupError::MpsError(m) => {
+                    KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_mps_error").text(m)
+                }
+                LookupError::Timeout => {
+                    KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_timeout")
+                }
+            })?;
+        let c = &d.client.components;
+        if c.len() != 2 || c[0] != "mta" || !same_fqdn(&c[1], &binding.fqdn) {
+            return Err(
+                KdcError::new(err::KDC_ERR_CLIENT_NAME_MISMATCH, "device_fqdn_mismatch")
+                    .text("client name does not match the device's FQDN"),
+            );
+        }
+        let kdc = self.clone();
+        pk.pool
+            .run(move || kdc.pkinit_issue(&request, d, verified))
+            .await
+            .map_err(|_| KdcError::new(err::KRB_ERR_GENERIC, "pool_failed"))?
+    }
+
+    /// Decode and the cheap checks (no public-key work).
+    fn pkinit_decode(
+        &self,
+        request: &[u8],
+        ctx: &mut ErrorContext,
+        outcome: &mut Outcome,
+    ) -> Result<Decoded, KdcError> {
+        let AsReq(req) = msg::decode::<AsReq>("AS-REQ", request).map_err(malformed)?;
+        let body = &req.req_body;
+        ctx.sname = body.sname.clone();
+        if let Some(c) = &body.cname {
+            ctx.cname = Some((c.clone(), body.realm.clone()));
+        }
+        self.check_request(&req, msg_type::AS_REQ)?;
+        let cname = body
+            .cname
+            .as_ref()
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "no_cname"))?;
+        let client = Principal::from_rasn(cname, &body.realm)
+            .map_err(|_| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "bad_cname"))?;
+        outcome.set_client(&client);
+        let sname = body
+            .sname
+            .as_ref()
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
+        let server = Principal::from_rasn(sname, &body.realm)
+            .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
+        outcome.set_server(&server);
+        crate::as_exchange::check_as_options(Flags::from_bits(&body.kdc_options.0))?;
+        if self.db.get(&server.components).is_none() {
+            return Err(
+                KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "unknown_server")
+                    .text("server not found in Kerberos database"),
+            );
+        }
+        if strongest(&body.etype, &self.enctypes, |_| true).is_none() {
+            return Err(KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
+                .text("no requested encryption type is supported"));
+        }
+        let pas = req.padata.as_deref().unwrap_or_default();
+        let pa = pas
+            .iter()
+            .find(|p| PKINIT_TYPES.contains(&p.r#type))
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_PADATA_TYPE_NOSUPP, "no_pkinit_padata"))?;
+        // PA-PROV-SRV-LOCATION: a GeneralString naming the provisioning server.
+        let mps_hint = pas
+            .iter()
+            .find(|p| p.r#type == padata::PROV_SRV_LOCATION)
+            .and_then(|p| raw::read_tlv(&p.value).ok())
+            .filter(|(t, rest)| t.tag == 0x1b && rest.is_empty() && t.content.len() <= 255)
+            .and_then(|(t, _)| std::str::from_utf8(t.content).ok().map(str::to_string));
+        let req_body = raw::kdc_req_body(request).map_err(malformed)?.to_vec();
+        Ok(Decoded {
+            pa_type: pa.r#type,
+            pa_value: pa.value.to_vec(),
+            client,
+            server,
+            mps_hint,
+            req_body,
+            req,
+        })
+    }
+
+    /// Ticket, reply key and signed reply (runs on the CPU pool).
+    fn pkinit_issue(
+        &self,
+        request: &[u8],
+        d: Decoded,
+        v: VerifiedRequest,
+    ) -> Result<Vec<u8>, KdcError> {
+        let pk = self
+            .pkinit
+            .as_ref()
+            .ok_or_else(|| KdcError::new(err::KRB_ERR_GENERIC, "pkinit_not_configured"))?;
+        let body = &d.req.req_body;
+        let server = self
+            .db
+            .get(&d.server.components)
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "unknown_server"))?;
+        // Devices get the strongest etype both sides support (not client order).
+        let reply_etype = strongest(&body.etype, &self.enctypes, |_| true)
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp"))?;
+        let session_etype = strongest(&body.etype, &self.enctypes, |e| {
+            server.etypes().any(|s| s == e)
+        })
+        .unwrap_or(reply_etype);
+        let ticket_key = issue::ticket_key(server)?;
+        let now = time::now().0;
+        let options = Flags::from_bits(&body.kdc_options.0);
+        let limits = Limits {
+            max_life: self.max_life,
+            max_renew: self.max_renew,
+            end_cap: None,
+            renew_cap: None,
+        };
+        let (times, extra) = issue::ticket_times(now, now, body, options, &limits)?;
+        let mut flags = Flags::empty().with(bit::INITIAL).with(bit::PRE_AUTHENT);
+        flags.set(bit::FORWARDABLE, options.has(bit::FORWARDABLE));
+        flags.set(bit::PROXIABLE, options.has(bit::PROXIABLE));
+        let flags = Flags(flags.0 | extra.0);
+
+        let (pa_rep, reply_key) = match &v.delivery {
+            KeyDelivery::Rsa => {
+                let reply_key = Key::random(reply_etype);
+                let pa = server::rsa_reply(&v, &reply_key, request, &pk.identity, &pk.reply)
+                    .map_err(|e| {
+                        KdcError::new(e.krb_error_code(), e.reason()).text(e.to_string())
+                    })?;
+                (pa, reply_key)
+            }
+            KeyDelivery::Dh(_) => {
+                return Err(KdcError::new(
+                    err::KDC_ERR_PADATA_TYPE_NOSUPP,
+                    "pkinit_dh_unavailable",
+                )
+                .text("Diffie-Hellman PKINIT is not available yet; use RSA key transport"));
+            }
+        };
+
+        let session_key = Key::random(session_etype);
+        let cname = d
+            .req
+            .req_body
+            .cname
+            .clone()
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "no_cname"))?;
+        let sname = d
+            .req
+            .req_body
+            .sname
+            .clone()
+            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
+        let content = TicketContent {
+            flags,
+            session_key: &session_key,
+            crealm: body.realm.clone(),
+            cname: cname.clone(),
+            times,
+            caddr: body.addresses.clone(),
+            authorization_data: None,
+        };
+        let (ticket, part) =
+            issue::ticket_and_rep_part(&content, ticket_key, &self.realm, &sname, body.nonce)?;
+        let plain = msg::encode("EncASRepPart", &EncAsRepPart(part)).map_err(malformed)?;
+        let enc_part = issue::seal_rep_part(&reply_key, usage::AS_REP_ENC_PART, None, &plain);
+        let rep = AsRep(KdcRep {
+            pvno: 5.into(),
+            msg_type: msg_type::AS_REP.into(),
+            padata: Some(vec![PaData {
+                r#type: pa_rep.r#type,
+                value: pa_rep.value,
+            }]),
+            crealm: body.realm.clone(),
+            cname,
+            ticket,
+            enc_part,
+        });
+        msg::encode("AS-REP", &rep).map_err(malformed)
+    }
+}
