@@ -1,6 +1,7 @@
 //! `pktc-kdc dev`: the embedded default. Creates a complete dev realm in a
-//! directory on first run (config, keytab, krb5.conf for stock MIT clients,
-//! and a JSON manifest that tests and tools read instead of guessing).
+//! directory on first run (config, keytab, both PKIs with a few devices,
+//! krb5.conf files for stock MIT clients with password or PKINIT, and a JSON
+//! manifest that tests and tools read instead of guessing).
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -11,12 +12,18 @@ use krb::keytab::Keytab;
 use krb::principal::Principal;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Cache, Config, Listen, Log, Policy, Tickets};
+use crate::certs_cli::{self, DeviceRequest};
+use crate::config::{Cache, Config, DeviceEntry, Listen, Log, Pkinit, Policy, Tickets};
 use crate::keytab_cli::{KeySource, add_keys};
 
 pub const REALM: &str = "PKTC.TEST";
 pub const DOMAIN: &str = "pktc.test";
 pub const DEFAULT_PORT: u16 = 8888;
+/// Realm organization name: O= of the KDC certificate.
+pub const ORG: &str = "PKTC Dev Realm";
+/// Dev devices: MACs 00:10:95:00:00:01.. with these RSA sizes (the last one
+/// is an old-MTA 1024-bit key).
+pub const DEVICE_BITS: [u32; 3] = [2048, 2048, 1024];
 
 /// `DIR/dev-realm.json`. Paths are relative to DIR.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,11 +40,44 @@ pub struct Manifest {
     pub krb5_conf: String,
     /// krb5.conf that makes MIT clients use TCP only.
     pub krb5_conf_tcp: String,
+    /// krb5.conf that makes MIT clients use UDP even for large (PKINIT) requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub krb5_conf_udp: Option<String>,
     pub password_principal: PasswordPrincipal,
     /// The provisioning server principal `mtaprovsrvr/mps.<domain>@REALM`.
     pub service_principal: String,
     /// Other keyed service principals (CMS).
     pub other_service_principals: Vec<String>,
+    /// PKINIT devices (absent in realms made before the dev PKI).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// MTA root CA (device-side trust anchor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_root: Option<String>,
+    /// Service-provider root (what clients trust for the KDC certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sp_root: Option<String>,
+    /// The KDC's PKINIT certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdc_cert: Option<String>,
+}
+
+/// A certificate-only device of the dev realm.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Device {
+    /// `00:10:95:00:00:01` (the certificate CN).
+    pub mac: String,
+    /// `mta-001095000001.pktc.test`
+    pub fqdn: String,
+    /// `mta/<fqdn>@PKTC.TEST`
+    pub principal: String,
+    pub cert: String,
+    /// PKCS#8 PEM, unencrypted.
+    pub key: String,
+    /// The intermediates a client sends with the certificate (the manufacturer CA).
+    pub chain: String,
+    /// RSA modulus size.
+    pub key_bits: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +156,8 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
     kt.write_file(&dir.join("kdc.keytab"))
         .context("writing dev keytab")?;
 
+    let pki = make_pki(dir)?;
+
     let cfg = Config {
         realm: REALM.to_string(),
         keytab: "kdc.keytab".into(),
@@ -128,7 +170,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         policy: Policy::default(),
         cache: Cache::default(),
         log: Log::default(),
-        pkinit: None,
+        pkinit: Some(pki.config.clone()),
     };
     let toml = toml::to_string_pretty(&cfg).context("serialising dev config")?;
     std::fs::write(
@@ -142,12 +184,23 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         .iter()
         .map(|a| format!("        kdc = {a}\n"))
         .collect::<String>();
+    // MIT resolves FILE: relative to its working directory: absolute paths.
+    let abs = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    let pkinit_lines = format!(
+        "        pkinit_anchors = FILE:{sp}\n        pkinit_anchors = FILE:{dev}\n        \
+         pkinit_pool = FILE:{pool}\n",
+        sp = abs.join(SP_ROOT).display(),
+        dev = abs.join(DEVICE_ROOT).display(),
+        pool = abs.join(MANUFACTURER_CA).display(),
+    );
     let krb5 = |extra: &str| {
         format!(
             "# MIT krb5.conf for the pktc-kdc dev realm: KRB5_CONFIG=<this file> kinit ...\n\
              [libdefaults]\n    default_realm = {REALM}\n    dns_lookup_kdc = false\n    \
              dns_lookup_realm = false\n    rdns = false\n    noaddresses = true\n{extra}\
-             \n[realms]\n    {REALM} = {{\n{kdc_line}    }}\n\n[domain_realm]\n    \
+             \n[realms]\n    {REALM} = {{\n{kdc_line}{pkinit_lines}    }}\n\n[domain_realm]\n    \
              .{DOMAIN} = {REALM}\n    {DOMAIN} = {REALM}\n"
         )
     };
@@ -155,6 +208,10 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
     std::fs::write(
         dir.join("krb5-tcp.conf"),
         krb5("    udp_preference_limit = 1\n"),
+    )?;
+    std::fs::write(
+        dir.join("krb5-udp.conf"),
+        krb5("    udp_preference_limit = 65535\n"),
     )?;
 
     let manifest = Manifest {
@@ -165,18 +222,104 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         keytab: "kdc.keytab".into(),
         krb5_conf: "krb5.conf".into(),
         krb5_conf_tcp: "krb5-tcp.conf".into(),
+        krb5_conf_udp: Some("krb5-udp.conf".into()),
         password_principal: PasswordPrincipal {
             name: demo.to_string(),
             password,
         },
         service_principal: mps.to_string(),
         other_service_principals: vec![cms.to_string()],
+        devices: pki.devices,
+        device_root: Some(DEVICE_ROOT.into()),
+        sp_root: Some(SP_ROOT.into()),
+        kdc_cert: Some(KDC_CERT.into()),
     };
     std::fs::write(
         dir.join("dev-realm.json"),
         serde_json::to_string_pretty(&manifest)? + "\n",
     )?;
     Ok((config_path, true))
+}
+
+// Files of the dev PKI, relative to the realm directory (layout of
+// `certs::dev_pki`, written to DIR/pki).
+const PKI_DIR: &str = "pki";
+const DEVICE_ROOT: &str = "pki/trust/device/mta-root.pem";
+const MANUFACTURER_CA: &str = "pki/trust/device/manufacturer-ca.pem";
+const MANUFACTURER_CA_KEY: &str = "pki/ca-keys/manufacturer-ca.key";
+const DEVICE_TRUST_DIR: &str = "pki/trust/device";
+const SP_ROOT: &str = "pki/trust/sp/sp-root.pem";
+const KDC_CERT: &str = "pki/sp/kdc.pem";
+const KDC_KEY: &str = "pki/sp/kdc.key";
+/// Written here: Local System CA + SP CA, the intermediates the KDC sends
+/// (`dev_pki`'s kdc-chain.pem also holds the KDC certificate itself).
+const KDC_INTERMEDIATES: &str = "pki/sp/kdc-intermediates.pem";
+
+/// The dev PKI as the config and the manifest see it.
+struct RealmPki {
+    config: Pkinit,
+    devices: Vec<Device>,
+}
+
+/// `DIR/pki`: both hierarchies with CRLs, the KDC certificate and one device
+/// per [`DEVICE_BITS`] entry. `dev_pki` takes one device key size, so the
+/// devices of other sizes are issued here from the manufacturer CA.
+fn make_pki(dir: &Path) -> anyhow::Result<RealmPki> {
+    let macs = certs_cli::dev_macs(DEVICE_BITS.len() as u16);
+    let first_bits = DEVICE_BITS[0];
+    let same: Vec<[u8; 6]> = macs
+        .iter()
+        .zip(DEVICE_BITS)
+        .filter(|(_, b)| *b == first_bits)
+        .map(|(m, _)| *m)
+        .collect();
+    let mut opts = certs::DevPkiOptions::new(REALM, ORG, &same);
+    opts.kdc_dns_name = format!("kdc.{DOMAIN}");
+    opts.device_bits = first_bits;
+    certs_cli::init(&dir.join(PKI_DIR), &opts)?;
+
+    let mfr = certs_cli::load_ca(&dir.join(MANUFACTURER_CA), &dir.join(MANUFACTURER_CA_KEY))?;
+    let mut devices = Vec::new();
+    let mut table = Vec::new();
+    for (mac, bits) in macs.iter().zip(DEVICE_BITS) {
+        let rel = format!("{PKI_DIR}/devices/{}", certs_cli::mac_dir_name(*mac));
+        if bits != first_bits {
+            let mut req = DeviceRequest::new(*mac);
+            req.bits = bits;
+            req.org = opts.manufacturer.clone();
+            certs_cli::issue_device(&mfr, &req, &dir.join(&rel))?;
+        }
+        let fqdn = format!("mta-{}.{DOMAIN}", hex::encode(mac));
+        table.push(DeviceEntry {
+            mac: certs::format_mac(*mac),
+            fqdn: fqdn.clone(),
+        });
+        devices.push(Device {
+            mac: certs::format_mac(*mac),
+            principal: format!("mta/{fqdn}@{REALM}"),
+            fqdn,
+            cert: format!("{rel}/cert.pem"),
+            key: format!("{rel}/key.pem"),
+            chain: MANUFACTURER_CA.into(),
+            key_bits: bits,
+        });
+    }
+
+    let mut intermediates = std::fs::read(dir.join("pki/sp/local-system-ca.pem"))?;
+    intermediates.extend(std::fs::read(dir.join("pki/sp/sp-ca.pem"))?);
+    std::fs::write(dir.join(KDC_INTERMEDIATES), intermediates)?;
+
+    // Start from config.rs's defaults for everything not set here.
+    let mut config: Pkinit = serde_json::from_value(serde_json::json!({
+        "kdc_cert": KDC_CERT,
+        "kdc_key": KDC_KEY,
+        "device_trust_dir": DEVICE_TRUST_DIR,
+    }))
+    .context("building the [pkinit] section")?;
+    config.kdc_chain = Some(KDC_INTERMEDIATES.into());
+    config.crl_policy = "require".into();
+    config.devices = table;
+    Ok(RealmPki { config, devices })
 }
 
 /// What to try next, printed by `pktc-kdc dev` once it serves.
@@ -191,7 +334,7 @@ pub fn banner(dir: &Path) -> anyhow::Result<String> {
          echo '{pw}' | kinit {name}\n  \
          kvno {svc}\n  \
          klist\n  \
-         klist -k {d}/{kt}\n\nStop with Ctrl-C.",
+         klist -k {d}/{kt}\n{pkinit}\nStop with Ctrl-C.",
         realm = m.realm,
         kdc = m.kdc,
         v6 = m.kdc_ipv6.map(|a| format!(" and {a}")).unwrap_or_default(),
@@ -200,5 +343,16 @@ pub fn banner(dir: &Path) -> anyhow::Result<String> {
         name = m.password_principal.name,
         svc = m.service_principal,
         kt = m.keytab,
+        pkinit = m
+            .devices
+            .first()
+            .map(|dev| format!(
+                "\nPKINIT with a device certificate (devices: {d}/dev-realm.json):\n  \
+                 kinit -X X509_user_identity=FILE:{d}/{cert},{d}/{key} {p}\n",
+                cert = dev.cert,
+                key = dev.key,
+                p = dev.principal,
+            ))
+            .unwrap_or_default(),
     ))
 }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use kdc::config::Config;
 use kdc::kdc::Kdc;
 use kdc::keytab_cli::{self, KeySource};
-use kdc::{dev, server};
+use kdc::{certs_cli, dev, server};
 use krb::principal::Principal;
 
 #[derive(Parser)]
@@ -45,6 +45,80 @@ enum Command {
     Keytab {
         #[command(subcommand)]
         command: KeytabCommand,
+    },
+    /// Dev PKIs and device certificates: create, issue, inspect, check.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write a dev PKI (MTA root, manufacturer CA, devices, SP hierarchy, KDC and TLS certificates, CRLs).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = dev::REALM)]
+        realm: String,
+        /// Realm organization name (O= of the KDC certificate).
+        #[arg(long, default_value = dev::ORG)]
+        org: String,
+        /// Number of devices, MACs 00:10:95:00:00:01 upwards.
+        #[arg(long, default_value_t = 3, conflicts_with = "mac")]
+        devices: u16,
+        /// Device MAC (repeatable) instead of --devices.
+        #[arg(long)]
+        mac: Vec<String>,
+        /// Device RSA key size.
+        #[arg(long, default_value_t = 2048)]
+        device_bits: u32,
+    },
+    /// Issue a device certificate (CN = MAC) from a manufacturer CA.
+    IssueDevice {
+        #[arg(long)]
+        ca_cert: PathBuf,
+        #[arg(long)]
+        ca_key: PathBuf,
+        #[arg(long)]
+        mac: String,
+        /// RSA key size.
+        #[arg(long, default_value_t = 2048)]
+        bits: u32,
+        /// Sign with SHA-1 (old MTAs) instead of SHA-256.
+        #[arg(long)]
+        sha1: bool,
+        /// Valid from one day ago for N days (default 20 years).
+        #[arg(long)]
+        days: Option<u32>,
+        /// normal, expired (ended a year ago) or not-yet-valid (starts in a year).
+        #[arg(long, default_value = "normal")]
+        validity: String,
+        /// Writes cert.pem, key.pem and chain.pem (device + CA) here.
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+    /// Show a certificate chain with expiry dates; verify it with --trust-dir.
+    Show {
+        /// Certificate (PEM, the first one is the leaf; or DER).
+        #[arg(long)]
+        cert: PathBuf,
+        /// More certificates of the chain (PEM bundle).
+        #[arg(long)]
+        chain: Option<PathBuf>,
+        /// Verify against this trust directory (like the KDC's device_trust_dir).
+        #[arg(long)]
+        trust_dir: Option<PathBuf>,
+        /// require, if-present or off.
+        #[arg(long, default_value = "require")]
+        crl_policy: String,
+    },
+    /// Exit 0 if the private key belongs to the certificate, else 1.
+    Check {
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
     },
 }
 
@@ -165,6 +239,7 @@ fn main() -> std::process::ExitCode {
             run_serve(&config, Some(dev::banner(&dir)?))
         })(),
         Command::Keytab { command } => keytab_command(command),
+        Command::Certs { command } => certs_command(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -219,6 +294,97 @@ fn keytab_command(c: KeytabCommand) -> anyhow::Result<()> {
             let n = keytab_cli::export(&keytab, &p, &out)?;
             println!("exported {n} key(s) for {p} to {}", out.display());
             Ok(())
+        }
+    }
+}
+
+fn certs_command(c: CertsCommand) -> anyhow::Result<()> {
+    match c {
+        CertsCommand::Init {
+            dir,
+            realm,
+            org,
+            devices,
+            mac,
+            device_bits,
+        } => {
+            let macs = if mac.is_empty() {
+                certs_cli::dev_macs(devices)
+            } else {
+                mac.iter()
+                    .map(|m| certs::parse_mac(m))
+                    .collect::<Result<_, _>>()?
+            };
+            if !matches!(device_bits, 1024 | 2048) {
+                anyhow::bail!("--device-bits must be 1024 or 2048");
+            }
+            let mut opts = certs::DevPkiOptions::new(&realm, &org, &macs);
+            opts.device_bits = device_bits;
+            let pki = certs_cli::init(&dir, &opts)?;
+            print!("{}", certs_cli::describe_dev_pki(&pki));
+            Ok(())
+        }
+        CertsCommand::IssueDevice {
+            ca_cert,
+            ca_key,
+            mac,
+            bits,
+            sha1,
+            days,
+            validity,
+            out_dir,
+        } => {
+            let ca = certs_cli::load_ca(&ca_cert, &ca_key)?;
+            let mut req = certs_cli::DeviceRequest::new(certs::parse_mac(&mac)?);
+            req.bits = bits;
+            req.sha1 = sha1;
+            req.validity = certs_cli::validity(days, &validity)?;
+            if let Some(org) = certs_cli::subject_org(&ca.cert) {
+                req.org = org;
+            }
+            let f = certs_cli::issue_device(&ca, &req, &out_dir)?;
+            println!(
+                "issued device {} (RSA {bits}): {} {} {}",
+                certs::format_mac(req.mac),
+                f.cert.display(),
+                f.key.display(),
+                f.chain.display()
+            );
+            Ok(())
+        }
+        CertsCommand::Show {
+            cert,
+            chain,
+            trust_dir,
+            crl_policy,
+        } => {
+            let policy = match crl_policy.as_str() {
+                "require" => certs::CrlPolicy::Require,
+                "if-present" => certs::CrlPolicy::IfPresent,
+                "off" => certs::CrlPolicy::Off,
+                _ => anyhow::bail!("--crl-policy must be require, if-present or off"),
+            };
+            let r = certs_cli::show(
+                &cert,
+                chain.as_deref(),
+                trust_dir.as_deref().map(|d| (d, policy)),
+            )?;
+            print!("{}", r.text);
+            match r.verification {
+                Some(Err(e)) => Err(anyhow::anyhow!(
+                    "verification failed: {e} (KRB-ERROR {})",
+                    e.krb_error_code()
+                )),
+                _ => Ok(()),
+            }
+        }
+        CertsCommand::Check { cert, key } => {
+            if certs_cli::check(&cert, &key)? {
+                println!("certificate and key match");
+                Ok(())
+            } else {
+                anyhow::bail!("certificate and key do not match")
+            }
         }
     }
 }
