@@ -222,11 +222,7 @@ pub fn show(
                     shown.insert(0, leaf.clone());
                     for (depth, c) in v.chain.iter().enumerate() {
                         if !contains(&shown, c)? {
-                            let _ = writeln!(
-                                text,
-                                "[{depth}] {} (from the trust directory)",
-                                describe(c)?
-                            );
+                            let _ = writeln!(text, "[{depth}] (trust directory) {}", describe(c)?);
                         }
                     }
                     let _ = writeln!(

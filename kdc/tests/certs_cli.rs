@@ -184,7 +184,7 @@ fn issue_device_and_show_with_trust_dir() {
         "{out}"
     );
     assert!(out.contains("O=Example Manufacturer"), "{out}");
-    assert!(out.contains("(from the trust directory)"), "{out}");
+    assert!(out.contains("(trust directory) subject:"), "{out}");
     assert!(out.contains("CN=MTA Root CA"), "{out}");
 
     // Expired device: the report names the error and its KRB-ERROR code.
