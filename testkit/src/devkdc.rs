@@ -25,6 +25,12 @@ impl DevKdc {
 
     /// As [`DevKdc::start`], letting the test edit config.toml before serving.
     pub fn start_with(binary: &Path, edit_config: impl FnOnce(&mut String)) -> DevKdc {
+        DevKdc::start_prepared(binary, |_, cfg| edit_config(cfg))
+    }
+
+    /// As [`DevKdc::start`], letting the test change the realm directory
+    /// (certificates, CRLs) and config.toml before the KDC starts.
+    pub fn start_prepared(binary: &Path, prepare: impl FnOnce(&Path, &mut String)) -> DevKdc {
         let dir = TempDir::new("devkdc");
         let realm_dir = dir.path("realm");
         let out = Command::new(binary)
@@ -39,7 +45,7 @@ impl DevKdc {
         );
         let cfg_path = realm_dir.join("config.toml");
         let mut cfg = std::fs::read_to_string(&cfg_path).expect("config.toml");
-        edit_config(&mut cfg);
+        prepare(&realm_dir, &mut cfg);
         std::fs::write(&cfg_path, cfg).expect("write config.toml");
         let manifest: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(realm_dir.join("dev-realm.json")).expect("manifest"),
