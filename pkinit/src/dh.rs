@@ -6,9 +6,9 @@
 //!   primes: Oakley group 2 (recognised, refused by policy) and RFC 3526
 //!   groups 14, 15, 16. All are safe primes, so the range check
 //!   1 < y < p-1 is the whole public-value check. The KDC's ephemeral key
-//!   is fresh per call with a short private exponent (256 bits for 2048,
-//!   320 for 3072, 384 for 4096: at least twice the group's strength),
-//!   computed with OpenSSL's constant-time modular exponentiation.
+//!   is fresh per call with a short private exponent (225 bits for 2048,
+//!   275 for 3072, 325 for 4096: RFC 7919 §5.2, twice the group's
+//!   strength), computed with OpenSSL's constant-time modular exponentiation.
 //!   `Dh::compute_key` is never used (it drops leading zero bytes of ZZ);
 //!   ZZ is always left-padded to |p| bytes.
 //! * EC: id-ecPublicKey with namedCurve P-256, P-384 or P-521; the public
@@ -136,12 +136,14 @@ impl Group {
         }
     }
 
-    /// Private exponent length for our ephemeral MODP keys.
+    /// Private exponent length for our ephemeral MODP keys: RFC 7919 §5.2's
+    /// minimums (twice the group's strength; OpenSSL uses the same for its
+    /// named groups), 225 bits also for the 1024-bit group (client side only).
     fn exponent_bits(self) -> i32 {
         match self {
-            Group::Modp3072 => 320,
-            Group::Modp4096 => 384,
-            _ => 256,
+            Group::Modp3072 => 275,
+            Group::Modp4096 => 325,
+            _ => 225,
         }
     }
 
@@ -310,7 +312,7 @@ impl ClientPublic {
 
 /// The BIT STRING's bytes; unused bits are malformed.
 fn bit_string_bytes(bits: &BitString) -> Result<&[u8], DhError> {
-    if bits.len() % 8 != 0 {
+    if !bits.len().is_multiple_of(8) {
         return Err(malformed("public key BIT STRING with unused bits"));
     }
     Ok(bits.as_raw_slice())
@@ -329,9 +331,7 @@ fn modp_group_from_params(params: &[u8], pkcs3: bool) -> Result<Group, DhError> 
         match tag {
             der::TAG_INTEGER if !trailing_seq && ints.len() < 4 => ints.push(contents),
             // validationParms (X9.42) may close the sequence.
-            der::TAG_SEQUENCE if !pkcs3 && !trailing_seq && ints.len() >= 3 => {
-                trailing_seq = true
-            }
+            der::TAG_SEQUENCE if !pkcs3 && !trailing_seq && ints.len() >= 3 => trailing_seq = true,
             _ => return Err(malformed("unexpected element in DH domain parameters")),
         }
     }
@@ -546,7 +546,11 @@ fn is_p_minus_1(v: &BigNumRef, p: &BigNumRef) -> Result<bool, ErrorStack> {
 
 /// ECDH x-coordinate, checked to be exactly the field length (OpenSSL pads
 /// it; a shorter result is left-padded defensively).
-fn ecdh(own: &PKey<Private>, peer: &PKey<Public>, len: usize) -> Result<Zeroizing<Vec<u8>>, DhError> {
+fn ecdh(
+    own: &PKey<Private>,
+    peer: &PKey<Public>,
+    len: usize,
+) -> Result<Zeroizing<Vec<u8>>, DhError> {
     let mut deriver = Deriver::new(own)?;
     // The point was validated when parsed (on curve, not infinity; the NIST
     // curves have cofactor 1), so skip OpenSSL's costlier full key check.
@@ -605,10 +609,7 @@ pub struct ClientKey {
 
 enum ClientInner {
     Modp(ModpKey),
-    Ec {
-        key: PKey<Private>,
-        public: Vec<u8>,
-    },
+    Ec { key: PKey<Private>, public: Vec<u8> },
 }
 
 impl fmt::Debug for ClientKey {
@@ -677,14 +678,19 @@ mod tests {
 
     #[test]
     fn primes_match_openssl() {
-        let cases: [(Group, fn() -> Result<BigNum, ErrorStack>); 4] = [
+        type PrimeFn = fn() -> Result<BigNum, ErrorStack>;
+        let cases: [(Group, PrimeFn); 4] = [
             (Group::Modp1024, BigNum::get_rfc2409_prime_1024),
             (Group::Modp2048, BigNum::get_rfc3526_prime_2048),
             (Group::Modp3072, BigNum::get_rfc3526_prime_3072),
             (Group::Modp4096, BigNum::get_rfc3526_prime_4096),
         ];
         for (g, f) in cases {
-            assert_eq!(g.prime().unwrap(), f().unwrap().to_vec().as_slice(), "{g:?}");
+            assert_eq!(
+                g.prime().unwrap(),
+                f().unwrap().to_vec().as_slice(),
+                "{g:?}"
+            );
             assert_eq!(g.prime().unwrap().len(), g.secret_len());
         }
     }

@@ -41,19 +41,25 @@ fn vectors() -> Vec<(Kdf, EncType, Vec<u8>, Vec<u8>)> {
         (
             Kdf::Sha1,
             EncType::Aes256CtsHmacSha196,
-            h("307e300a06082b06010502030601a01f041d301ba0071b0553552e5345a110300ea003020101a10730051b036c6861a12904273025a0071b0553552e5345a11a3018a003020101a111300f1b066b72627467741b0553552e5345a22404223020a003020112a10c040aaaaaaaaaaaaaaaaaaaaaa20b0409bbbbbbbbbbbbbbbbbb"),
+            h(
+                "307e300a06082b06010502030601a01f041d301ba0071b0553552e5345a110300ea003020101a10730051b036c6861a12904273025a0071b0553552e5345a11a3018a003020101a111300f1b066b72627467741b0553552e5345a22404223020a003020112a10c040aaaaaaaaaaaaaaaaaaaaaa20b0409bbbbbbbbbbbbbbbbbb",
+            ),
             h("e6ab38c9413e035bb079201ed0b6b73d8d49a814a737c04ee6649614206f73ad"),
         ),
         (
             Kdf::Sha256,
             EncType::Aes256CtsHmacSha196,
-            h("307e300a06082b06010502030602a01f041d301ba0071b0553552e5345a110300ea003020101a10730051b036c6861a12904273025a0071b0553552e5345a11a3018a003020101a111300f1b066b72627467741b0553552e5345a22404223020a003020112a10c040aaaaaaaaaaaaaaaaaaaaaa20b0409bbbbbbbbbbbbbbbbbb"),
+            h(
+                "307e300a06082b06010502030602a01f041d301ba0071b0553552e5345a110300ea003020101a10730051b036c6861a12904273025a0071b0553552e5345a11a3018a003020101a111300f1b066b72627467741b0553552e5345a22404223020a003020112a10c040aaaaaaaaaaaaaaaaaaaaaa20b0409bbbbbbbbbbbbbbbbbb",
+            ),
             h("77ef4e48c420ae3fec75109d7981697eed5d295c90c62564f7bfd101fa9bc1d5"),
         ),
         (
             Kdf::Sha512,
             EncType::Des3CbcSha1Kd,
-            h("307e300a06082b06010502030603a01f041d301ba0071b0553552e5345a110300ea003020101a10730051b036c6861a12904273025a0071b0553552e5345a11a3018a003020101a111300f1b066b72627467741b0553552e5345a22404223020a003020110a10c040aaaaaaaaaaaaaaaaaaaaaa20b0409bbbbbbbbbbbbbbbbbb"),
+            h(
+                "307e300a06082b06010502030603a01f041d301ba0071b0553552e5345a110300ea003020101a10730051b036c6861a12904273025a0071b0553552e5345a11a3018a003020101a111300f1b066b72627467741b0553552e5345a22404223020a003020110a10c040aaaaaaaaaaaaaaaaaaaaaa20b0409bbbbbbbbbbbbbbbbbb",
+            ),
             h("d3c78a79d65213efe9a826f75dfb01f72362fb16fb01dad6"),
         ),
     ]
@@ -72,10 +78,14 @@ fn rfc8636_other_info_encoding() {
 fn rfc8636_test_vectors() {
     let c = common();
     for (kdf, etype, _, key) in vectors() {
-        let got = kdf_rfc8636(kdf, etype, &c.z, &c.client, &c.kdc, &c.as_req, &c.pk_as_rep)
-            .unwrap();
+        let got =
+            kdf_rfc8636(kdf, etype, &c.z, &c.client, &c.kdc, &c.as_req, &c.pk_as_rep).unwrap();
         assert_eq!(got.etype(), etype);
-        assert_eq!(hex::encode(got.bytes()), hex::encode(key), "{kdf:?} {etype:?}");
+        assert_eq!(
+            hex::encode(got.bytes()),
+            hex::encode(key),
+            "{kdf:?} {etype:?}"
+        );
     }
 }
 
@@ -84,7 +94,10 @@ fn kdf_oids_round_trip() {
     for k in Kdf::ALL {
         assert_eq!(Kdf::from_oid(k.oid()), Some(k));
     }
-    assert_eq!(Kdf::from_oid(pkinit::asn1::oid::KDF_SHA256), Some(Kdf::Sha256));
+    assert_eq!(
+        Kdf::from_oid(pkinit::asn1::oid::KDF_SHA256),
+        Some(Kdf::Sha256)
+    );
     assert_eq!(Kdf::from_oid(pkinit::asn1::oid::DH_KEY_DATA), None);
 }
 
@@ -94,10 +107,22 @@ fn kdf_oids_round_trip() {
 fn octetstring2key_heimdal_vectors() {
     let pattern: Vec<u8> = (0..128).map(|i| (i % 17) as u8).collect();
     let cases: [(Vec<u8>, &str); 4] = [
-        (vec![0; 256], "5ee50d675c809fe59e4a7762c54b658375 47eafb159bd8cdc75ffca5911e4c41"),
-        (vec![0; 128], "acf7707c08973ddfdb27cd361442ccfba355c8884cb472f37da636d07d56787e"),
-        (pattern.clone(), "c442da585fcb80e43b47946f254093e37329d99001380db78371db3acf5c797e"),
-        (pattern[..77].to_vec(), "0053953b84c896f4eb385c3f2e751c4a590ed6ffadca6ff64f47ebeb8d780ffc"),
+        (
+            vec![0; 256],
+            "5ee50d675c809fe59e4a7762c54b658375 47eafb159bd8cdc75ffca5911e4c41",
+        ),
+        (
+            vec![0; 128],
+            "acf7707c08973ddfdb27cd361442ccfba355c8884cb472f37da636d07d56787e",
+        ),
+        (
+            pattern.clone(),
+            "c442da585fcb80e43b47946f254093e37329d99001380db78371db3acf5c797e",
+        ),
+        (
+            pattern[..77].to_vec(),
+            "0053953b84c896f4eb385c3f2e751c4a590ed6ffadca6ff64f47ebeb8d780ffc",
+        ),
     ];
     for (i, (x, key)) in cases.iter().enumerate() {
         let got = octetstring2key(EncType::Aes256CtsHmacSha196, x, None, None).unwrap();
@@ -141,8 +166,14 @@ fn octetstring2key_matches_picky_krb() {
     let nk = [0x22u8; 32];
     for (ours, theirs) in [
         (EncType::Des3CbcSha1Kd, CipherSuite::Des3CbcSha1Kd),
-        (EncType::Aes128CtsHmacSha196, CipherSuite::Aes128CtsHmacSha196),
-        (EncType::Aes256CtsHmacSha196, CipherSuite::Aes256CtsHmacSha196),
+        (
+            EncType::Aes128CtsHmacSha196,
+            CipherSuite::Aes128CtsHmacSha196,
+        ),
+        (
+            EncType::Aes256CtsHmacSha196,
+            CipherSuite::Aes256CtsHmacSha196,
+        ),
     ] {
         let cipher = theirs.cipher();
         let want = generate_key_from_shared_secret(secret.clone(), None, cipher.as_ref()).unwrap();
@@ -165,9 +196,20 @@ fn octetstring2key_matches_picky_krb() {
 #[test]
 fn rfc8009_enctypes_derive_full_length_keys() {
     let c = common();
-    for etype in [EncType::Aes128CtsHmacSha256128, EncType::Aes256CtsHmacSha384192] {
-        let k = kdf_rfc8636(Kdf::Sha256, etype, &c.z, &c.client, &c.kdc, &c.as_req, &c.pk_as_rep)
-            .unwrap();
+    for etype in [
+        EncType::Aes128CtsHmacSha256128,
+        EncType::Aes256CtsHmacSha384192,
+    ] {
+        let k = kdf_rfc8636(
+            Kdf::Sha256,
+            etype,
+            &c.z,
+            &c.client,
+            &c.kdc,
+            &c.as_req,
+            &c.pk_as_rep,
+        )
+        .unwrap();
         assert_eq!(k.bytes().len(), etype.key_len());
         let k = octetstring2key(etype, &c.z, None, None).unwrap();
         assert_eq!(k.bytes().len(), etype.key_len());

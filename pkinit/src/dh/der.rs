@@ -15,11 +15,15 @@ fn malformed(what: &str) -> DhError {
 
 /// Splits one TLV off `input`: (tag, contents, rest). Single-byte tags only.
 pub(super) fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), DhError> {
-    let (&tag, rest) = input.split_first().ok_or_else(|| malformed("truncated DER"))?;
+    let (&tag, rest) = input
+        .split_first()
+        .ok_or_else(|| malformed("truncated DER"))?;
     if tag & 0x1f == 0x1f {
         return Err(malformed("high-tag-number form"));
     }
-    let (&first, rest) = rest.split_first().ok_or_else(|| malformed("truncated DER"))?;
+    let (&first, rest) = rest
+        .split_first()
+        .ok_or_else(|| malformed("truncated DER"))?;
     let (len, rest) = if first < 0x80 {
         (usize::from(first), rest)
     } else {
@@ -34,7 +38,9 @@ pub(super) fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), DhError> {
         if bytes[0] == 0 {
             return Err(malformed("non-minimal DER length"));
         }
-        let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         if len < 0x80 {
             return Err(malformed("non-minimal DER length"));
         }
@@ -68,7 +74,10 @@ pub(super) fn integer_magnitude(contents: &[u8]) -> Result<(bool, &[u8]), DhErro
         [0xff, next, ..] if next & 0x80 != 0 => Err(malformed("non-minimal INTEGER")),
         [first, ..] if first & 0x80 != 0 => Ok((true, contents)),
         _ => {
-            let start = contents.iter().position(|&b| b != 0).unwrap_or(contents.len());
+            let start = contents
+                .iter()
+                .position(|&b| b != 0)
+                .unwrap_or(contents.len());
             Ok((false, &contents[start..]))
         }
     }
@@ -79,7 +88,10 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
         out.push(len as u8);
     } else {
         let bytes = len.to_be_bytes();
-        let skip = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+        let skip = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len() - 1);
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
@@ -125,7 +137,7 @@ mod tests {
         assert!(integer_magnitude(&[0x00, 0x01]).is_err());
         assert!(integer_magnitude(&[0xff, 0x80]).is_err());
         assert!(integer_magnitude(&[]).is_err());
-        assert_eq!(integer_magnitude(&[0x80]).unwrap().0, true);
+        assert!(integer_magnitude(&[0x80]).unwrap().0);
         assert_eq!(integer_magnitude(&[0x00]).unwrap(), (false, &[][..]));
     }
 

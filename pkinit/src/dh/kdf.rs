@@ -126,7 +126,7 @@ const DES_WEAK: [[u8; 8]; 16] = [
 
 fn odd_parity(b: u8) -> u8 {
     let hi = b & 0xFE;
-    hi | u8::from(hi.count_ones() % 2 == 0)
+    hi | u8::from(hi.count_ones().is_multiple_of(2))
 }
 
 /// des3 random-to-key (RFC 3961 §6.3.1): each 7 seed bytes become an 8-byte
@@ -300,7 +300,10 @@ mod tests {
         };
         let unknown = Oid::const_new(&[1, 2, 3]);
         assert_eq!(select_kdf(None).unwrap(), None);
-        assert!(matches!(select_kdf(Some(&[])), Err(DhError::NoAcceptableKdf)));
+        assert!(matches!(
+            select_kdf(Some(&[])),
+            Err(DhError::NoAcceptableKdf)
+        ));
         assert!(matches!(
             select_kdf(Some(&[id(unknown)])),
             Err(DhError::NoAcceptableKdf)
