@@ -1,0 +1,317 @@
+//! Reply-key derivation from the DH/ECDH shared secret: RFC 4556 §3.2.3.1
+//! octetstring2key and the RFC 8636 §5 KDF over OtherInfo.
+
+use krb::crypto::{EncType, Key};
+use krb::principal::Principal;
+use rasn::prelude::*;
+use rasn::types::Oid;
+use rasn_pkix::AlgorithmIdentifier;
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
+use zeroize::Zeroizing;
+
+use super::DhError;
+use crate::asn1::{KdfAlgorithmId, Krb5PrincipalName, oid};
+
+/// An RFC 8636 key derivation function (id-pkinit-kdf-ah-*).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kdf {
+    /// id-pkinit-kdf-ah-sha1, 1.3.6.1.5.2.3.6.1.
+    Sha1,
+    /// id-pkinit-kdf-ah-sha256, 1.3.6.1.5.2.3.6.2 (what MIT kinit offers first).
+    Sha256,
+    /// id-pkinit-kdf-ah-sha512, 1.3.6.1.5.2.3.6.3.
+    Sha512,
+}
+
+impl Kdf {
+    /// All supported KDFs, in the order the KDC lists them in
+    /// KDC_ERR_NO_ACCEPTABLE_KDF e-data (MIT's order: SHA-256, SHA-1, SHA-512).
+    pub const ALL: [Kdf; 3] = [Kdf::Sha256, Kdf::Sha1, Kdf::Sha512];
+
+    /// The KDF for an OID, or `None` if unsupported.
+    pub fn from_oid(o: &Oid) -> Option<Kdf> {
+        Kdf::ALL.into_iter().find(|k| k.oid() == o)
+    }
+
+    /// The KDF's OID.
+    pub fn oid(self) -> &'static Oid {
+        match self {
+            Kdf::Sha1 => oid::KDF_SHA1,
+            Kdf::Sha256 => oid::KDF_SHA256,
+            Kdf::Sha512 => oid::KDF_SHA512,
+        }
+    }
+
+    /// The KDFAlgorithmId for DHRepInfo.kdf.
+    pub fn algorithm_id(self) -> KdfAlgorithmId {
+        KdfAlgorithmId {
+            kdf_id: self.oid().to_owned(),
+        }
+    }
+}
+
+/// Which KDF to use for a request: the first of the client's supportedKDFs
+/// that we support. `None` means octetstring2key, but also "nothing
+/// acceptable": callers that must answer KDC_ERR_NO_ACCEPTABLE_KDF (RFC 8636
+/// §4) should use [`select_kdf`].
+pub fn choose_kdf(supported: Option<&[KdfAlgorithmId]>) -> Option<Kdf> {
+    select_kdf(supported).ok().flatten()
+}
+
+/// Like [`choose_kdf`] but distinguishes the cases: `Ok(None)` when the
+/// client sent no supportedKDFs (RFC 4556 octetstring2key), `Ok(Some(kdf))`
+/// for the first supported entry in client order, and
+/// [`DhError::NoAcceptableKdf`] when the client listed KDFs (possibly an
+/// empty list) and none is supported.
+pub fn select_kdf(supported: Option<&[KdfAlgorithmId]>) -> Result<Option<Kdf>, DhError> {
+    match supported {
+        None => Ok(None),
+        Some(list) => list
+            .iter()
+            .find_map(|k| Kdf::from_oid(&k.kdf_id))
+            .map(Some)
+            .ok_or(DhError::NoAcceptableKdf),
+    }
+}
+
+/// DER SEQUENCE OF KDFAlgorithmId listing our KDFs ([`Kdf::ALL`]), the
+/// e-data content RFC 8636 §4 asks for with KDC_ERR_NO_ACCEPTABLE_KDF.
+pub fn supported_kdfs_der() -> Vec<u8> {
+    let list: Vec<KdfAlgorithmId> = Kdf::ALL.iter().map(|k| k.algorithm_id()).collect();
+    // Encoding OIDs we defined ourselves cannot fail.
+    rasn::der::encode(&list).unwrap_or_default()
+}
+
+/// Bytes of key-generation seed random-to-key takes: 21 for des3 (168 bits),
+/// else the key length (AES random-to-key is the identity).
+fn seed_len(etype: EncType) -> usize {
+    match etype {
+        EncType::Des3CbcSha1Kd => 21,
+        other => other.key_len(),
+    }
+}
+
+/// RFC 3961 random-to-key for the enctype.
+fn random_to_key(etype: EncType, seed: &[u8]) -> Result<Key, DhError> {
+    let key = match etype {
+        EncType::Des3CbcSha1Kd => {
+            let k = des3_random_to_key(seed);
+            Key::new(etype, &k[..])
+        }
+        _ => Key::new(etype, seed),
+    };
+    key.map_err(|e| DhError::Malformed(format!("key construction: {e}")))
+}
+
+/// DES weak and semi-weak keys (odd parity), RFC 3961 §6.2 / FIPS 74.
+const DES_WEAK: [[u8; 8]; 16] = [
+    [0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01],
+    [0xFE, 0xFE, 0xFE, 0xFE, 0xFE, 0xFE, 0xFE, 0xFE],
+    [0xE0, 0xE0, 0xE0, 0xE0, 0xF1, 0xF1, 0xF1, 0xF1],
+    [0x1F, 0x1F, 0x1F, 0x1F, 0x0E, 0x0E, 0x0E, 0x0E],
+    [0x01, 0x1F, 0x01, 0x1F, 0x01, 0x0E, 0x01, 0x0E],
+    [0x1F, 0x01, 0x1F, 0x01, 0x0E, 0x01, 0x0E, 0x01],
+    [0x01, 0xE0, 0x01, 0xE0, 0x01, 0xF1, 0x01, 0xF1],
+    [0xE0, 0x01, 0xE0, 0x01, 0xF1, 0x01, 0xF1, 0x01],
+    [0x01, 0xFE, 0x01, 0xFE, 0x01, 0xFE, 0x01, 0xFE],
+    [0xFE, 0x01, 0xFE, 0x01, 0xFE, 0x01, 0xFE, 0x01],
+    [0x1F, 0xE0, 0x1F, 0xE0, 0x0E, 0xF1, 0x0E, 0xF1],
+    [0xE0, 0x1F, 0xE0, 0x1F, 0xF1, 0x0E, 0xF1, 0x0E],
+    [0x1F, 0xFE, 0x1F, 0xFE, 0x0E, 0xFE, 0x0E, 0xFE],
+    [0xFE, 0x1F, 0xFE, 0x1F, 0xFE, 0x0E, 0xFE, 0x0E],
+    [0xE0, 0xFE, 0xE0, 0xFE, 0xF1, 0xFE, 0xF1, 0xFE],
+    [0xFE, 0xE0, 0xFE, 0xE0, 0xFE, 0xF1, 0xFE, 0xF1],
+];
+
+fn odd_parity(b: u8) -> u8 {
+    let hi = b & 0xFE;
+    hi | u8::from(hi.count_ones().is_multiple_of(2))
+}
+
+/// des3 random-to-key (RFC 3961 §6.3.1): each 7 seed bytes become an 8-byte
+/// DES key whose last byte gathers the low bits; parity fixed; weak keys
+/// corrected by XOR 0xF0 on the last byte. `seed` is 21 bytes (callers
+/// guarantee it); shorter input yields a shorter (rejected) key.
+fn des3_random_to_key(seed: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(vec![0u8; seed.len() / 7 * 8]);
+    for (src, dst) in seed.chunks_exact(7).zip(out.chunks_exact_mut(8)) {
+        let mut last = 0u8;
+        for (j, (d, s)) in dst.iter_mut().zip(src).enumerate() {
+            *d = odd_parity(*s);
+            last |= (s & 1) << (j + 1);
+        }
+        dst[7] = odd_parity(last);
+        if DES_WEAK.iter().any(|w| w[..] == dst[..]) {
+            dst[7] ^= 0xF0;
+        }
+    }
+    out
+}
+
+/// RFC 4556 §3.2.3.1: `random-to-key(K-truncate(SHA1(0x00 | x) | SHA1(0x01 |
+/// x) | ...))` with `x = DHSharedSecret | n_c | n_k`. The nonces count only
+/// when both the client's and the KDC's are present (otherwise both are
+/// empty, as the RFC says). `shared_secret` must already be ZZ left-padded
+/// to |p| (MODP) or the fixed-length x-coordinate (EC).
+pub fn octetstring2key(
+    etype: EncType,
+    shared_secret: &[u8],
+    client_dh_nonce: Option<&[u8]>,
+    server_dh_nonce: Option<&[u8]>,
+) -> Result<Key, DhError> {
+    let nonces: [&[u8]; 2] = match (client_dh_nonce, server_dh_nonce) {
+        (Some(c), Some(k)) => [c, k],
+        _ => [&[], &[]],
+    };
+    let need = seed_len(etype);
+    let mut stream = Zeroizing::new(Vec::with_capacity(need + 20));
+    let mut counter = 0u8;
+    while stream.len() < need {
+        let mut h = Sha1::new();
+        h.update([counter]);
+        h.update(shared_secret);
+        h.update(nonces[0]);
+        h.update(nonces[1]);
+        stream.extend_from_slice(&h.finalize());
+        counter = counter.wrapping_add(1);
+    }
+    random_to_key(etype, &stream[..need])
+}
+
+/// OtherInfo of RFC 8636 §5 (SP 800-56A), with explicit tags.
+#[derive(AsnType, Encode)]
+struct OtherInfo {
+    algorithm_id: AlgorithmIdentifier,
+    #[rasn(tag(explicit(0)))]
+    party_u_info: OctetString,
+    #[rasn(tag(explicit(1)))]
+    party_v_info: OctetString,
+    #[rasn(tag(explicit(2)))]
+    supp_pub_info: OctetString,
+}
+
+/// PkinitSuppPubInfo of RFC 8636 §5.
+#[derive(AsnType, Encode)]
+struct PkinitSuppPubInfo {
+    #[rasn(tag(explicit(0)))]
+    enctype: i32,
+    #[rasn(tag(explicit(1)))]
+    as_req: OctetString,
+    #[rasn(tag(explicit(2)))]
+    pk_as_rep: OctetString,
+}
+
+fn encode<T: Encode>(v: &T) -> Result<Vec<u8>, DhError> {
+    rasn::der::encode(v).map_err(|e| DhError::Malformed(format!("DER encoding: {e}")))
+}
+
+fn krb5_principal_name(p: &Principal) -> Result<Vec<u8>, DhError> {
+    let (principal_name, realm) = p
+        .to_rasn()
+        .map_err(|e| DhError::Malformed(format!("principal for KDF: {e}")))?;
+    encode(&Krb5PrincipalName {
+        realm,
+        principal_name,
+    })
+}
+
+/// The DER OtherInfo for `kdf`, exposed for tests and debugging.
+pub fn other_info(
+    kdf: Kdf,
+    etype: EncType,
+    client: &Principal,
+    kdc: &Principal,
+    as_req: &[u8],
+    pk_as_rep: &[u8],
+) -> Result<Vec<u8>, DhError> {
+    let supp = encode(&PkinitSuppPubInfo {
+        enctype: etype.as_i32(),
+        as_req: OctetString::from_slice(as_req),
+        pk_as_rep: OctetString::from_slice(pk_as_rep),
+    })?;
+    encode(&OtherInfo {
+        algorithm_id: AlgorithmIdentifier {
+            algorithm: kdf.oid().to_owned(),
+            parameters: None,
+        },
+        party_u_info: krb5_principal_name(client)?.into(),
+        party_v_info: krb5_principal_name(kdc)?.into(),
+        supp_pub_info: supp.into(),
+    })
+}
+
+/// SP 800-56A single-step KDF: H(counter32 | Z | OtherInfo) blocks, counter from 1.
+fn concat_kdf<D: Digest>(z: &[u8], info: &[u8], out: &mut [u8]) {
+    let mut counter: u32 = 1;
+    for chunk in out.chunks_mut(<D as Digest>::output_size()) {
+        let mut h = D::new();
+        h.update(counter.to_be_bytes());
+        h.update(z);
+        h.update(info);
+        let block = h.finalize();
+        chunk.copy_from_slice(&block[..chunk.len()]);
+        counter = counter.wrapping_add(1);
+    }
+}
+
+/// RFC 8636 §5: the reply key from the shared secret and OtherInfo
+/// (partyUInfo = client's KRB5PrincipalName, partyVInfo = the KDC's,
+/// suppPubInfo = PkinitSuppPubInfo{enctype, AS-REQ, PA-PK-AS-REP}).
+///
+/// `client` and `kdc` must be the cname/crealm and sname/realm exactly as in
+/// the AS-REQ, name types included (MIT passes `request->client` and
+/// `request->server`); `as_req` is the DER AS-REQ as received and
+/// `pk_as_rep` the DER PA-PK-AS-REP padata-value as sent.
+pub fn kdf_rfc8636(
+    kdf: Kdf,
+    etype: EncType,
+    shared_secret: &[u8],
+    client: &Principal,
+    kdc: &Principal,
+    as_req: &[u8],
+    pk_as_rep: &[u8],
+) -> Result<Key, DhError> {
+    let info = other_info(kdf, etype, client, kdc, as_req, pk_as_rep)?;
+    let mut seed = Zeroizing::new(vec![0u8; seed_len(etype)]);
+    match kdf {
+        Kdf::Sha1 => concat_kdf::<Sha1>(shared_secret, &info, &mut seed),
+        Kdf::Sha256 => concat_kdf::<Sha256>(shared_secret, &info, &mut seed),
+        Kdf::Sha512 => concat_kdf::<Sha512>(shared_secret, &info, &mut seed),
+    }
+    random_to_key(etype, &seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn des3_random_to_key_weak_key_fixup() {
+        // Seven zero bytes give 01 01 01 01 01 01 01 01 (weak) -> last byte ^ 0xF0.
+        let k = des3_random_to_key(&[0u8; 21]);
+        assert_eq!(&k[..8], &[0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0xF1]);
+    }
+
+    #[test]
+    fn select_kdf_cases() {
+        let id = |o: &Oid| KdfAlgorithmId {
+            kdf_id: o.to_owned(),
+        };
+        let unknown = Oid::const_new(&[1, 2, 3]);
+        assert_eq!(select_kdf(None).unwrap(), None);
+        assert!(matches!(
+            select_kdf(Some(&[])),
+            Err(DhError::NoAcceptableKdf)
+        ));
+        assert!(matches!(
+            select_kdf(Some(&[id(unknown)])),
+            Err(DhError::NoAcceptableKdf)
+        ));
+        let list = [id(unknown), id(oid::KDF_SHA512), id(oid::KDF_SHA256)];
+        assert_eq!(select_kdf(Some(&list)).unwrap(), Some(Kdf::Sha512));
+        assert_eq!(choose_kdf(Some(&list)), Some(Kdf::Sha512));
+        assert_eq!(choose_kdf(Some(&[id(unknown)])), None);
+        assert_eq!(choose_kdf(None), None);
+    }
+}
