@@ -114,6 +114,13 @@ fn strongest(
         .find(|e| permitted.contains(e) && client.contains(&e.as_i32()) && ok(*e))
 }
 
+/// A PKINIT refusal as a KRB-ERROR (code, audit reason, text, e-data).
+fn pk_err(e: server::PkinitError) -> KdcError {
+    let mut k = KdcError::new(e.krb_error_code(), e.reason()).text(e.to_string());
+    k.e_data = e.e_data();
+    k
+}
+
 /// What stage one hands on.
 struct Decoded {
     req: KdcReq,
@@ -190,6 +197,7 @@ impl Kdc {
         };
         let trust = pk.trust.load();
         let skew = self.skew;
+        let dh_min_bits = pk.dh_min_bits;
         let body_nonce = d.req.req_body.nonce;
         let (pa_type, pa_value, req_body) = (d.pa_type, d.pa_value.clone(), d.req_body.clone());
         let verified = pk
@@ -200,12 +208,13 @@ impl Kdc {
                     body_nonce,
                     now: time::now().0,
                     skew,
+                    dh_min_bits,
                 };
                 server::verify_request(pa_type, &pa_value, &ctx, &trust)
             })
             .await
             .map_err(|_| KdcError::new(err::KRB_ERR_GENERIC, "pool_failed"))?
-            .map_err(|e| KdcError::new(e.krb_error_code(), e.reason()).text(e.to_string()))?;
+            .map_err(pk_err)?;
 
         let binding = pk
             .directory
@@ -342,17 +351,16 @@ impl Kdc {
             KeyDelivery::Rsa => {
                 let reply_key = Key::random(reply_etype);
                 let pa = server::rsa_reply(&v, &reply_key, request, &pk.identity, &pk.reply)
-                    .map_err(|e| {
-                        KdcError::new(e.krb_error_code(), e.reason()).text(e.to_string())
-                    })?;
+                    .map_err(pk_err)?;
                 (pa, reply_key)
             }
-            KeyDelivery::Dh(_) => {
-                return Err(KdcError::new(
-                    err::KDC_ERR_PADATA_TYPE_NOSUPP,
-                    "pkinit_dh_unavailable",
-                )
-                .text("Diffie-Hellman PKINIT is not available yet; use RSA key transport"));
+            KeyDelivery::Dh(dh) => {
+                let names = server::KdfNames {
+                    client: &d.client,
+                    server: &d.server,
+                };
+                server::dh_reply(&v, dh, reply_etype, request, &names, &pk.identity)
+                    .map_err(pk_err)?
             }
         };
 

@@ -108,3 +108,13 @@ fn mit_pkinit_rsa_mode_with_a_1024_bit_device() {
     drop(kdc);
     pkinit_then_kvno("krb5_conf", "tcp", idx, &["-X", "flag_RSA_PROTOCOL=yes"]);
 }
+
+#[test]
+fn mit_pkinit_dh_mode_over_tcp_then_kvno() {
+    pkinit_then_kvno("krb5_conf", "tcp", 0, &[]);
+}
+
+#[test]
+fn mit_pkinit_dh_mode_over_udp_then_kvno() {
+    pkinit_then_kvno("krb5_conf_udp", "udp", 1, &[]);
+}

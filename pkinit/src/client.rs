@@ -226,3 +226,67 @@ fn reply_key(k: &msg::EncryptionKey) -> Result<Key, ClientError> {
     let etype = EncType::from_i32(k.r#type).ok_or_else(|| bad("reply key etype"))?;
     Key::new(etype, &k.value).map_err(bad)
 }
+
+/// The reply key from an RFC 4556 DH-mode PA-PK-AS-REP: checks the KDC's
+/// signature over KDCDHKeyInfo and the nonce, finishes the agreement and
+/// derives the key as the KDC did (RFC 8636 KDF when it names one, else
+/// octetstring2key). `names` are the cname/sname as sent in the AS-REQ.
+pub fn open_rfc4556_dh_reply(
+    pa_value: &[u8],
+    client_key: &crate::dh::ClientKey,
+    client_dh_nonce: Option<&[u8]>,
+    kdc_trust: &TrustStore,
+    nonce: u32,
+    etype: EncType,
+    as_req: &[u8],
+    names: &crate::server::KdfNames<'_>,
+) -> Result<Key, ClientError> {
+    let rep: PaPkAsRep = msg::decode("PA-PK-AS-REP", pa_value).map_err(bad)?;
+    let PaPkAsRep::DhInfo(info) = rep else {
+        return Err(bad("expected dhInfo"));
+    };
+    let signed =
+        cms::verify_signed(&crate::request::as_content_info(&info.dh_signed_data).map_err(bad)?)?;
+    if *signed.econtent_type != *oid::DH_KEY_DATA {
+        return Err(bad("signed content is not id-pkinit-DHKeyData"));
+    }
+    let others: Vec<X509> = signed
+        .certificates
+        .iter()
+        .filter(|c| c.to_der().ok() != signed.signer.to_der().ok())
+        .cloned()
+        .collect();
+    kdc_trust
+        .verify_now(&signed.signer, &others)
+        .map_err(|e| ClientError::KdcNotTrusted(e.to_string()))?;
+    let key_info: crate::asn1::KdcDhKeyInfo =
+        msg::decode("KDCDHKeyInfo", &signed.econtent).map_err(bad)?;
+    if nonce_u32(&key_info.nonce) != Some(nonce) {
+        return Err(bad("KDCDHKeyInfo nonce mismatch"));
+    }
+    let public = key_info.subject_public_key.as_raw_slice().to_vec();
+    let secret = client_key.finish(&public).map_err(bad)?;
+    match info
+        .kdf
+        .as_ref()
+        .map(|k| crate::dh::Kdf::from_oid(&k.kdf_id))
+    {
+        Some(Some(kdf)) => crate::dh::kdf_rfc8636(
+            kdf,
+            etype,
+            &secret,
+            names.client,
+            names.server,
+            as_req,
+            pa_value,
+        ),
+        Some(None) => return Err(bad("KDC chose a KDF we did not offer")),
+        None => crate::dh::octetstring2key(
+            etype,
+            &secret,
+            client_dh_nonce,
+            info.server_dh_nonce.as_deref(),
+        ),
+    }
+    .map_err(bad)
+}

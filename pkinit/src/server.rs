@@ -19,6 +19,7 @@ use crate::asn1::{
     self, AuthPack, AuthPack19, PaPkAsRep, ReplyKeyPack, ReplyKeyPack19, nonce_u32, oid,
 };
 use crate::cms::{self, CmsError, SignOptions};
+use crate::dh::{self, ClientPublic, DhError, Kdf};
 use crate::request::{self, Form, RequestError};
 
 /// Why a PKINIT request was refused.
@@ -50,8 +51,13 @@ pub enum PkinitError {
     NoMac,
     #[error("Diffie-Hellman is not supported in the PacketCable form")]
     PacketCableDh,
-    #[error("Diffie-Hellman: {0}")]
-    Dh(String, i32),
+    #[error("Diffie-Hellman: {message}")]
+    Dh {
+        message: String,
+        code: i32,
+        /// TYPED-DATA to send as e-data (TD-DH-PARAMETERS for refused groups).
+        e_data: Option<Vec<u8>>,
+    },
     #[error("building the reply: {0}")]
     Reply(String),
 }
@@ -72,7 +78,7 @@ impl PkinitError {
             PkinitError::ChecksumMismatch | PkinitError::NonceMismatch => err::KRB_AP_ERR_MODIFIED,
             PkinitError::NoMac => err::KDC_ERR_CLIENT_NAME_MISMATCH,
             PkinitError::PacketCableDh => err::KDC_ERR_PADATA_TYPE_NOSUPP,
-            PkinitError::Dh(_, code) => *code,
+            PkinitError::Dh { code, .. } => *code,
             PkinitError::Reply(_) => err::KRB_ERR_GENERIC,
         }
     }
@@ -104,9 +110,41 @@ impl PkinitError {
             PkinitError::NonceMismatch => "pkinit_nonce_mismatch",
             PkinitError::NoMac => "pkinit_no_mac",
             PkinitError::PacketCableDh => "pkinit_packetcable_dh",
-            PkinitError::Dh(..) => "pkinit_dh",
+            PkinitError::Dh { code, .. } => match *code {
+                err::KDC_ERR_KEY_TOO_WEAK => "pkinit_dh_group_refused",
+                100 => "pkinit_no_acceptable_kdf",
+                _ => "pkinit_dh_malformed",
+            },
             PkinitError::Reply(_) => "pkinit_reply_failed",
         }
+    }
+}
+
+impl PkinitError {
+    /// The KRB-ERROR e-data for this refusal, if it has one.
+    pub fn e_data(&self) -> Option<Vec<u8>> {
+        match self {
+            PkinitError::Dh { e_data, .. } => e_data.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// RFC 4556 §3.2.2 TD-DH-PARAMETERS.
+pub const TD_DH_PARAMETERS: i32 = 109;
+
+fn dh_error(e: DhError, min_bits: u32) -> PkinitError {
+    let e_data = e.wants_td_dh_parameters().then(|| {
+        let typed = vec![rasn_kerberos::TypedDataItem {
+            r#type: TD_DH_PARAMETERS,
+            value: Some(dh::td_dh_parameters(min_bits).into()),
+        }];
+        rasn::der::encode(&typed).unwrap_or_default()
+    });
+    PkinitError::Dh {
+        message: e.to_string(),
+        code: e.krb_error_code(),
+        e_data,
     }
 }
 
@@ -131,7 +169,6 @@ pub struct KdcIdentity {
 }
 
 /// What the request asks for in the reply.
-#[derive(Debug, Clone)]
 pub enum KeyDelivery {
     /// RSA key transport (encKeyPack).
     Rsa,
@@ -139,11 +176,12 @@ pub enum KeyDelivery {
     Dh(Box<DhRequest>),
 }
 
-#[derive(Debug, Clone)]
 pub struct DhRequest {
-    pub client_public_value: rasn_pkix::SubjectPublicKeyInfo,
+    /// The client's public value, its group checked against policy.
+    pub client_public: ClientPublic,
     pub client_dh_nonce: Option<Vec<u8>>,
-    pub supported_kdfs: Option<Vec<asn1::KdfAlgorithmId>>,
+    /// The KDF both sides support (RFC 8636), or None for octetstring2key.
+    pub kdf: Option<Kdf>,
 }
 
 /// A request whose signature, chain, time, checksum and nonce checked out.
@@ -166,6 +204,8 @@ pub struct RequestContext<'a> {
     pub body_nonce: u32,
     pub now: i64,
     pub skew: i64,
+    /// Smallest acceptable DH group (MODP bits or equivalent).
+    pub dh_min_bits: u32,
 }
 
 /// Checks a PKINIT padata (14 or 16; 15 is refused as draft-9).
@@ -270,11 +310,20 @@ fn check_auth_pack(
     // A freshness token (RFC 8070) is accepted; we do not offer one, so there is nothing to match.
     let delivery = match pack.client_public_value {
         None => KeyDelivery::Rsa,
-        Some(spki) => KeyDelivery::Dh(Box::new(DhRequest {
-            client_public_value: spki,
-            client_dh_nonce: pack.client_dh_nonce.map(|n| n.to_vec()),
-            supported_kdfs: pack.supported_kdfs,
-        })),
+        Some(spki) => {
+            let min = ctx.dh_min_bits;
+            let client_public = dh::parse_client_public(&spki).map_err(|e| dh_error(e, min))?;
+            client_public
+                .check_min_bits(min)
+                .map_err(|e| dh_error(e, min))?;
+            let kdf =
+                dh::select_kdf(pack.supported_kdfs.as_deref()).map_err(|e| dh_error(e, min))?;
+            KeyDelivery::Dh(Box::new(DhRequest {
+                client_public,
+                client_dh_nonce: pack.client_dh_nonce.map(|n| n.to_vec()),
+                kdf,
+            }))
+        }
     };
     Ok((nonce, delivery))
 }
@@ -366,6 +415,78 @@ pub fn rsa_reply(
                 .into(),
         },
     })
+}
+
+/// Names the RFC 8636 KDF binds the key to: cname/crealm and sname/realm
+/// exactly as the AS-REQ carried them.
+pub struct KdfNames<'a> {
+    pub client: &'a krb::principal::Principal,
+    pub server: &'a krb::principal::Principal,
+}
+
+/// DH/ECDH: the reply padata (17) and the reply key it agrees.
+pub fn dh_reply(
+    req: &VerifiedRequest,
+    dh_req: &DhRequest,
+    reply_etype: krb::crypto::EncType,
+    as_req: &[u8],
+    names: &KdfNames<'_>,
+    kdc: &KdcIdentity,
+) -> Result<(PaData, Key), PkinitError> {
+    let agreement = dh::server_agree(&dh_req.client_public).map_err(|e| dh_error(e, 0))?;
+    let info = asn1::KdcDhKeyInfo {
+        subject_public_key: rasn::types::BitString::from_vec(agreement.server_public.clone()),
+        nonce: (req.nonce as i64).into(),
+        dh_key_expiration: None,
+    };
+    let info_der = msg::encode("KDCDHKeyInfo", &info).map_err(reply_err)?;
+    let opts = SignOptions {
+        digest: None,
+        signed_attributes: true,
+        extra_certs: &kdc.chain,
+    };
+    let signed = cms::sign(oid::DH_KEY_DATA, &info_der, &kdc.cert, &kdc.key, &opts)?;
+    // A server nonce only answers a client nonce, and only octetstring2key uses them.
+    let server_dh_nonce = match (&dh_req.client_dh_nonce, dh_req.kdf) {
+        (Some(_), None) => Some(
+            Key::random(krb::crypto::EncType::Aes256CtsHmacSha196)
+                .bytes()
+                .to_vec(),
+        ),
+        _ => None,
+    };
+    let rep = PaPkAsRep::DhInfo(asn1::DhRepInfo {
+        dh_signed_data: signed.into(),
+        server_dh_nonce: server_dh_nonce.clone().map(Into::into),
+        kdf: dh_req.kdf.map(Kdf::algorithm_id),
+    });
+    let pk_as_rep = msg::encode("PA-PK-AS-REP", &rep).map_err(reply_err)?;
+    let secret = &agreement.shared_secret;
+    let key = match dh_req.kdf {
+        Some(kdf) => dh::kdf_rfc8636(
+            kdf,
+            reply_etype,
+            secret,
+            names.client,
+            names.server,
+            as_req,
+            &pk_as_rep,
+        ),
+        None => dh::octetstring2key(
+            reply_etype,
+            secret,
+            dh_req.client_dh_nonce.as_deref(),
+            server_dh_nonce.as_deref(),
+        ),
+    }
+    .map_err(|e| dh_error(e, 0))?;
+    Ok((
+        PaData {
+            r#type: padata::PK_AS_REP,
+            value: pk_as_rep.into(),
+        },
+        key,
+    ))
 }
 
 /// `tag` + DER length + `inner`.

@@ -61,6 +61,7 @@ fn ctx(nonce: u32) -> RequestContext<'static> {
         body_nonce: nonce,
         now: time::now().0,
         skew: 300,
+        dh_min_bits: 2048,
     }
 }
 
@@ -189,4 +190,89 @@ fn first_refusals() {
         r.0 == err::KDC_ERR_INVALID_SIG || r.0 == err::KDC_ERR_PREAUTH_FAILED,
         "{r:?}"
     );
+}
+
+fn dh_round_trip(
+    group: pkinit::dh::Group,
+    kdfs: Option<Vec<pkinit::asn1::KdfAlgorithmId>>,
+    client_nonce: Option<Vec<u8>>,
+) {
+    let l = lab();
+    let ck = pkinit::dh::ClientKey::generate(group).unwrap();
+    let mut pa =
+        client::rfc4556_padata(&l.device, BODY, 41, time::now(), Some(ck.spki()), kdfs).unwrap();
+    if let Some(n) = &client_nonce {
+        // Re-sign an AuthPack carrying a clientDHNonce.
+        let mut req: pkinit::asn1::PaPkAsReq = krb::msg::decode("PA-PK-AS-REQ", &pa.value).unwrap();
+        let signed = pkinit::cms::verify_signed(&req.signed_auth_pack).unwrap();
+        let mut pack: pkinit::asn1::AuthPack =
+            krb::msg::decode("AuthPack", &signed.econtent).unwrap();
+        pack.client_dh_nonce = Some(n.clone().into());
+        let der = krb::msg::encode("AuthPack", &pack).unwrap();
+        let opts = pkinit::cms::SignOptions {
+            digest: None,
+            signed_attributes: true,
+            extra_certs: &l.device.chain,
+        };
+        req.signed_auth_pack = pkinit::cms::sign(
+            pkinit::asn1::oid::AUTH_DATA,
+            &der,
+            &l.device.cert,
+            &l.device.key,
+            &opts,
+        )
+        .unwrap()
+        .into();
+        pa.value = krb::msg::encode("PA-PK-AS-REQ", &req).unwrap().into();
+    }
+    let v = server::verify_request(16, &pa.value, &ctx(41), &l.device_trust).unwrap();
+    let server::KeyDelivery::Dh(dh) = &v.delivery else {
+        panic!("expected DH")
+    };
+    let cname =
+        krb::principal::Principal::parse("mta/mta-001095000001.pktc.test@PKTC.TEST", None).unwrap();
+    let sname = krb::principal::Principal::krbtgt("PKTC.TEST");
+    let names = server::KdfNames {
+        client: &cname,
+        server: &sname,
+    };
+    let (reply, key) = server::dh_reply(
+        &v,
+        dh,
+        EncType::Aes256CtsHmacSha196,
+        b"as-req",
+        &names,
+        &l.kdc,
+    )
+    .unwrap();
+    assert_eq!(reply.r#type, 17);
+    let got = client::open_rfc4556_dh_reply(
+        &reply.value,
+        &ck,
+        client_nonce.as_deref(),
+        &l.sp_trust,
+        41,
+        EncType::Aes256CtsHmacSha196,
+        b"as-req",
+        &names,
+    )
+    .unwrap();
+    assert_eq!(got.bytes(), key.bytes());
+}
+
+#[test]
+fn rfc4556_dh_with_rfc8636_kdf() {
+    let sha256 = pkinit::dh::Kdf::Sha256.algorithm_id();
+    dh_round_trip(
+        pkinit::dh::Group::Modp2048,
+        Some(vec![sha256.clone()]),
+        None,
+    );
+    dh_round_trip(pkinit::dh::Group::P256, Some(vec![sha256]), None);
+}
+
+#[test]
+fn rfc4556_dh_with_octetstring2key_and_nonces() {
+    dh_round_trip(pkinit::dh::Group::Modp2048, None, Some(vec![7u8; 32]));
+    dh_round_trip(pkinit::dh::Group::P384, None, None);
 }
