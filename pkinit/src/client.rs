@@ -227,20 +227,35 @@ fn reply_key(k: &msg::EncryptionKey) -> Result<Key, ClientError> {
     Key::new(etype, &k.value).map_err(bad)
 }
 
+/// What a DH-mode client remembers between request and reply.
+#[derive(Clone, Copy)]
+pub struct DhClientState<'a> {
+    pub key: &'a crate::dh::ClientKey,
+    /// The clientDHNonce it sent, if any.
+    pub client_dh_nonce: Option<&'a [u8]>,
+    /// The PKAuthenticator nonce.
+    pub nonce: u32,
+    /// The etype of the reply key (the AS-REP enc-part's).
+    pub etype: EncType,
+}
+
 /// The reply key from an RFC 4556 DH-mode PA-PK-AS-REP: checks the KDC's
 /// signature over KDCDHKeyInfo and the nonce, finishes the agreement and
 /// derives the key as the KDC did (RFC 8636 KDF when it names one, else
 /// octetstring2key). `names` are the cname/sname as sent in the AS-REQ.
 pub fn open_rfc4556_dh_reply(
     pa_value: &[u8],
-    client_key: &crate::dh::ClientKey,
-    client_dh_nonce: Option<&[u8]>,
+    state: &DhClientState<'_>,
     kdc_trust: &TrustStore,
-    nonce: u32,
-    etype: EncType,
     as_req: &[u8],
     names: &crate::server::KdfNames<'_>,
 ) -> Result<Key, ClientError> {
+    let DhClientState {
+        key: client_key,
+        client_dh_nonce,
+        nonce,
+        etype,
+    } = *state;
     let rep: PaPkAsRep = msg::decode("PA-PK-AS-REP", pa_value).map_err(bad)?;
     let PaPkAsRep::DhInfo(info) = rep else {
         return Err(bad("expected dhInfo"));

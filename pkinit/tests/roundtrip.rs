@@ -246,17 +246,14 @@ fn dh_round_trip(
     )
     .unwrap();
     assert_eq!(reply.r#type, 17);
-    let got = client::open_rfc4556_dh_reply(
-        &reply.value,
-        &ck,
-        client_nonce.as_deref(),
-        &l.sp_trust,
-        41,
-        EncType::Aes256CtsHmacSha196,
-        b"as-req",
-        &names,
-    )
-    .unwrap();
+    let state = client::DhClientState {
+        key: &ck,
+        client_dh_nonce: client_nonce.as_deref(),
+        nonce: 41,
+        etype: EncType::Aes256CtsHmacSha196,
+    };
+    let got = client::open_rfc4556_dh_reply(&reply.value, &state, &l.sp_trust, b"as-req", &names)
+        .unwrap();
     assert_eq!(got.bytes(), key.bytes());
 }
 
