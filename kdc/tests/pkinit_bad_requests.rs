@@ -11,13 +11,13 @@ use kdc::certs_cli::{DeviceRequest, issue_device, load_ca};
 use krb::client::{self, RequestBody};
 use krb::crypto::{ChecksumType, EncType, unkeyed_checksum};
 use krb::msg::consts::{err, padata};
+use krb::msg::raw::tlv;
 use krb::msg::{self, Checksum, PaData, time};
 use krb::principal::{Principal, name_type};
 use openssl::hash::MessageDigest;
 use pkinit::asn1::{AuthPack19, PkAuthenticator19, oid};
 use pkinit::client::{self as pkclient, DeviceIdentity};
 use pkinit::cms::{self, SignOptions};
-use pkinit::server::explicit_tag;
 use testkit::DevKdc;
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
@@ -184,7 +184,7 @@ fn custom_pa14(dev: &DeviceIdentity, auth_pack: &[u8], content_type: &rasn::type
     let signed = cms::sign(content_type, auth_pack, &dev.cert, &dev.key, &opts).unwrap();
     PaData {
         r#type: padata::PK_AS_REQ_19,
-        value: explicit_tag(0x30, &explicit_tag(0xa0, &signed)).into(),
+        value: tlv(0x30, &tlv(0xa0, &signed)).into(),
     }
 }
 
@@ -388,10 +388,10 @@ fn pkinit_bad_input_matrix() {
                     &Principal::krbtgt(REALM).to_rasn().unwrap().0,
                 )
                 .unwrap();
-                let pk_auth = explicit_tag(0x30, &explicit_tag(0xa0, &pn));
+                let pk_auth = tlv(0x30, &tlv(0xa0, &pn));
                 vec![custom_pa14(
                     &dev0,
-                    &explicit_tag(0x30, &explicit_tag(0xa0, &pk_auth)),
+                    &tlv(0x30, &tlv(0xa0, &pk_auth)),
                     oid::AUTH_DATA,
                 )]
             }),

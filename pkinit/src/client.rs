@@ -17,7 +17,7 @@ use crate::asn1::{
     ReplyKeyPack19, nonce_u32, oid,
 };
 use crate::cms::{self, SignOptions};
-use crate::server::explicit_tag;
+use krb::msg::raw::tlv;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -96,7 +96,7 @@ pub fn packetcable_padata(
     };
     let signed = cms::sign(oid::AUTH_DATA, &der, &dev.cert, &dev.key, &opts)?;
     // PA-PK-AS-REQ-19 ::= SEQUENCE { signedAuthPack [0] EXPLICIT ContentInfo }
-    let value = explicit_tag(0x30, &explicit_tag(0xa0, &signed));
+    let value = tlv(0x30, &tlv(0xa0, &signed));
     let mut out = vec![PaData {
         r#type: padata::PK_AS_REQ_19,
         value: value.into(),
@@ -104,7 +104,7 @@ pub fn packetcable_padata(
     if let Some(fqdn) = prov_srv_location {
         out.push(PaData {
             r#type: padata::PROV_SRV_LOCATION,
-            value: explicit_tag(0x1b, fqdn.as_bytes()).into(),
+            value: tlv(0x1b, fqdn.as_bytes()).into(),
         });
     }
     Ok(out)

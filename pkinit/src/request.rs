@@ -90,28 +90,11 @@ pub fn as_content_info(bytes: &[u8]) -> Result<Vec<u8>, RequestError> {
         0x06 => Err(malformed("ContentInfo is not id-signedData")),
         // SignedData: version INTEGER first.
         0x02 => {
-            let mut explicit = vec![0xa0];
-            push_len(&mut explicit, bytes.len());
-            explicit.extend_from_slice(bytes);
             let mut body = SIGNED_DATA_OID_TLV.to_vec();
-            body.extend_from_slice(&explicit);
-            let mut out = vec![0x30];
-            push_len(&mut out, body.len());
-            out.extend_from_slice(&body);
-            Ok(out)
+            body.extend_from_slice(&raw::tlv(0xa0, bytes));
+            Ok(raw::tlv(0x30, &body))
         }
         t => Err(malformed(format!("unexpected tag {t:#04x} in signed data"))),
-    }
-}
-
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
     }
 }
 

@@ -7,6 +7,7 @@
 use certs::store::{ChainError, TrustStore, VerifiedChain};
 use krb::crypto::{ChecksumType, Key, usage, verify_unkeyed_checksum};
 use krb::msg::consts::{err, padata};
+use krb::msg::raw::tlv;
 use krb::msg::{self, Checksum, EncryptionKey, PaData, time};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
@@ -406,7 +407,7 @@ pub fn rsa_reply(
         // PA-PK-AS-REP-19: encKeyPack [1] EXPLICIT ContentInfo.
         Form::PacketCable => PaData {
             r#type: padata::PK_AS_REP_19,
-            value: explicit_tag(0xa1, &enveloped).into(),
+            value: tlv(0xa1, &enveloped).into(),
         },
         Form::Rfc4556 => PaData {
             r#type: padata::PK_AS_REP,
@@ -487,20 +488,4 @@ pub fn dh_reply(
         },
         key,
     ))
-}
-
-/// `tag` + DER length + `inner`.
-pub fn explicit_tag(tag: u8, inner: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = inner.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(inner);
-    out
 }

@@ -185,6 +185,23 @@ impl Key {
         Ok(key)
     }
 
+    /// RFC 3961 random-to-key: a key from `etype.random_to_key_len()` bytes
+    /// of key-generation seed (what PKINIT's octetstring2key and KDF produce).
+    /// des3 spreads 21 bytes over three parity-adjusted DES keys and avoids
+    /// weak keys; AES keys are the seed itself.
+    pub fn from_random_bits(etype: EncType, seed: &[u8]) -> Result<Key, CryptoError> {
+        if seed.len() != etype.random_to_key_len() {
+            return Err(CryptoError::BadKeyLength);
+        }
+        match etype {
+            EncType::Des3CbcSha1Kd => {
+                let seed: &[u8; 21] = seed.try_into().map_err(|_| CryptoError::BadKeyLength)?;
+                Key::new(etype, &des3::random_to_key(seed)[..])
+            }
+            _ => Key::new(etype, seed),
+        }
+    }
+
     /// The key's enctype.
     pub fn etype(&self) -> EncType {
         self.etype

@@ -520,3 +520,17 @@ fn des3_interop_vectors() {
     k.verify_checksum_with(ChecksumType::HmacSha1Des3Kd, 2, b"six seven", &ck)
         .unwrap();
 }
+
+#[test]
+fn random_to_key_des3_fixes_weak_keys_and_checks_lengths() {
+    // Seven zero bytes give 01 01 01 01 01 01 01 01 (weak): last byte ^ 0xF0.
+    let k = Key::from_random_bits(EncType::Des3CbcSha1Kd, &[0u8; 21]).unwrap();
+    assert_eq!(
+        &k.bytes()[..8],
+        &[0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0xF1]
+    );
+    let aes = Key::from_random_bits(EncType::Aes128CtsHmacSha196, &[7u8; 16]).unwrap();
+    assert_eq!(aes.bytes(), &[7u8; 16]);
+    assert!(Key::from_random_bits(EncType::Des3CbcSha1Kd, &[0u8; 24]).is_err());
+    assert!(Key::from_random_bits(EncType::Aes256CtsHmacSha196, &[0u8; 16]).is_err());
+}

@@ -75,6 +75,14 @@ impl EncType {
     }
 
     /// Protocol key length in bytes: 24, 16, 32, 16, 32.
+    /// Seed bytes random-to-key takes: 21 for des3 (168 bits), else the key length.
+    pub fn random_to_key_len(self) -> usize {
+        match self {
+            EncType::Des3CbcSha1Kd => 21,
+            other => other.key_len(),
+        }
+    }
+
     pub fn key_len(self) -> usize {
         match self {
             EncType::Des3CbcSha1Kd => 24,

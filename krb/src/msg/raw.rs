@@ -59,6 +59,23 @@ pub fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), RawError> {
     Ok((tlv, &rest[len..]))
 }
 
+/// Writes one TLV: single-byte `tag`, DER length, `content`.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = Vec::with_capacity(len + 6);
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
 /// The message's outer tag, e.g. `0x6a` for AS-REQ: enough to dispatch.
 pub fn outer_tag(msg: &[u8]) -> Option<u8> {
     msg.first().copied()
@@ -182,6 +199,17 @@ mod tests {
         for n in 0..der.len() {
             let _ = padata_types(&der[..n], 8);
         }
+    }
+
+    #[test]
+    fn tlv_writes_what_read_tlv_reads() {
+        for len in [0usize, 1, 127, 128, 255, 256, 70_000] {
+            let content = vec![0xAB; len];
+            let bytes = tlv(0x04, &content);
+            let (t, rest) = read_tlv(&bytes).unwrap();
+            assert_eq!((t.tag, t.content.len(), rest.len()), (0x04, len, 0));
+        }
+        assert_eq!(tlv(0x30, &[1, 2]), [0x30, 0x02, 1, 2]);
     }
 
     #[test]

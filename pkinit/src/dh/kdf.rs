@@ -83,70 +83,14 @@ pub fn supported_kdfs_der() -> Vec<u8> {
     rasn::der::encode(&list).unwrap_or_default()
 }
 
-/// Bytes of key-generation seed random-to-key takes: 21 for des3 (168 bits),
-/// else the key length (AES random-to-key is the identity).
-fn seed_len(etype: EncType) -> usize {
-    match etype {
-        EncType::Des3CbcSha1Kd => 21,
-        other => other.key_len(),
-    }
-}
-
 /// RFC 3961 random-to-key for the enctype.
 fn random_to_key(etype: EncType, seed: &[u8]) -> Result<Key, DhError> {
-    let key = match etype {
-        EncType::Des3CbcSha1Kd => {
-            let k = des3_random_to_key(seed);
-            Key::new(etype, &k[..])
-        }
-        _ => Key::new(etype, seed),
-    };
-    key.map_err(|e| DhError::Malformed(format!("key construction: {e}")))
+    Key::from_random_bits(etype, seed)
+        .map_err(|e| DhError::Malformed(format!("key construction: {e}")))
 }
 
-/// DES weak and semi-weak keys (odd parity), RFC 3961 §6.2 / FIPS 74.
-const DES_WEAK: [[u8; 8]; 16] = [
-    [0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01],
-    [0xFE, 0xFE, 0xFE, 0xFE, 0xFE, 0xFE, 0xFE, 0xFE],
-    [0xE0, 0xE0, 0xE0, 0xE0, 0xF1, 0xF1, 0xF1, 0xF1],
-    [0x1F, 0x1F, 0x1F, 0x1F, 0x0E, 0x0E, 0x0E, 0x0E],
-    [0x01, 0x1F, 0x01, 0x1F, 0x01, 0x0E, 0x01, 0x0E],
-    [0x1F, 0x01, 0x1F, 0x01, 0x0E, 0x01, 0x0E, 0x01],
-    [0x01, 0xE0, 0x01, 0xE0, 0x01, 0xF1, 0x01, 0xF1],
-    [0xE0, 0x01, 0xE0, 0x01, 0xF1, 0x01, 0xF1, 0x01],
-    [0x01, 0xFE, 0x01, 0xFE, 0x01, 0xFE, 0x01, 0xFE],
-    [0xFE, 0x01, 0xFE, 0x01, 0xFE, 0x01, 0xFE, 0x01],
-    [0x1F, 0xE0, 0x1F, 0xE0, 0x0E, 0xF1, 0x0E, 0xF1],
-    [0xE0, 0x1F, 0xE0, 0x1F, 0xF1, 0x0E, 0xF1, 0x0E],
-    [0x1F, 0xFE, 0x1F, 0xFE, 0x0E, 0xFE, 0x0E, 0xFE],
-    [0xFE, 0x1F, 0xFE, 0x1F, 0xFE, 0x0E, 0xFE, 0x0E],
-    [0xE0, 0xFE, 0xE0, 0xFE, 0xF1, 0xFE, 0xF1, 0xFE],
-    [0xFE, 0xE0, 0xFE, 0xE0, 0xFE, 0xF1, 0xFE, 0xF1],
-];
-
-fn odd_parity(b: u8) -> u8 {
-    let hi = b & 0xFE;
-    hi | u8::from(hi.count_ones().is_multiple_of(2))
-}
-
-/// des3 random-to-key (RFC 3961 §6.3.1): each 7 seed bytes become an 8-byte
-/// DES key whose last byte gathers the low bits; parity fixed; weak keys
-/// corrected by XOR 0xF0 on the last byte. `seed` is 21 bytes (callers
-/// guarantee it); shorter input yields a shorter (rejected) key.
-fn des3_random_to_key(seed: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(vec![0u8; seed.len() / 7 * 8]);
-    for (src, dst) in seed.chunks_exact(7).zip(out.chunks_exact_mut(8)) {
-        let mut last = 0u8;
-        for (j, (d, s)) in dst.iter_mut().zip(src).enumerate() {
-            *d = odd_parity(*s);
-            last |= (s & 1) << (j + 1);
-        }
-        dst[7] = odd_parity(last);
-        if DES_WEAK.iter().any(|w| w[..] == dst[..]) {
-            dst[7] ^= 0xF0;
-        }
-    }
-    out
+fn seed_len(etype: EncType) -> usize {
+    etype.random_to_key_len()
 }
 
 /// RFC 4556 §3.2.3.1: `random-to-key(K-truncate(SHA1(0x00 | x) | SHA1(0x01 |
@@ -285,13 +229,6 @@ pub fn kdf_rfc8636(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn des3_random_to_key_weak_key_fixup() {
-        // Seven zero bytes give 01 01 01 01 01 01 01 01 (weak) -> last byte ^ 0xF0.
-        let k = des3_random_to_key(&[0u8; 21]);
-        assert_eq!(&k[..8], &[0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0xF1]);
-    }
 
     #[test]
     fn select_kdf_cases() {
