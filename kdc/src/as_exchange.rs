@@ -17,14 +17,22 @@ use crate::issue::{self, Limits, TicketContent};
 use crate::kdc::{Kdc, Outcome, malformed};
 use crate::kerr::{ErrorContext, KdcError};
 
+/// A decoded AS-REQ with its client and server names checked.
+pub(crate) struct AsRequest {
+    pub req: msg::KdcReq,
+    pub client: Principal,
+    pub server: Principal,
+}
+
 impl Kdc {
-    pub(crate) fn as_exchange(
+    /// Decodes an AS-REQ, runs the shared header checks and parses cname and
+    /// sname (both required), recording them for the error reply and audit.
+    pub(crate) fn decode_as_request(
         &self,
         request: &[u8],
-        _source: SocketAddr,
         ctx: &mut ErrorContext,
         outcome: &mut Outcome,
-    ) -> Result<Vec<u8>, KdcError> {
+    ) -> Result<AsRequest, KdcError> {
         let AsReq(req) = msg::decode::<AsReq>("AS-REQ", request).map_err(malformed)?;
         let body = &req.req_body;
         ctx.sname = body.sname.clone();
@@ -36,16 +44,39 @@ impl Kdc {
             .cname
             .as_ref()
             .ok_or_else(|| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "no_cname"))?;
-        let client_p = Principal::from_rasn(cname, &body.realm)
+        let client = Principal::from_rasn(cname, &body.realm)
             .map_err(|_| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "bad_cname"))?;
-        outcome.set_client(&client_p);
+        outcome.set_client(&client);
         let sname = body
             .sname
             .as_ref()
             .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
-        let server_p = Principal::from_rasn(sname, &body.realm)
+        let server = Principal::from_rasn(sname, &body.realm)
             .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
-        outcome.set_server(&server_p);
+        outcome.set_server(&server);
+        Ok(AsRequest {
+            req,
+            client,
+            server,
+        })
+    }
+
+    pub(crate) fn as_exchange(
+        &self,
+        request: &[u8],
+        _source: SocketAddr,
+        ctx: &mut ErrorContext,
+        outcome: &mut Outcome,
+    ) -> Result<Vec<u8>, KdcError> {
+        let AsRequest {
+            req,
+            client: client_p,
+            server: server_p,
+        } = self.decode_as_request(request, ctx, outcome)?;
+        let body = &req.req_body;
+        let (Some(cname), Some(sname)) = (&body.cname, &body.sname) else {
+            return Err(KdcError::new(err::KRB_ERR_GENERIC, "internal"));
+        };
 
         let options = Flags::from_bits(&body.kdc_options.0);
         check_as_options(options)?;

@@ -15,7 +15,7 @@ use certs::store::{CrlPolicy, TrustStoreHandle};
 use krb::crypto::{EncType, Key, usage};
 use krb::msg::consts::{err, msg_type, padata};
 use krb::msg::flags::{Flags, bit};
-use krb::msg::{self, AsRep, AsReq, EncAsRepPart, KdcRep, KdcReq, PaData, raw, time};
+use krb::msg::{self, AsRep, EncAsRepPart, KdcRep, KdcReq, PaData, raw, time};
 use krb::principal::Principal;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
@@ -253,27 +253,12 @@ impl Kdc {
         ctx: &mut ErrorContext,
         outcome: &mut Outcome,
     ) -> Result<Decoded, KdcError> {
-        let AsReq(req) = msg::decode::<AsReq>("AS-REQ", request).map_err(malformed)?;
+        let crate::as_exchange::AsRequest {
+            req,
+            client,
+            server,
+        } = self.decode_as_request(request, ctx, outcome)?;
         let body = &req.req_body;
-        ctx.sname = body.sname.clone();
-        if let Some(c) = &body.cname {
-            ctx.cname = Some((c.clone(), body.realm.clone()));
-        }
-        self.check_request(&req, msg_type::AS_REQ)?;
-        let cname = body
-            .cname
-            .as_ref()
-            .ok_or_else(|| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "no_cname"))?;
-        let client = Principal::from_rasn(cname, &body.realm)
-            .map_err(|_| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "bad_cname"))?;
-        outcome.set_client(&client);
-        let sname = body
-            .sname
-            .as_ref()
-            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
-        let server = Principal::from_rasn(sname, &body.realm)
-            .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
-        outcome.set_server(&server);
         crate::as_exchange::check_as_options(Flags::from_bits(&body.kdc_options.0))?;
         if self.db.get(&server.components).is_none() {
             return Err(
