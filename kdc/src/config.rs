@@ -60,6 +60,10 @@ pub struct Pkinit {
     /// Smallest MODP group accepted for DH (bits); smaller: KDC_ERR_KEY_TOO_WEAK.
     #[serde(default = "defaults::dh_min_bits")]
     pub dh_min_bits: u32,
+    /// Seconds the KDC may reuse its DH/ECDH key per group (RFC 4556
+    /// dhKeyExpiration). 0: a fresh key for every request (MIT's behaviour).
+    #[serde(default)]
+    pub dh_key_reuse_secs: u64,
     /// Content cipher of PacketCable (padata 15) RSA replies: `des-ede3-cbc`
     /// (what devices decrypt, INFERRED from Heimdal's -19 KDC) or `aes256-cbc`.
     #[serde(default = "defaults::packetcable_reply_cipher")]
@@ -323,6 +327,9 @@ impl Config {
             }
             if p.dh_min_bits < 1024 {
                 problems.push("pkinit.dh_min_bits must be at least 1024".to_string());
+            }
+            if p.dh_key_reuse_secs > 3600 {
+                problems.push("pkinit.dh_key_reuse_secs must be at most 3600".to_string());
             }
             if p.pool_queue == 0 {
                 problems.push("pkinit.pool_queue must be at least 1".to_string());

@@ -37,6 +37,7 @@ pub struct PkinitState {
     pub trust: TrustStoreHandle,
     pub reply: ReplyPolicy,
     pub dh_min_bits: u32,
+    pub dh_keys: server::DhKeys,
     pub directory: Arc<dyn DeviceDirectory>,
     pub pool: CpuPool,
 }
@@ -85,6 +86,7 @@ impl PkinitState {
                 packetcable_digest: MessageDigest::sha1(),
             },
             dh_min_bits: p.dh_min_bits,
+            dh_keys: server::DhKeys::new(p.dh_key_reuse_secs),
             directory: Arc::new(StaticDirectory::from_config(&p.devices)?),
             pool: CpuPool::new(p.pool_threads, p.pool_queue),
         })
@@ -344,8 +346,16 @@ impl Kdc {
                     client: &d.client,
                     server: &d.server,
                 };
-                server::dh_reply(&v, dh, reply_etype, request, &names, &pk.identity)
-                    .map_err(pk_err)?
+                server::dh_reply(
+                    &v,
+                    dh,
+                    reply_etype,
+                    request,
+                    &names,
+                    &pk.identity,
+                    &pk.dh_keys,
+                )
+                .map_err(pk_err)?
             }
         };
 

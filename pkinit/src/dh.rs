@@ -576,27 +576,57 @@ fn ec_generate(group: Group) -> Result<(PKey<Private>, Vec<u8>), DhError> {
     Ok((PKey::from_ec_key(key)?, public))
 }
 
-/// The KDC side: a fresh ephemeral key in the client's group (never reused
-/// across calls) and the shared secret.
-pub fn server_agree(client: &ClientPublic) -> Result<Agreement, DhError> {
-    match &client.value {
-        PeerValue::Modp(y) => {
-            let key = ModpKey::generate(client.group)?;
-            let shared_secret = key.agree(y)?;
-            Ok(Agreement {
-                server_public: key.public_der(),
-                shared_secret,
-            })
+/// A KDC key pair for one group. Normally fresh for each request; a KDC
+/// may keep one for a short time (RFC 4556 §3.2.3.1, announced with
+/// dhKeyExpiration): the client's key is still fresh per request, so every
+/// shared secret differs, and only the forward-secrecy window grows.
+pub struct ServerKey {
+    group: Group,
+    inner: ServerKeyInner,
+}
+
+enum ServerKeyInner {
+    Modp(ModpKey),
+    Ec { own: PKey<Private>, public: Vec<u8> },
+}
+
+impl ServerKey {
+    pub fn generate(group: Group) -> Result<ServerKey, DhError> {
+        let inner = if group.is_modp() {
+            ServerKeyInner::Modp(ModpKey::generate(group)?)
+        } else {
+            let (own, public) = ec_generate(group)?;
+            ServerKeyInner::Ec { own, public }
+        };
+        Ok(ServerKey { group, inner })
+    }
+
+    pub fn group(&self) -> Group {
+        self.group
+    }
+
+    /// The shared secret with a client of the same group.
+    pub fn agree(&self, client: &ClientPublic) -> Result<Agreement, DhError> {
+        if client.group != self.group {
+            return Err(DhError::UnknownGroup);
         }
-        PeerValue::Ec(peer) => {
-            let (own, server_public) = ec_generate(client.group)?;
-            let shared_secret = ecdh(&own, peer, client.group.secret_len())?;
-            Ok(Agreement {
-                server_public,
-                shared_secret,
-            })
+        match (&self.inner, &client.value) {
+            (ServerKeyInner::Modp(key), PeerValue::Modp(y)) => Ok(Agreement {
+                server_public: key.public_der(),
+                shared_secret: key.agree(y)?,
+            }),
+            (ServerKeyInner::Ec { own, public }, PeerValue::Ec(peer)) => Ok(Agreement {
+                server_public: public.clone(),
+                shared_secret: ecdh(own, peer, self.group.secret_len())?,
+            }),
+            _ => Err(DhError::UnknownGroup),
         }
     }
+}
+
+/// The KDC side with a fresh ephemeral key in the client's group.
+pub fn server_agree(client: &ClientPublic) -> Result<Agreement, DhError> {
+    ServerKey::generate(client.group)?.agree(client)
 }
 
 /// The client side (device simulator, tests): an ephemeral key, the SPKI to

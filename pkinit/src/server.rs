@@ -20,7 +20,7 @@ use crate::asn1::{
     self, AuthPack, AuthPack19, PaPkAsRep, ReplyKeyPack, ReplyKeyPack19, nonce_u32, oid,
 };
 use crate::cms::{self, CmsError, SignOptions};
-use crate::dh::{self, ClientPublic, DhError, Kdf};
+use crate::dh::{self, ClientPublic, DhError, Group, Kdf, ServerKey};
 use crate::request::{self, Form, RequestError};
 
 /// Why a PKINIT request was refused.
@@ -418,6 +418,42 @@ pub fn rsa_reply(
     })
 }
 
+/// The KDC's DH keys: a fresh one per request (`reuse_secs` 0), or one per
+/// group kept for `reuse_secs` and announced with dhKeyExpiration.
+pub struct DhKeys {
+    reuse_secs: i64,
+    slots: std::sync::Mutex<Vec<(Group, std::sync::Arc<ServerKey>, i64)>>,
+}
+
+impl DhKeys {
+    pub fn new(reuse_secs: u64) -> DhKeys {
+        DhKeys {
+            reuse_secs: i64::try_from(reuse_secs).unwrap_or(i64::MAX),
+            slots: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A key for `group` at Unix time `now`, and its expiration when reused.
+    pub fn get(
+        &self,
+        group: Group,
+        now: i64,
+    ) -> Result<(std::sync::Arc<ServerKey>, Option<i64>), DhError> {
+        if self.reuse_secs == 0 {
+            return Ok((std::sync::Arc::new(ServerKey::generate(group)?), None));
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|(_, _, expires)| now < *expires);
+        if let Some((_, key, expires)) = slots.iter().find(|(g, _, _)| *g == group) {
+            return Ok((key.clone(), Some(*expires)));
+        }
+        let key = std::sync::Arc::new(ServerKey::generate(group)?);
+        let expires = now.saturating_add(self.reuse_secs);
+        slots.push((group, key.clone(), expires));
+        Ok((key, Some(expires)))
+    }
+}
+
 /// Names the RFC 8636 KDF binds the key to: cname/crealm and sname/realm
 /// exactly as the AS-REQ carried them.
 pub struct KdfNames<'a> {
@@ -433,12 +469,18 @@ pub fn dh_reply(
     as_req: &[u8],
     names: &KdfNames<'_>,
     kdc: &KdcIdentity,
+    keys: &DhKeys,
 ) -> Result<(PaData, Key), PkinitError> {
-    let agreement = dh::server_agree(&dh_req.client_public).map_err(|e| dh_error(e, 0))?;
+    let (server_key, expires) = keys
+        .get(dh_req.client_public.group, time::now().0)
+        .map_err(|e| dh_error(e, 0))?;
+    let agreement = server_key
+        .agree(&dh_req.client_public)
+        .map_err(|e| dh_error(e, 0))?;
     let info = asn1::KdcDhKeyInfo {
         subject_public_key: rasn::types::BitString::from_vec(agreement.server_public.clone()),
         nonce: (req.nonce as i64).into(),
-        dh_key_expiration: None,
+        dh_key_expiration: expires.map(time::from_unix),
     };
     let info_der = msg::encode("KDCDHKeyInfo", &info).map_err(reply_err)?;
     let opts = SignOptions {

@@ -196,6 +196,7 @@ fn dh_round_trip(
     group: pkinit::dh::Group,
     kdfs: Option<Vec<pkinit::asn1::KdfAlgorithmId>>,
     client_nonce: Option<Vec<u8>>,
+    reuse: u64,
 ) {
     let l = lab();
     let ck = pkinit::dh::ClientKey::generate(group).unwrap();
@@ -243,6 +244,7 @@ fn dh_round_trip(
         b"as-req",
         &names,
         &l.kdc,
+        &server::DhKeys::new(reuse),
     )
     .unwrap();
     assert_eq!(reply.r#type, 17);
@@ -264,12 +266,19 @@ fn rfc4556_dh_with_rfc8636_kdf() {
         pkinit::dh::Group::Modp2048,
         Some(vec![sha256.clone()]),
         None,
+        0,
     );
-    dh_round_trip(pkinit::dh::Group::P256, Some(vec![sha256]), None);
+    dh_round_trip(
+        pkinit::dh::Group::Modp2048,
+        Some(vec![sha256.clone()]),
+        None,
+        60,
+    );
+    dh_round_trip(pkinit::dh::Group::P256, Some(vec![sha256]), None, 60);
 }
 
 #[test]
 fn rfc4556_dh_with_octetstring2key_and_nonces() {
-    dh_round_trip(pkinit::dh::Group::Modp2048, None, Some(vec![7u8; 32]));
-    dh_round_trip(pkinit::dh::Group::P384, None, None);
+    dh_round_trip(pkinit::dh::Group::Modp2048, None, Some(vec![7u8; 32]), 0);
+    dh_round_trip(pkinit::dh::Group::P384, None, None, 0);
 }
