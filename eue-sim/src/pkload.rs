@@ -403,9 +403,11 @@ impl Report {
         // On a saturated machine the client and the KDC compete for the same
         // CPUs; the client is "the bottleneck" when it takes at least as much
         // of them as the KDC does (the KDC would go faster without it).
-        let client_bound = saturated && client_cores >= kdc_cores.unwrap_or(0.0);
+        let client_bound = saturated && kdc_cores.is_some_and(|k| client_cores >= k);
         let bottleneck = if shed > 0 {
             "kdc (shedding: KDC_ERR_SVC_UNAVAILABLE)"
+        } else if saturated && kdc_cores.is_none() {
+            "machine (CPUs saturated; KDC CPU not measured, pass --kdc-pid)"
         } else if client_bound {
             "client (its RSA signing takes as much CPU as the KDC)"
         } else if saturated {
