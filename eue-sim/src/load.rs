@@ -395,7 +395,7 @@ async fn worker(shared: Arc<Shared>, deadline: tokio::time::Instant) -> anyhow::
 }
 
 /// utime + stime of a process, in clock ticks, from a /proc/.../stat file.
-fn proc_cpu_ticks(path: &str) -> anyhow::Result<u64> {
+pub(crate) fn proc_cpu_ticks(path: &str) -> anyhow::Result<u64> {
     let s = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     // Fields after the parenthesised comm (which may contain spaces):
     // state(3) ... utime(14) stime(15).
@@ -413,7 +413,7 @@ fn proc_cpu_ticks(path: &str) -> anyhow::Result<u64> {
 }
 
 /// (busy, total) clock ticks of all CPUs, from the first line of /proc/stat.
-fn machine_ticks() -> Option<(u64, u64)> {
+pub(crate) fn machine_ticks() -> Option<(u64, u64)> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     let v: Vec<u64> = s
         .lines()
@@ -430,7 +430,7 @@ fn machine_ticks() -> Option<(u64, u64)> {
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
-fn clk_tck() -> u64 {
+pub(crate) fn clk_tck() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -441,7 +441,7 @@ fn clk_tck() -> u64 {
         .unwrap_or(100)
 }
 
-fn percentile(sorted: &[u32], q: f64) -> Option<u32> {
+pub(crate) fn percentile(sorted: &[u32], q: f64) -> Option<u32> {
     if sorted.is_empty() {
         return None;
     }

@@ -1,6 +1,9 @@
 //! `eue-sim`: plays PacketCable devices and clients against pktc-kdc.
 
 mod load;
+mod pk;
+mod pkload;
+mod provision;
 
 use clap::{Parser, Subcommand};
 
@@ -20,12 +23,20 @@ enum Command {
     /// Drive fresh TGS requests at a KDC on loopback and report throughput,
     /// latency and (with --kdc-pid) the KDC's CPU time per request.
     TgsLoad(load::TgsLoadArgs),
+    /// Play one dev-realm device: PacketCable PKINIT for the provisioning
+    /// server, RFC 4556 PKINIT for a TGT, then TGS with that TGT.
+    Provision(provision::ProvisionArgs),
+    /// Drive fresh PKINIT AS requests (each newly signed) at a KDC on
+    /// loopback and report throughput, latency and the KDC's CPU per request.
+    PkinitLoad(pkload::PkinitLoadArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::TgsLoad(args) => load::run(&args),
+        Command::Provision(args) => provision::run(&args),
+        Command::PkinitLoad(args) => pkload::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

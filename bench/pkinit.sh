@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# PKINIT benchmark: KDC CPU time per PKINIT AS request (RSA modes), measured
+# from /proc/PID/stat of the pktc-kdc process while a separate eue-sim
+# process drives fresh, newly signed AS requests over loopback TCP, in the
+# PacketCable form and in the RFC 4556 RSA form. The same run measures
+# `openssl speed rsa2048` for the machine's per-signature cost.
+# See docs/benchmarks.md.
+#
+# Usage: bash bench/pkinit.sh [extra eue-sim pkinit-load args, e.g. --json]
+# Environment: SECONDS_LOAD (default 10), CONCURRENCY (default 8),
+#              TRANSPORT (tcp|udp, default tcp), KDC_LOG (default warn),
+#              SPEED_SECONDS (default 3; 0 skips openssl speed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_LOAD=${SECONDS_LOAD:-10}
+CONCURRENCY=${CONCURRENCY:-8}
+TRANSPORT=${TRANSPORT:-tcp}
+KDC_LOG=${KDC_LOG:-warn}
+SPEED_SECONDS=${SPEED_SECONDS:-3}
+MIT_RSA_MS=1.86
+MIT_DH_MS=4.11
+TARGET_RSA_MS=0.35
+TARGET_DH_MS=0.8
+
+echo "== building (release)" >&2
+cargo build --release --quiet -p kdc -p eue-sim
+target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+target_dir=${target_dir:-target}
+KDC_BIN="$target_dir/release/pktc-kdc"
+SIM_BIN="$target_dir/release/eue-sim"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pktc-bench.XXXXXX")
+kdc_pid=""
+cleanup() {
+  if [ -n "$kdc_pid" ] && kill -0 "$kdc_pid" 2>/dev/null; then
+    kill "$kdc_pid" 2>/dev/null || true
+    wait "$kdc_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+if [ "$SPEED_SECONDS" != 0 ]; then
+  # Before the KDC starts, so that nothing else competes for the CPU.
+  echo "== openssl speed -seconds $SPEED_SECONDS rsa2048 ($(openssl version))" >&2
+  speed=$(openssl speed -seconds "$SPEED_SECONDS" rsa2048 2>/dev/null | grep -E '^rsa +2048' | tail -1)
+  # "rsa 2048 bits 0.000712s 0.000021s 1404.2 47619.0" (sign s, verify s, sign/s, verify/s)
+  sign_s=$(echo "$speed" | awk '{print $4}' | tr -d s)
+  signs=$(echo "$speed" | awk '{print $6}')
+  verifies=$(echo "$speed" | awk '{print $7}')
+  sign_ms=$(awk -v s="$sign_s" 'BEGIN{printf "%.3f", s*1000}')
+  echo "openssl speed rsa2048: $signs sign/s ($sign_ms ms per signature, one core), $verifies verify/s"
+fi
+
+echo "== dev realm in $work" >&2
+"$KDC_BIN" dev --dir "$work/realm" --init-only --port 0 >/dev/null 2>&1
+
+# The audit log writes one line per request at info level; the benchmark runs at warn.
+RUST_LOG=$KDC_LOG "$KDC_BIN" serve --config "$work/realm/config.toml" \
+  >"$work/kdc.log" 2>&1 &
+kdc_pid=$!
+
+# Wait (bounded) until the KDC answers: one device provisioned end to end.
+ready=""
+for _ in $(seq 1 50); do
+  if ! kill -0 "$kdc_pid" 2>/dev/null; then
+    echo "pktc-kdc exited early:" >&2
+    cat "$work/kdc.log" >&2
+    exit 1
+  fi
+  if "$SIM_BIN" provision --realm-dir "$work/realm" --timeout-ms 500 >/dev/null 2>&1; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+if [ -z "$ready" ]; then
+  echo "pktc-kdc did not answer within 5 s (or eue-sim provision failed):" >&2
+  "$SIM_BIN" provision --realm-dir "$work/realm" >&2 || true
+  cat "$work/kdc.log" >&2
+  exit 1
+fi
+
+for form in packetcable rfc4556; do
+  echo "== pktc-kdc pid $kdc_pid (RUST_LOG=$KDC_LOG); $form form, ${SECONDS_LOAD}s, concurrency $CONCURRENCY, $TRANSPORT" >&2
+  "$SIM_BIN" pkinit-load --realm-dir "$work/realm" --kdc-pid "$kdc_pid" --form "$form" \
+    --seconds "$SECONDS_LOAD" --concurrency "$CONCURRENCY" --transport "$TRANSPORT" "$@"
+done
+
+echo "reference: MIT krb5kdc 1.20: ${MIT_RSA_MS} ms KDC CPU per RSA-mode PKINIT request, ${MIT_DH_MS} ms per DH one;" >&2
+echo "           targets: RSA mode <= ${TARGET_RSA_MS} ms, DH <= ${TARGET_DH_MS} ms (DH mode: not in the KDC yet, not measured)" >&2
