@@ -38,6 +38,7 @@ pub struct PkinitState {
     pub reply: ReplyPolicy,
     pub dh_min_bits: u32,
     pub dh_keys: server::DhKeys,
+    pub cert_cache: Arc<pkinit::cms::CertCache>,
     pub directory: Arc<dyn DeviceDirectory>,
     pub pool: CpuPool,
 }
@@ -87,6 +88,7 @@ impl PkinitState {
             },
             dh_min_bits: p.dh_min_bits,
             dh_keys: server::DhKeys::new(p.dh_key_reuse_secs),
+            cert_cache: Arc::new(pkinit::cms::CertCache::new(4096)),
             directory: Arc::new(StaticDirectory::from_config(&p.devices)?),
             pool: CpuPool::new(p.pool_threads, p.pool_queue),
         })
@@ -200,6 +202,7 @@ impl Kdc {
         let trust = pk.trust.load();
         let skew = self.skew;
         let dh_min_bits = pk.dh_min_bits;
+        let cert_cache = pk.cert_cache.clone();
         let body_nonce = d.req.req_body.nonce;
         let (pa_type, pa_value, req_body) = (d.pa_type, d.pa_value.clone(), d.req_body.clone());
         let verified = pk
@@ -211,6 +214,7 @@ impl Kdc {
                     now: time::now().0,
                     skew,
                     dh_min_bits,
+                    cert_cache: Some(&cert_cache),
                 };
                 server::verify_request(pa_type, &pa_value, &ctx, &trust)
             })

@@ -46,8 +46,56 @@ pub struct SignedContent {
     pub has_signed_attributes: bool,
 }
 
+/// Parsed certificates by SHA-256 of their DER: the intermediates every
+/// device sends (its manufacturer CA) are parsed once, not per request.
+/// Bounded: cleared when full.
+pub struct CertCache {
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], X509>>,
+    capacity: usize,
+}
+
+impl CertCache {
+    pub fn new(capacity: usize) -> CertCache {
+        CertCache {
+            map: std::sync::Mutex::new(std::collections::HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn parse(&self, der: &[u8]) -> Result<X509, CmsError> {
+        let key: [u8; 32] = openssl::sha::sha256(der);
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(x) = map.get(&key) {
+            return Ok(x.clone());
+        }
+        let x = X509::from_der(der)?;
+        if map.len() >= self.capacity {
+            map.clear();
+        }
+        map.insert(key, x.clone());
+        Ok(x)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Checks the signature of a ContentInfo(SignedData) and returns its content.
 pub fn verify_signed(content_info: &[u8]) -> Result<SignedContent, CmsError> {
+    verify_signed_with(content_info, None)
+}
+
+/// As [`verify_signed`]; certificates other than the signer's come from
+/// `cache` when given. The signer's own certificate is always parsed fresh.
+pub fn verify_signed_with(
+    content_info: &[u8],
+    cache: Option<&CertCache>,
+) -> Result<SignedContent, CmsError> {
     let ci: ContentInfo = krb::msg::decode("ContentInfo", content_info).map_err(malformed)?;
     if *ci.content_type != *crate::asn1::oid::SIGNED_DATA {
         return Err(malformed("not a SignedData"));
@@ -71,30 +119,24 @@ pub fn verify_signed(content_info: &[u8]) -> Result<SignedContent, CmsError> {
             continue;
         };
         let der = rasn::der::encode(cert.as_ref()).map_err(malformed)?;
-        let x = X509::from_der(&der)?;
-        if signer.is_none() && is_signer(&signer_info.sid, cert) {
+        let is_signer = signer.is_none() && is_signer(&signer_info.sid, cert);
+        let x = match cache {
+            Some(cache) if !is_signer => cache.parse(&der)?,
+            _ => X509::from_der(&der)?,
+        };
+        if is_signer {
             signer = Some(x.clone());
         }
         certificates.push(x);
     }
     let signer = signer.ok_or(CmsError::NoSignerCertificate)?;
-
-    // OpenSSL checks digest and signature; NOVERIFY: no chain building here.
-    let mut cms = CmsContentInfo::from_der(content_info)?;
-    let mut stack = Stack::new()?;
-    stack.push(signer.clone())?;
-    let mut out = Vec::new();
-    cms.verify(
-        Some(&stack),
-        None,
-        None,
-        Some(&mut out),
-        CMSOptions::NOVERIFY | CMSOptions::BINARY | CMSOptions::NOINTERN,
-    )
-    .map_err(|e| CmsError::BadSignature(e.to_string()))?;
-    if out != econtent {
-        return Err(CmsError::BadSignature("content mismatch".into()));
-    }
+    crate::signer::verify(
+        ci.content.as_bytes(),
+        signer_info,
+        &econtent,
+        &sd.encap_content_info.content_type,
+        &signer,
+    )?;
     Ok(SignedContent {
         econtent_type: sd.encap_content_info.content_type.clone(),
         econtent,

@@ -7,3 +7,4 @@ pub mod cms;
 pub mod dh;
 pub mod request;
 pub mod server;
+mod signer;

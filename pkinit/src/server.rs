@@ -207,6 +207,8 @@ pub struct RequestContext<'a> {
     pub skew: i64,
     /// Smallest acceptable DH group (MODP bits or equivalent).
     pub dh_min_bits: u32,
+    /// Parsed intermediates shared across requests.
+    pub cert_cache: Option<&'a cms::CertCache>,
 }
 
 /// Checks a PKINIT padata (14 or 16; 15 is refused as draft-9).
@@ -217,7 +219,7 @@ pub fn verify_request(
     trust: &TrustStore,
 ) -> Result<VerifiedRequest, PkinitError> {
     let signed = request::parse(pa_type, pa_value)?;
-    let content = cms::verify_signed(&signed.content_info)?;
+    let content = cms::verify_signed_with(&signed.content_info, ctx.cert_cache)?;
     if *content.econtent_type != *oid::AUTH_DATA {
         return Err(PkinitError::WrongContentType(
             content.econtent_type.to_string(),

@@ -144,3 +144,62 @@ fn des3_envelope_opens_with_the_recipient_key() {
     let (other, other_key) = self_signed("someone else");
     assert!(cms::open_envelope(&env, &other, &other_key).is_err());
 }
+
+/// SignedData produced by an independent signer (the `openssl cms` CLI),
+/// with and without signed attributes and with SHA-1 and SHA-256, verifies
+/// with our SignerInfo check; a flipped content byte does not.
+#[test]
+fn openssl_cli_signed_data_verifies() {
+    let (cert, key) = self_signed("00:11:22:33:44:66");
+    let dir = testkit::TempDir::new("pkinit-cms-cli");
+    std::fs::write(dir.path("cert.pem"), cert.to_pem().unwrap()).unwrap();
+    std::fs::write(dir.path("key.pem"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    std::fs::write(dir.path("data"), b"content signed by the CLI").unwrap();
+    let openssl = testkit::require_tool("openssl", "openssl");
+    for (md, attrs) in [
+        ("sha1", false),
+        ("sha1", true),
+        ("sha256", true),
+        ("sha256", false),
+    ] {
+        let mut cmd = std::process::Command::new(&openssl);
+        cmd.args([
+            "cms",
+            "-sign",
+            "-binary",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-md",
+            md,
+            "-in",
+        ])
+        .arg(dir.path("data"))
+        .arg("-signer")
+        .arg(dir.path("cert.pem"))
+        .arg("-inkey")
+        .arg(dir.path("key.pem"))
+        .arg("-out")
+        .arg(dir.path("sd.der"));
+        if !attrs {
+            cmd.arg("-noattr");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let der = std::fs::read(dir.path("sd.der")).unwrap();
+        let v = cms::verify_signed(&der).unwrap_or_else(|e| panic!("{md} attrs={attrs}: {e}"));
+        assert_eq!(v.econtent, b"content signed by the CLI");
+        assert_eq!(v.has_signed_attributes, attrs);
+        let at = der.windows(7).position(|w| w == b"content").unwrap();
+        let mut bad = der.clone();
+        bad[at] ^= 1;
+        assert!(
+            matches!(cms::verify_signed(&bad), Err(CmsError::BadSignature(_))),
+            "{md} attrs={attrs}"
+        );
+    }
+}

@@ -62,6 +62,7 @@ fn ctx(nonce: u32) -> RequestContext<'static> {
         now: time::now().0,
         skew: 300,
         dh_min_bits: 2048,
+        cert_cache: None,
     }
 }
 
