@@ -52,6 +52,9 @@ pub enum Form {
     Packetcable,
     /// RFC 4556 PA-PK-AS-REQ (16), RSA key transport, for krbtgt; reply in padata 17.
     Rfc4556,
+    /// RFC 4556 Diffie-Hellman as MIT's kinit sends it: MODP group 14 (2048)
+    /// with the RFC 8636 SHA-256 KDF offered; reply in padata 17.
+    Rfc4556Dh,
 }
 
 impl Form {
@@ -59,6 +62,7 @@ impl Form {
         match self {
             Form::Packetcable => "packetcable",
             Form::Rfc4556 => "rfc4556",
+            Form::Rfc4556Dh => "rfc4556-dh",
         }
     }
 }
@@ -195,6 +199,10 @@ pub struct AsRequest {
     pub form: Form,
     pub nonce: u32,
     pub bytes: Vec<u8>,
+    /// The server name asked for (the RFC 8636 KDF binds it).
+    pub server: Principal,
+    /// The client's DH key, in DH mode.
+    pub dh: Option<pkinit::dh::ClientKey>,
 }
 
 /// A fresh PKINIT AS-REQ (new ctime/cusec; the caller supplies a new nonce):
@@ -210,7 +218,11 @@ pub fn build_as_req(
     let (now, usec) = time::now();
     let etypes: &[EncType] = match form {
         Form::Packetcable => &PACKETCABLE_ETYPES,
-        Form::Rfc4556 => &EncType::ALL,
+        Form::Rfc4556 | Form::Rfc4556Dh => &EncType::ALL,
+    };
+    let dh = match form {
+        Form::Rfc4556Dh => Some(pkinit::dh::ClientKey::generate(pkinit::dh::Group::Modp2048)?),
+        _ => None,
     };
     let body = RequestBody {
         client: Some(&dev.principal),
@@ -226,19 +238,21 @@ pub fn build_as_req(
         Form::Packetcable => {
             pkinit::client::packetcable_padata(&dev.identity, &body_der, nonce, (now, usec), mps)?
         }
-        Form::Rfc4556 => vec![pkinit::client::rfc4556_padata(
+        Form::Rfc4556 | Form::Rfc4556Dh => vec![pkinit::client::rfc4556_padata(
             &dev.identity,
             &body_der,
             nonce,
             (now, usec),
-            None,
-            None,
+            dh.as_ref().map(|k| k.spki()),
+            dh.as_ref().map(|_| vec![pkinit::dh::Kdf::Sha256.algorithm_id()]),
         )?],
     };
     Ok(AsRequest {
         form,
         nonce,
         bytes: client::as_req(&body, pa)?,
+        server: server.clone(),
+        dh,
     })
 }
 
@@ -307,7 +321,7 @@ pub fn open_as_reply(
     let AsRep(rep) = msg::decode::<AsRep>("AS-REP", reply).context("decoding the AS-REP")?;
     let want = match req.form {
         Form::Packetcable => padata::PK_AS_REP_19,
-        Form::Rfc4556 => padata::PK_AS_REP,
+        Form::Rfc4556 | Form::Rfc4556Dh => padata::PK_AS_REP,
     };
     let pa = rep
         .padata
@@ -322,6 +336,21 @@ pub fn open_as_reply(
         }
         Form::Rfc4556 => {
             pkinit::client::open_rfc4556_rsa_reply(&pa.value, &dev.identity, sp_trust, &req.bytes)
+        }
+        Form::Rfc4556Dh => {
+            let ck = req.dh.as_ref().context("DH request without a client key")?;
+            let etype = EncType::from_i32(rep.enc_part.etype).context("AS-REP etype")?;
+            let state = pkinit::client::DhClientState {
+                key: ck,
+                client_dh_nonce: None,
+                nonce: req.nonce,
+                etype,
+            };
+            let names = pkinit::server::KdfNames {
+                client: &dev.principal,
+                server: &req.server,
+            };
+            pkinit::client::open_rfc4556_dh_reply(&pa.value, &state, sp_trust, &req.bytes, &names)
         }
     }
     .with_context(|| format!("opening padata {want}"))?;

@@ -176,6 +176,14 @@ fn as_step(
                 realm.mps_fqdn, realm.service
             ),
         ),
+        Form::Rfc4556Dh => (
+            &realm.krbtgt,
+            None,
+            format!(
+                "RFC 4556 PKINIT AS-REQ (PA-PK-AS-REQ, DH MODP-2048, RFC 8636 KDF) for {}",
+                realm.krbtgt
+            ),
+        ),
         Form::Rfc4556 => (
             &realm.krbtgt,
             None,

@@ -1,7 +1,7 @@
 //! The real `eue-sim` binary against a real `pktc-kdc serve` process on a
 //! fresh dev realm: `provision` for every device over TCP (the RSA-1024 one
 //! included) and for one over UDP, a device not in the manifest, and a
-//! short `pkinit-load` in both request forms.
+//! short `pkinit-load` in every request form (PacketCable, RFC 4556 RSA and DH).
 //!
 //! `pktc-kdc` is another package's binary, so Cargo does not build it for
 //! `cargo test -p eue-sim`; it is looked up next to `eue-sim` in the target
@@ -201,7 +201,7 @@ fn pkinit_load_smoke_both_forms() {
     let kdc = DevKdc::start(&kdc_binary());
     let dir = realm_dir(&kdc);
     let dir = dir.to_str().expect("utf-8 path");
-    for (form, seconds) in [("packetcable", "2"), ("rfc4556", "1")] {
+    for (form, seconds) in [("packetcable", "2"), ("rfc4556", "1"), ("rfc4556-dh", "1")] {
         let (ok, out, err) = sim(&[
             "pkinit-load",
             "--realm-dir",
