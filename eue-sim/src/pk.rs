@@ -221,7 +221,9 @@ pub fn build_as_req(
         Form::Rfc4556 | Form::Rfc4556Dh => &EncType::ALL,
     };
     let dh = match form {
-        Form::Rfc4556Dh => Some(pkinit::dh::ClientKey::generate(pkinit::dh::Group::Modp2048)?),
+        Form::Rfc4556Dh => Some(pkinit::dh::ClientKey::generate(
+            pkinit::dh::Group::Modp2048,
+        )?),
         _ => None,
     };
     let body = RequestBody {
@@ -244,7 +246,8 @@ pub fn build_as_req(
             nonce,
             (now, usec),
             dh.as_ref().map(|k| k.spki()),
-            dh.as_ref().map(|_| vec![pkinit::dh::Kdf::Sha256.algorithm_id()]),
+            dh.as_ref()
+                .map(|_| vec![pkinit::dh::Kdf::Sha256.algorithm_id()]),
         )?],
     };
     Ok(AsRequest {
