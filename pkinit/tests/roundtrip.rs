@@ -2,56 +2,17 @@
 //! a generated PacketCable PKI: both request forms, RSA key transport, and
 //! the first refusals (wrong nonce, skew, tampered body, unknown CA).
 
-use certs::pki::{self, DevPkiOptions};
-use certs::store::{CrlPolicy, TrustStore};
+mod common;
+
+use common::lab;
 use krb::crypto::{EncType, Key};
 use krb::msg::consts::err;
 use krb::msg::time;
 use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
 use openssl::symm::Cipher;
-use openssl::x509::X509;
-use pkinit::client::{self, DeviceIdentity};
+use pkinit::client;
 use pkinit::request::Form;
-use pkinit::server::{self, KdcIdentity, ReplyPolicy, RequestContext};
-
-struct Lab {
-    _dir: testkit::TempDir,
-    device_trust: TrustStore,
-    sp_trust: TrustStore,
-    kdc: KdcIdentity,
-    device: DeviceIdentity,
-}
-
-fn lab() -> Lab {
-    let dir = testkit::TempDir::new("pkinit-rt");
-    let mac = [0x00, 0x10, 0x95, 0x00, 0x00, 0x01];
-    let p = pki::dev_pki(
-        &DevPkiOptions::new("PKTC.TEST", "PKTC Test", &[mac]),
-        dir.root(),
-    )
-    .unwrap();
-    let kdc_chain = X509::stack_from_pem(&std::fs::read(&p.kdc_chain).unwrap()).unwrap();
-    let kdc = KdcIdentity {
-        cert: X509::from_pem(&std::fs::read(&p.kdc_cert).unwrap()).unwrap(),
-        key: PKey::private_key_from_pem(&std::fs::read(&p.kdc_key).unwrap()).unwrap(),
-        chain: kdc_chain[1..].to_vec(),
-    };
-    let d = &p.devices[0];
-    let device = DeviceIdentity::load(
-        &d.join("cert.pem"),
-        &d.join("key.pem"),
-        Some(&d.join("chain.pem")),
-    )
-    .unwrap();
-    Lab {
-        device_trust: TrustStore::load_dir(&p.device_trust_dir, CrlPolicy::Require).unwrap(),
-        sp_trust: TrustStore::load_dir(&p.sp_trust_dir, CrlPolicy::Off).unwrap(),
-        kdc,
-        device,
-        _dir: dir,
-    }
-}
+use pkinit::server::{self, ReplyPolicy, RequestContext};
 
 const BODY: &[u8] = b"\x30\x03\x02\x01\x07"; // stands in for the KDC-REQ-BODY bytes
 

@@ -2,43 +2,25 @@
 //! `cargo test -p pkinit --release --test timing -- --ignored --nocapture`.
 //! Prints only; never asserts on time.
 
+mod common;
+
 use std::time::Instant;
 
-use certs::pki::{self, DevPkiOptions};
-use certs::store::{CrlPolicy, TrustStore};
 use krb::crypto::{EncType, Key};
 use krb::msg::time;
 use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
 use openssl::symm::Cipher;
 use openssl::x509::X509;
-use pkinit::client::{self, DeviceIdentity};
+use pkinit::client;
 use pkinit::cms::CertCache;
-use pkinit::server::{self, KdcIdentity, ReplyPolicy, RequestContext};
+use pkinit::server::{self, ReplyPolicy, RequestContext};
 
 #[test]
 #[ignore = "timing print only"]
 fn timing() {
-    let dir = testkit::TempDir::new("pkinit-timing");
-    let p = pki::dev_pki(
-        &DevPkiOptions::new("PKTC.TEST", "PKTC Test", &[[0, 0x10, 0x95, 0, 0, 1]]),
-        dir.root(),
-    )
-    .unwrap();
-    let chain = X509::stack_from_pem(&std::fs::read(&p.kdc_chain).unwrap()).unwrap();
-    let kdc = KdcIdentity {
-        cert: X509::from_pem(&std::fs::read(&p.kdc_cert).unwrap()).unwrap(),
-        key: PKey::private_key_from_pem(&std::fs::read(&p.kdc_key).unwrap()).unwrap(),
-        chain: chain[1..].to_vec(),
-    };
-    let d = &p.devices[0];
-    let dev = DeviceIdentity::load(
-        &d.join("cert.pem"),
-        &d.join("key.pem"),
-        Some(&d.join("chain.pem")),
-    )
-    .unwrap();
-    let trust = TrustStore::load_dir(&p.device_trust_dir, CrlPolicy::Require).unwrap();
+    let l = common::lab();
+    let (kdc, dev) = (&l.kdc, &l.device);
+    let trust = &l.device_trust;
     let cache = CertCache::new(64);
     let body = b"\x30\x03\x02\x01\x07";
     let policy = ReplyPolicy {
@@ -49,13 +31,13 @@ fn timing() {
     for (name, pa) in [
         (
             "packetcable",
-            client::packetcable_padata(&dev, body, 1, time::now(), None)
+            client::packetcable_padata(dev, body, 1, time::now(), None)
                 .unwrap()
                 .remove(0),
         ),
         (
             "rfc4556",
-            client::rfc4556_padata(&dev, body, 1, time::now(), None, None).unwrap(),
+            client::rfc4556_padata(dev, body, 1, time::now(), None, None).unwrap(),
         ),
     ] {
         let ctx = RequestContext {
@@ -66,16 +48,16 @@ fn timing() {
             dh_min_bits: 2048,
             cert_cache: Some(&cache),
         };
-        let v = server::verify_request(pa.r#type, &pa.value, &ctx, &trust).unwrap();
+        let v = server::verify_request(pa.r#type, &pa.value, &ctx, trust).unwrap();
         let t = Instant::now();
         for _ in 0..n {
-            server::verify_request(pa.r#type, &pa.value, &ctx, &trust).unwrap();
+            server::verify_request(pa.r#type, &pa.value, &ctx, trust).unwrap();
         }
         let verify = t.elapsed().as_secs_f64() * 1e3 / n as f64;
         let key = Key::random(EncType::Aes128CtsHmacSha196);
         let t = Instant::now();
         for _ in 0..n {
-            server::rsa_reply(&v, &key, b"as-req", &kdc, &policy).unwrap();
+            server::rsa_reply(&v, &key, b"as-req", kdc, &policy).unwrap();
         }
         let reply = t.elapsed().as_secs_f64() * 1e3 / n as f64;
         let signed = pkinit::cms::verify_signed(
