@@ -3,5 +3,6 @@
 //! user-data, shared PROTOCOL.md §3.2–3.3 and PKT-SP-EUE-PROV-I05 Table 1).
 
 pub mod codec;
+pub mod framing;
 
 pub use codec::{CodecError, EueReply, FqdnReply, FqdnRequest, Message, MessageError, decode};

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::db::PrincipalDb;
 use crate::kerr::{ErrorContext, KdcError, krb_error};
 use crate::lookaside::Lookaside;
-use crate::replay::ReplayCache;
+use krb::replay::ReplayCache;
 
 /// The realm's KDC: immutable configuration plus bounded caches.
 pub struct Kdc {

@@ -17,6 +17,6 @@ pub mod keytab_cli;
 pub mod lookaside;
 pub mod pkinit_as;
 pub mod pool;
-pub mod replay;
+
 pub mod server;
 pub mod tgs_exchange;

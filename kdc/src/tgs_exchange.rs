@@ -15,7 +15,7 @@ use krb::principal::Principal;
 use crate::issue::{self, Limits, TicketContent, Times};
 use crate::kdc::{Kdc, Outcome, malformed};
 use crate::kerr::{ErrorContext, KdcError};
-use crate::replay;
+use krb::replay;
 
 fn ap_err(code: i32, reason: &'static str) -> KdcError {
     KdcError::new(code, reason)

@@ -13,13 +13,13 @@
 //! predates RFC 8636 and flags MIT's own (docs/protocol-profile.md, "tshark").
 
 use std::path::Path;
-use std::process::Command;
 
 use krb::client::{self, RequestBody, TgsAuth};
 use krb::crypto::{EncType, Key};
 use krb::msg::{self, time};
 use krb::principal::{Principal, name_type};
 use pkinit::client::{self as pkclient, DeviceIdentity};
+use testkit::wire::{CLIENT, SERVER, pcap, per_frame, problems, tshark, udp_frame};
 use testkit::{DevKdc, require_tool};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
@@ -152,66 +152,6 @@ fn exchanges(kdc: &DevKdc) -> Capture {
     Capture { exchanges: out }
 }
 
-// ---- pcap writing: classic libpcap, LINKTYPE_ETHERNET, IPv4 + UDP ----
-
-const CLIENT: [u8; 4] = [192, 0, 2, 10];
-const SERVER: [u8; 4] = [192, 0, 2, 88];
-
-fn ipv4_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An Ethernet frame with IPv4 and UDP (checksum 0: none) around `payload`.
-fn udp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let udp_len = 8 + payload.len();
-    let ip_len = 20 + udp_len;
-    assert!(ip_len <= 0xffff, "message too large for one IPv4 datagram");
-    let mut f = Vec::with_capacity(14 + ip_len);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, dst[3]]); // destination MAC
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, src[3]]); // source MAC
-    f.extend_from_slice(&[0x08, 0x00]);
-    let mut ip = vec![0x45, 0x00];
-    ip.extend_from_slice(&(ip_len as u16).to_be_bytes());
-    ip.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, 64, 17, 0, 0]); // DF, TTL 64, UDP
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let ck = ipv4_checksum(&ip);
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
-
-fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes()); // thiszone
-    out.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
-    out.extend_from_slice(&0x0004_0000u32.to_le_bytes()); // snaplen 262144
-    out.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
-    for (i, f) in frames.iter().enumerate() {
-        out.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        out.extend_from_slice(f);
-    }
-    out
-}
-
 /// Frames for every exchange on `port`: request then reply.
 fn frames(c: &Capture, port: u16, client_port: u16) -> Vec<Vec<u8>> {
     c.exchanges
@@ -223,35 +163,6 @@ fn frames(c: &Capture, port: u16, client_port: u16) -> Vec<Vec<u8>> {
             ]
         })
         .collect()
-}
-
-fn tshark(args: &[&str]) -> String {
-    let out = Command::new(require_tool("tshark", "tshark"))
-        .args(args)
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .expect("running tshark");
-    assert!(
-        out.status.success(),
-        "tshark {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `tshark -V` output split per frame (index 0 = frame 1).
-fn per_frame(verbose: &str) -> Vec<String> {
-    let mut frames: Vec<String> = Vec::new();
-    for line in verbose.lines() {
-        if line.starts_with("Frame ") && line.contains(" bytes on wire") {
-            frames.push(String::new());
-        }
-        if let Some(f) = frames.last_mut() {
-            f.push_str(line);
-            f.push('\n');
-        }
-    }
-    frames
 }
 
 #[test]
@@ -419,18 +330,6 @@ fn tshark_decodes_our_kerberos_and_pkinit_without_expert_warnings() {
     );
     let expert = tshark(&["-r", bad, "-q", "-z", "expert"]);
     assert!(expert.contains("Errors ("), "{expert}");
-}
-
-/// Malformed-packet markers and warning/error expert infos in `tshark -V` text.
-fn problems(verbose: &str) -> Vec<&str> {
-    verbose
-        .lines()
-        .filter(|l| {
-            l.contains("Malformed")
-                || l.contains("[Expert Info (Warning")
-                || l.contains("[Expert Info (Error")
-        })
-        .collect()
 }
 
 /// The value of the first padata of type `pa_type` in an AS-REQ.

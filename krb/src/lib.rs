@@ -10,3 +10,4 @@ pub mod crypto;
 pub mod keytab;
 pub mod msg;
 pub mod principal;
+pub mod replay;

@@ -4,6 +4,7 @@
 
 mod devkdc;
 mod pty;
+pub mod wire;
 
 pub use devkdc::DevKdc;
 pub use pty::Pty;

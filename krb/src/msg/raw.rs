@@ -84,8 +84,19 @@ pub fn outer_tag(msg: &[u8]) -> Option<u8> {
 /// The exact bytes of the `req-body [4] KDC-REQ-BODY` inside an AS-REQ or
 /// TGS-REQ (the inner SEQUENCE, tag and length included).
 pub fn kdc_req_body(msg: &[u8]) -> Result<&[u8], RawError> {
+    match msg.first() {
+        Some(&t) if t == 0x6a || t == 0x6c => message_field(msg, t, 0xa4),
+        Some(&t) => Err(RawError::UnexpectedTag(t)),
+        None => Err(RawError::Truncated),
+    }
+}
+
+/// The exact bytes of field `[field_tag]` (its inner TLV) of an
+/// `[APPLICATION n] SEQUENCE` message whose outer tag is `app_tag`, e.g. the
+/// KRB-SAFE-BODY a KRB-SAFE checksum covers (tag 0x74, field 0xa2).
+pub fn message_field(msg: &[u8], app_tag: u8, field_tag: u8) -> Result<&[u8], RawError> {
     let (app, _) = read_tlv(msg)?;
-    if app.tag != 0x6a && app.tag != 0x6c {
+    if app.tag != app_tag {
         return Err(RawError::UnexpectedTag(app.tag));
     }
     let (seq, _) = read_tlv(app.content)?;
@@ -95,9 +106,9 @@ pub fn kdc_req_body(msg: &[u8]) -> Result<&[u8], RawError> {
     let mut fields = seq.content;
     while !fields.is_empty() {
         let (field, rest) = read_tlv(fields)?;
-        if field.tag == 0xa4 {
-            let (body, _) = read_tlv(field.content)?;
-            return Ok(body.whole);
+        if field.tag == field_tag {
+            let (inner, _) = read_tlv(field.content)?;
+            return Ok(inner.whole);
         }
         fields = rest;
     }

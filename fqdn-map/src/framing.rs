@@ -1,0 +1,386 @@
+//! pkt-eue-7 datagrams: a KRB_AP_REQ (requests) or KRB_AP_REP (replies)
+//! immediately followed by a KRB_SAFE whose user-data is the message
+//! (shared PROTOCOL.md §3.1, CONFIRMED from Wireshark's dissector).
+//!
+//! INFERRED parts, with our defaults (configurable by the caller, recorded
+//! in the protocol profile): the KDC mints the AP-REQ ticket for
+//! `mtaprovsrvr/<mps fqdn>` itself with that principal's service key; the
+//! ticket's client is a name the KDC chooses (default `krbtgt/REALM`); the
+//! KRB_SAFE is checksummed with the AP session key under key usage 15, by
+//! default with the session key's own keyed checksum type; KRB_SAFE carries
+//! timestamp, usec and the sender address; the receiver checks the
+//! checksum, the timestamp skew, and (MPS side) authenticator replay.
+
+use std::net::IpAddr;
+
+use krb::crypto::{ChecksumType, EncType, Key, usage};
+use krb::msg::flags::{Flags, bit};
+use krb::msg::{
+    self, ApRep, ApReq, Authenticator, Checksum, EncApRepPart, EncTicketPart, EncryptedData,
+    HostAddress, KrbSafe, KrbSafeBody, Ticket, TransitedEncoding, raw, time,
+};
+use krb::principal::Principal;
+use krb::replay::{self, ReplayCache};
+
+/// Why a datagram was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FramingError {
+    #[error("malformed datagram: {0}")]
+    Malformed(String),
+    #[error("no key for the ticket (etype {etype}, kvno {kvno:?})")]
+    NoKey { etype: i32, kvno: Option<u32> },
+    #[error("integrity check failed: {0}")]
+    Integrity(&'static str),
+    #[error("clock skew too great")]
+    Skew,
+    #[error("replayed authenticator")]
+    Replay,
+    #[error("reply does not answer our request")]
+    NotOurReply,
+    #[error(transparent)]
+    Crypto(#[from] krb::crypto::CryptoError),
+}
+
+fn malformed(e: impl std::fmt::Display) -> FramingError {
+    FramingError::Malformed(e.to_string())
+}
+
+const KRB_SAFE_TAG: u8 = 0x74;
+const SAFE_BODY_FIELD: u8 = 0xa2;
+
+/// Splits a datagram into its AP message and its KRB_SAFE.
+fn split(datagram: &[u8], ap_tag: u8) -> Result<(&[u8], &[u8]), FramingError> {
+    let (ap, rest) = raw::read_tlv(datagram).map_err(malformed)?;
+    if ap.tag != ap_tag {
+        return Err(malformed(format!(
+            "expected tag {ap_tag:#04x}, got {:#04x}",
+            ap.tag
+        )));
+    }
+    let (safe, trailing) = raw::read_tlv(rest).map_err(malformed)?;
+    if safe.tag != KRB_SAFE_TAG || !trailing.is_empty() {
+        return Err(malformed("KRB_SAFE missing, or bytes after it"));
+    }
+    Ok((ap.whole, safe.whole))
+}
+
+fn host_address(a: IpAddr) -> HostAddress {
+    match a {
+        IpAddr::V4(v4) => HostAddress {
+            addr_type: HostAddress::IPV4,
+            address: v4.octets().to_vec().into(),
+        },
+        IpAddr::V6(v6) => HostAddress {
+            addr_type: 24,
+            address: v6.octets().to_vec().into(),
+        },
+    }
+}
+
+/// A KRB_SAFE carrying `user_data`, checksummed with `key` (usage 15).
+fn safe(
+    user_data: &[u8],
+    key: &Key,
+    ctype: Option<ChecksumType>,
+    sender: IpAddr,
+    now: (i64, u32),
+) -> Result<Vec<u8>, FramingError> {
+    let body = KrbSafeBody {
+        user_data: user_data.to_vec().into(),
+        timestamp: Some(time::from_unix(now.0)),
+        usec: Some((now.1 as i64).into()),
+        seq_number: None,
+        s_address: host_address(sender),
+        r_address: None,
+    };
+    let body_der = msg::encode("KRB-SAFE-BODY", &body).map_err(malformed)?;
+    let ctype = ctype.unwrap_or_else(|| key.etype().checksum_type());
+    let cksum = key.checksum_with(ctype, usage::KRB_SAFE_CKSUM, &body_der)?;
+    let safe = KrbSafe {
+        pvno: 5.into(),
+        msg_type: 20.into(),
+        body,
+        cksum: Checksum {
+            r#type: ctype.as_i32(),
+            checksum: cksum.into(),
+        },
+    };
+    msg::encode("KRB-SAFE", &safe).map_err(malformed)
+}
+
+/// Checks a received KRB_SAFE (checksum over the exact safe-body bytes, any
+/// keyed type of the key's family; timestamp within `skew`) and returns
+/// the user-data.
+fn open_safe(bytes: &[u8], key: &Key, now: i64, skew: i64) -> Result<Vec<u8>, FramingError> {
+    let s: KrbSafe = msg::decode("KRB-SAFE", bytes).map_err(malformed)?;
+    if msg::small_int(&s.pvno) != Some(5) || msg::small_int(&s.msg_type) != Some(20) {
+        return Err(malformed("not a KRB-SAFE"));
+    }
+    let body_bytes = raw::message_field(bytes, KRB_SAFE_TAG, SAFE_BODY_FIELD).map_err(malformed)?;
+    let ctype = ChecksumType::from_i32(s.cksum.r#type)
+        .filter(|c| c.is_keyed())
+        .ok_or(FramingError::Integrity(
+            "KRB_SAFE checksum type not keyed or unknown",
+        ))?;
+    key.verify_checksum_with(ctype, usage::KRB_SAFE_CKSUM, body_bytes, &s.cksum.checksum)
+        .map_err(|_| FramingError::Integrity("KRB_SAFE checksum"))?;
+    let ts = s
+        .body
+        .timestamp
+        .as_ref()
+        .ok_or_else(|| malformed("KRB_SAFE without timestamp"))?;
+    if (time::to_unix(ts) - now).abs() > skew {
+        return Err(FramingError::Skew);
+    }
+    Ok(s.body.user_data.to_vec())
+}
+
+/// The KDC's side of pkt-eue-7.
+pub struct Requester<'a> {
+    /// The ticket's and authenticator's client (INFERRED default `krbtgt/REALM`).
+    pub kdc_name: &'a Principal,
+    /// `mtaprovsrvr/<mps fqdn>@REALM`.
+    pub service: &'a Principal,
+    /// The service's key (from the keytab) and its kvno.
+    pub service_key: &'a Key,
+    pub kvno: u32,
+    /// KRB_SAFE checksum type; None: the session key's own keyed type.
+    pub checksum_type: Option<ChecksumType>,
+    /// Ticket life (the MPS only needs it for this exchange).
+    pub ticket_life: i64,
+}
+
+/// What the KDC keeps to check the reply.
+pub struct Pending {
+    session_key: Key,
+    ctime: i64,
+    cusec: u32,
+}
+
+impl Requester<'_> {
+    /// A request datagram carrying `user_data` from `sender`.
+    pub fn request(
+        &self,
+        user_data: &[u8],
+        sender: IpAddr,
+        now: (i64, u32),
+    ) -> Result<(Vec<u8>, Pending), FramingError> {
+        let session_key = Key::random(self.service_key.etype());
+        let (cname, crealm) = self.kdc_name.to_rasn().map_err(malformed)?;
+        let (sname, srealm) = self.service.to_rasn().map_err(malformed)?;
+        let part = EncTicketPart {
+            flags: Flags::empty().with(bit::INITIAL).ticket_flags(),
+            key: msg::EncryptionKey {
+                r#type: session_key.etype().as_i32(),
+                value: session_key.bytes().to_vec().into(),
+            },
+            crealm: crealm.clone(),
+            cname: cname.clone(),
+            transited: TransitedEncoding {
+                r#type: 1,
+                contents: Vec::new().into(),
+            },
+            auth_time: time::from_unix(now.0),
+            start_time: Some(time::from_unix(now.0)),
+            end_time: time::from_unix(now.0 + self.ticket_life),
+            renew_till: None,
+            caddr: None,
+            authorization_data: None,
+        };
+        let ticket = Ticket {
+            tkt_vno: 5.into(),
+            realm: srealm,
+            sname,
+            enc_part: EncryptedData {
+                etype: self.service_key.etype().as_i32(),
+                kvno: Some(self.kvno),
+                cipher: self
+                    .service_key
+                    .encrypt(
+                        usage::TICKET,
+                        &msg::encode("EncTicketPart", &part).map_err(malformed)?,
+                    )
+                    .into(),
+            },
+        };
+        let auth = Authenticator {
+            authenticator_vno: 5.into(),
+            crealm,
+            cname,
+            cksum: None,
+            cusec: (now.1 as i64).into(),
+            ctime: time::from_unix(now.0),
+            subkey: None,
+            seq_number: None,
+            authorization_data: None,
+        };
+        let ap = ApReq {
+            pvno: 5.into(),
+            msg_type: 14.into(),
+            ap_options: Flags::empty().with(bit::MUTUAL_REQUIRED).ap_options(),
+            ticket,
+            authenticator: EncryptedData {
+                etype: session_key.etype().as_i32(),
+                kvno: None,
+                cipher: session_key
+                    .encrypt(
+                        usage::AP_REQ_AUTH,
+                        &msg::encode("Authenticator", &auth).map_err(malformed)?,
+                    )
+                    .into(),
+            },
+        };
+        let mut datagram = msg::encode("AP-REQ", &ap).map_err(malformed)?;
+        datagram.extend(safe(
+            user_data,
+            &session_key,
+            self.checksum_type,
+            sender,
+            now,
+        )?);
+        Ok((
+            datagram,
+            Pending {
+                session_key,
+                ctime: now.0,
+                cusec: now.1,
+            },
+        ))
+    }
+}
+
+impl Pending {
+    /// Checks a reply datagram (AP-REP answering our authenticator, then a
+    /// KRB_SAFE under the session key) and returns its user-data.
+    pub fn open_reply(
+        &self,
+        datagram: &[u8],
+        now: i64,
+        skew: i64,
+    ) -> Result<Vec<u8>, FramingError> {
+        let (ap, safe_bytes) = split(datagram, 0x6f)?;
+        let rep: ApRep = msg::decode("AP-REP", ap).map_err(malformed)?;
+        let plain = self
+            .session_key
+            .decrypt(usage::AP_REP_ENC_PART, &rep.enc_part.cipher)
+            .map_err(|_| FramingError::Integrity("AP-REP"))?;
+        let part: EncApRepPart = msg::decode_padded("EncAPRepPart", &plain).map_err(malformed)?;
+        if time::to_unix(&part.ctime) != self.ctime
+            || i64::try_from(&part.cusec).ok() != Some(self.cusec as i64)
+        {
+            return Err(FramingError::NotOurReply);
+        }
+        open_safe(safe_bytes, &self.session_key, now, skew)
+    }
+}
+
+/// The provisioning server's side: checks request datagrams and builds replies.
+pub struct Responder<'a> {
+    /// The service key for a ticket's etype and kvno.
+    pub keys: &'a dyn Fn(EncType, Option<u32>) -> Option<Key>,
+    pub skew: i64,
+    pub replay: &'a ReplayCache,
+    pub checksum_type: Option<ChecksumType>,
+}
+
+/// What a reply needs from the request.
+pub struct Accepted {
+    pub user_data: Vec<u8>,
+    /// The requester's name (from the ticket).
+    pub client: Principal,
+    session_key: Key,
+    ctime: i64,
+    cusec: i64,
+}
+
+impl Responder<'_> {
+    pub fn accept(&self, datagram: &[u8], now: i64) -> Result<Accepted, FramingError> {
+        let (ap_bytes, safe_bytes) = split(datagram, 0x6e)?;
+        let ap: ApReq = msg::decode("AP-REQ", ap_bytes).map_err(malformed)?;
+        let etype = EncType::from_i32(ap.ticket.enc_part.etype).ok_or(FramingError::NoKey {
+            etype: ap.ticket.enc_part.etype,
+            kvno: ap.ticket.enc_part.kvno,
+        })?;
+        let key = (self.keys)(etype, ap.ticket.enc_part.kvno).ok_or(FramingError::NoKey {
+            etype: ap.ticket.enc_part.etype,
+            kvno: ap.ticket.enc_part.kvno,
+        })?;
+        let plain = key
+            .decrypt(usage::TICKET, &ap.ticket.enc_part.cipher)
+            .map_err(|_| FramingError::Integrity("ticket"))?;
+        let tkt: EncTicketPart = msg::decode_padded("EncTicketPart", &plain).map_err(malformed)?;
+        if time::to_unix(&tkt.end_time) + self.skew < now {
+            return Err(FramingError::Skew);
+        }
+        let session = Key::new(
+            EncType::from_i32(tkt.key.r#type).ok_or_else(|| malformed("session key etype"))?,
+            &tkt.key.value,
+        )?;
+        let plain = session
+            .decrypt(usage::AP_REQ_AUTH, &ap.authenticator.cipher)
+            .map_err(|_| FramingError::Integrity("authenticator"))?;
+        let auth: Authenticator = msg::decode_padded("Authenticator", &plain).map_err(malformed)?;
+        if auth.cname != tkt.cname || auth.crealm != tkt.crealm {
+            return Err(FramingError::Integrity(
+                "authenticator client differs from the ticket's",
+            ));
+        }
+        if (time::to_unix(&auth.ctime) - now).abs() > self.skew {
+            return Err(FramingError::Skew);
+        }
+        let user_data = open_safe(safe_bytes, &session, now, self.skew)?;
+        if !self
+            .replay
+            .check_and_insert(replay::tag(&ap.authenticator.cipher))
+        {
+            return Err(FramingError::Replay);
+        }
+        Ok(Accepted {
+            user_data,
+            client: Principal::from_rasn(&tkt.cname, &tkt.crealm).map_err(malformed)?,
+            session_key: session,
+            ctime: time::to_unix(&auth.ctime),
+            cusec: i64::try_from(&auth.cusec).map_err(|_| malformed("cusec"))?,
+        })
+    }
+
+    /// The reply datagram: AP-REP (mutual authentication) + KRB_SAFE.
+    pub fn reply(
+        &self,
+        req: &Accepted,
+        user_data: &[u8],
+        sender: IpAddr,
+        now: (i64, u32),
+    ) -> Result<Vec<u8>, FramingError> {
+        let part = EncApRepPart {
+            ctime: time::from_unix(req.ctime),
+            cusec: req.cusec.into(),
+            subkey: None,
+            seq_number: None,
+        };
+        let rep = ApRep {
+            pvno: 5.into(),
+            msg_type: 15.into(),
+            enc_part: EncryptedData {
+                etype: req.session_key.etype().as_i32(),
+                kvno: None,
+                cipher: req
+                    .session_key
+                    .encrypt(
+                        usage::AP_REP_ENC_PART,
+                        &msg::encode("EncAPRepPart", &part).map_err(malformed)?,
+                    )
+                    .into(),
+            },
+        };
+        let mut datagram = msg::encode("AP-REP", &rep).map_err(malformed)?;
+        datagram.extend(safe(
+            user_data,
+            &req.session_key,
+            self.checksum_type,
+            sender,
+            now,
+        )?);
+        Ok(datagram)
+    }
+}
