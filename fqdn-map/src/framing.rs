@@ -277,7 +277,7 @@ impl Pending {
 /// The provisioning server's side: checks request datagrams and builds replies.
 pub struct Responder<'a> {
     /// The service key for a ticket's etype and kvno.
-    pub keys: &'a dyn Fn(EncType, Option<u32>) -> Option<Key>,
+    pub keys: &'a (dyn Fn(EncType, Option<u32>) -> Option<Key> + Sync),
     pub skew: i64,
     pub replay: &'a ReplayCache,
     pub checksum_type: Option<ChecksumType>,

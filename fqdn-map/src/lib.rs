@@ -2,6 +2,8 @@
 //! DHCP gave a device MAC. This crate has the message codecs (the KRB_SAFE
 //! user-data, shared PROTOCOL.md §3.2–3.3 and PKT-SP-EUE-PROV-I05 Table 1).
 
+pub mod cache;
+pub mod client;
 pub mod codec;
 pub mod framing;
 

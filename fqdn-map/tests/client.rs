@@ -1,0 +1,210 @@
+//! The KDC-side client against a provisioning-server responder on real
+//! loopback UDP sockets: answers (1.x and E-UE), failover to the second
+//! address, timeouts with bounded retries, "unknown MAC", the in-flight
+//! bound.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fqdn_map::client::{Binding, ClientConfig, DeviceFacts, LookupError, MpsClient, MpsTarget};
+use fqdn_map::codec::{EueReply, FqdnReply, Message, MessageError, decode};
+use fqdn_map::framing::Responder;
+use krb::crypto::{EncType, Key};
+use krb::msg::time;
+use krb::principal::Principal;
+use krb::replay::ReplayCache;
+use tokio::net::UdpSocket;
+
+const MAC_1X: [u8; 6] = [0, 0x10, 0x95, 0, 0, 1];
+const MAC_EUE: [u8; 6] = [0, 0x10, 0x95, 0, 0, 2];
+
+/// A responder task answering from a small table; returns its address.
+async fn responder(key: Key) -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    tokio::spawn(async move {
+        let replay = ReplayCache::new(Duration::from_secs(600), 10_000);
+        let table: HashMap<[u8; 6], Message> = HashMap::from([
+            (
+                MAC_1X,
+                Message::Reply(FqdnReply {
+                    enterprise: 4491,
+                    fqdn: "mta1.pktc.test".into(),
+                    ipv4: Ipv4Addr::new(127, 0, 0, 1),
+                }),
+            ),
+            (
+                MAC_EUE,
+                Message::EueReply(EueReply {
+                    enterprise: 4491,
+                    ipv4: vec![],
+                    ipv6: vec!["::1".parse().unwrap()],
+                    fqdn: "eue2.pktc.test".into(),
+                }),
+            ),
+        ]);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let keys = |_: EncType, _: Option<u32>| Some(key.clone());
+            let r = Responder {
+                keys: &keys,
+                skew: 300,
+                replay: &replay,
+                checksum_type: None,
+            };
+            let Ok(acc) = r.accept(&buf[..n], time::now().0) else {
+                continue;
+            };
+            let Ok(Message::Request(req)) = decode(&acc.user_data) else {
+                continue;
+            };
+            let answer = table
+                .get(&req.mac)
+                .cloned()
+                .unwrap_or(Message::Error(MessageError {
+                    enterprise: 4491,
+                    body: vec![],
+                }));
+            let reply = r
+                .reply(&acc, &answer.encode().unwrap(), addr.ip(), time::now())
+                .unwrap();
+            let _ = sock.send_to(&reply, peer).await;
+        }
+    });
+    addr
+}
+
+fn client(max_in_flight: usize) -> MpsClient {
+    let cfg = ClientConfig {
+        per_try_timeout: Duration::from_millis(150),
+        retries: 2,
+        backoff: Duration::from_millis(20),
+        max_in_flight,
+        skew: 300,
+        enterprise: 4491,
+        checksum_type: None,
+    };
+    MpsClient::new(cfg, Principal::krbtgt("PKTC.TEST"))
+}
+
+fn target(key: &Key, addresses: Vec<SocketAddr>) -> MpsTarget {
+    MpsTarget {
+        service: Principal::service_host("mtaprovsrvr", "mps.pktc.test", "PKTC.TEST"),
+        key: key.clone(),
+        kvno: 1,
+        addresses,
+    }
+}
+
+fn device(mac: [u8; 6]) -> DeviceFacts {
+    DeviceFacts {
+        mac,
+        pubkey_hash: [9; 20],
+        revocation_time: 0,
+    }
+}
+
+/// A UDP port with nothing behind it.
+async fn dead_address() -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a = s.local_addr().unwrap();
+    drop(s);
+    a
+}
+
+#[tokio::test]
+async fn answers_in_both_reply_forms() {
+    let key = Key::random(EncType::Aes128CtsHmacSha196);
+    let mps = target(&key, vec![responder(key.clone()).await]);
+    let c = client(8);
+    assert_eq!(
+        c.lookup(&mps, &device(MAC_1X)).await.unwrap(),
+        Binding {
+            fqdn: "mta1.pktc.test".into(),
+            addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+        }
+    );
+    assert_eq!(
+        c.lookup(&mps, &device(MAC_EUE)).await.unwrap(),
+        Binding {
+            fqdn: "eue2.pktc.test".into(),
+            addresses: vec!["::1".parse().unwrap()]
+        }
+    );
+    assert_eq!(
+        c.lookup(&mps, &device([9; 6])).await,
+        Err(LookupError::UnknownMac)
+    );
+}
+
+#[tokio::test]
+async fn fails_over_to_the_next_address() {
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let mps = target(
+        &key,
+        vec![dead_address().await, responder(key.clone()).await],
+    );
+    assert_eq!(
+        client(8).lookup(&mps, &device(MAC_1X)).await.unwrap().fqdn,
+        "mta1.pktc.test"
+    );
+}
+
+#[tokio::test]
+async fn times_out_after_bounded_retries() {
+    let key = Key::random(EncType::Aes128CtsHmacSha196);
+    // A server that receives but never answers; it counts what it gets.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mps = target(&key, vec![silent.local_addr().unwrap()]);
+    let counter = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        let mut n = 0;
+        while tokio::time::timeout(Duration::from_secs(2), silent.recv_from(&mut buf))
+            .await
+            .is_ok()
+        {
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(
+        client(8).lookup(&mps, &device(MAC_1X)).await,
+        Err(LookupError::Timeout)
+    );
+    // One try and two retries (ClientConfig.retries = 2), no more.
+    assert_eq!(counter.await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_open_our_ticket_stays_silent_and_times_out() {
+    let key = Key::random(EncType::Aes128CtsHmacSha196);
+    let addr = responder(Key::random(EncType::Aes128CtsHmacSha196)).await;
+    // The responder cannot open our ticket and stays silent: a timeout.
+    assert_eq!(
+        client(8)
+            .lookup(&target(&key, vec![addr]), &device(MAC_1X))
+            .await,
+        Err(LookupError::Timeout)
+    );
+}
+
+#[tokio::test]
+async fn lookups_in_flight_are_bounded() {
+    let key = Key::random(EncType::Aes128CtsHmacSha196);
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mps = Arc::new(target(&key, vec![silent.local_addr().unwrap()]));
+    let c = Arc::new(client(1));
+    let (c2, m2) = (c.clone(), mps.clone());
+    let first = tokio::spawn(async move { c2.lookup(&m2, &device(MAC_1X)).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        c.lookup(&mps, &device(MAC_EUE)).await,
+        Err(LookupError::Busy)
+    );
+    assert_eq!(first.await.unwrap(), Err(LookupError::Timeout));
+}
