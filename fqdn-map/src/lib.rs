@@ -6,5 +6,6 @@ pub mod cache;
 pub mod client;
 pub mod codec;
 pub mod framing;
+pub mod responder;
 
 pub use codec::{CodecError, EueReply, FqdnReply, FqdnRequest, Message, MessageError, decode};

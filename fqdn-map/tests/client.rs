@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fqdn_map::client::{Binding, ClientConfig, DeviceFacts, LookupError, MpsClient, MpsTarget};
-use fqdn_map::codec::{EueReply, FqdnReply, Message, MessageError, decode};
 use fqdn_map::framing::Responder;
+use fqdn_map::responder::{TableEntry, respond};
 use krb::crypto::{EncType, Key};
 use krb::msg::time;
 use krb::principal::Principal;
@@ -26,23 +26,20 @@ async fn responder(key: Key) -> SocketAddr {
     let addr = sock.local_addr().unwrap();
     tokio::spawn(async move {
         let replay = ReplayCache::new(Duration::from_secs(600), 10_000);
-        let table: HashMap<[u8; 6], Message> = HashMap::from([
+        let table = HashMap::from([
             (
                 MAC_1X,
-                Message::Reply(FqdnReply {
-                    enterprise: 4491,
+                TableEntry {
                     fqdn: "mta1.pktc.test".into(),
-                    ipv4: Ipv4Addr::new(127, 0, 0, 1),
-                }),
+                    addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+                },
             ),
             (
                 MAC_EUE,
-                Message::EueReply(EueReply {
-                    enterprise: 4491,
-                    ipv4: vec![],
-                    ipv6: vec!["::1".parse().unwrap()],
+                TableEntry {
                     fqdn: "eue2.pktc.test".into(),
-                }),
+                    addresses: vec!["::1".parse().unwrap()],
+                },
             ),
         ]);
         let mut buf = vec![0u8; 65536];
@@ -57,23 +54,9 @@ async fn responder(key: Key) -> SocketAddr {
                 replay: &replay,
                 checksum_type: None,
             };
-            let Ok(acc) = r.accept(&buf[..n], time::now().0) else {
-                continue;
-            };
-            let Ok(Message::Request(req)) = decode(&acc.user_data) else {
-                continue;
-            };
-            let answer = table
-                .get(&req.mac)
-                .cloned()
-                .unwrap_or(Message::Error(MessageError {
-                    enterprise: 4491,
-                    body: vec![],
-                }));
-            let reply = r
-                .reply(&acc, &answer.encode().unwrap(), addr.ip(), time::now())
-                .unwrap();
-            let _ = sock.send_to(&reply, peer).await;
+            if let Ok((reply, _mac)) = respond(&r, &table, &buf[..n], addr.ip(), time::now()) {
+                let _ = sock.send_to(&reply, peer).await;
+            }
         }
     });
     addr
