@@ -3,26 +3,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 
-/// What the provisioning side knows about a device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceBinding {
-    pub fqdn: String,
-    /// Addresses DHCP gave the device; empty = not known (no address check).
-    pub addresses: Vec<IpAddr>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LookupError {
-    #[error("unknown device MAC")]
-    UnknownMac,
-    #[error("provisioning server error: {0}")]
-    MpsError(String),
-    #[error("provisioning server did not answer in time")]
-    Timeout,
-}
+pub use fqdn_map::client::{Binding as DeviceBinding, LookupError};
 
 pub type LookupFuture<'a> =
     Pin<Box<dyn Future<Output = Result<DeviceBinding, LookupError>> + Send + 'a>>;

@@ -231,11 +231,17 @@ impl Kdc {
                     KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_unknown_mac")
                         .text("device not known to the provisioning system")
                 }
-                LookupError::MpsError(m) => {
-                    KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_mps_error").text(m)
+                LookupError::MpsError(detail) => {
+                    // The detail is for operators, not for the device.
+                    tracing::warn!(%detail, "provisioning server lookup failed");
+                    KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_mps_error")
+                        .text("device lookup failed")
                 }
                 LookupError::Timeout => {
                     KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_timeout")
+                }
+                LookupError::Busy => {
+                    KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_busy")
                 }
             })?;
         let c = &d.client.components;
