@@ -65,6 +65,12 @@ impl MappingCache {
         found
     }
 
+    /// A positive entry even if expired (until evicted): what an
+    /// "allow-if-cached" policy uses when the provisioning server is silent.
+    pub fn stale(&self, mac: &[u8; 6]) -> Option<Binding> {
+        self.lock().get(mac).and_then(|(b, _)| b.clone())
+    }
+
     pub fn put(&self, mac: [u8; 6], binding: Binding) {
         self.insert(mac, Some(binding), self.ttl);
     }
@@ -119,6 +125,12 @@ mod tests {
         assert_eq!(c.get(&m1), Cached::Hit(b("a.test")));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(c.get(&m1), Cached::Miss);
+        assert_eq!(c.stale(&m1), Some(b("a.test")), "expired but still known");
+        assert_eq!(
+            c.stale(&m2),
+            None,
+            "negative entries are never stale answers"
+        );
         for i in 0..10u8 {
             c.put([i; 6], b("x.test"));
         }

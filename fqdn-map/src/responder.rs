@@ -115,3 +115,56 @@ mod tests {
         assert!(matches!(answer(None, 4491), Message::Error(e) if e.enterprise == 4491));
     }
 }
+
+/// Serves pkt-eue-7 on `sock` until the task is dropped: each request
+/// datagram that authenticates gets the table's answer. Datagrams that do
+/// not authenticate get no reply (a provisioning server should not answer
+/// strangers); `on_request` sees every outcome (for logs and metrics).
+pub async fn serve<K, T, F>(
+    sock: tokio::net::UdpSocket,
+    keys: K,
+    table: T,
+    skew: i64,
+    mut on_request: F,
+) where
+    K: Fn(krb::crypto::EncType, Option<u32>) -> Option<krb::crypto::Key> + Sync,
+    T: Fn() -> std::sync::Arc<HashMap<[u8; 6], TableEntry>>,
+    F: FnMut(std::net::SocketAddr, &Result<[u8; 6], RespondError>),
+{
+    let replay = krb::replay::ReplayCache::new(
+        std::time::Duration::from_secs(2 * skew.max(1) as u64),
+        100_000,
+    );
+    let local = sock
+        .local_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let responder = Responder {
+            keys: &keys,
+            skew,
+            replay: &replay,
+            checksum_type: None,
+        };
+        let current = table();
+        let result = respond(
+            &responder,
+            &current,
+            &buf[..n],
+            local,
+            krb::msg::time::now(),
+        );
+        let outcome = result
+            .as_ref()
+            .map(|(_, mac)| *mac)
+            .map_err(|e| RespondError::NotARequest(e.to_string()));
+        if let Ok((reply, _)) = result {
+            let _ = sock.send_to(&reply, peer).await;
+        }
+        on_request(peer, &outcome);
+    }
+}

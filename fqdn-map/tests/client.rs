@@ -9,12 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fqdn_map::client::{Binding, ClientConfig, DeviceFacts, LookupError, MpsClient, MpsTarget};
-use fqdn_map::framing::Responder;
-use fqdn_map::responder::{TableEntry, respond};
+use fqdn_map::responder::{TableEntry, serve};
 use krb::crypto::{EncType, Key};
-use krb::msg::time;
 use krb::principal::Principal;
-use krb::replay::ReplayCache;
 use tokio::net::UdpSocket;
 
 const MAC_1X: [u8; 6] = [0, 0x10, 0x95, 0, 0, 1];
@@ -24,41 +21,29 @@ const MAC_EUE: [u8; 6] = [0, 0x10, 0x95, 0, 0, 2];
 async fn responder(key: Key) -> SocketAddr {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = sock.local_addr().unwrap();
-    tokio::spawn(async move {
-        let replay = ReplayCache::new(Duration::from_secs(600), 10_000);
-        let table = HashMap::from([
-            (
-                MAC_1X,
-                TableEntry {
-                    fqdn: "mta1.pktc.test".into(),
-                    addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-                },
-            ),
-            (
-                MAC_EUE,
-                TableEntry {
-                    fqdn: "eue2.pktc.test".into(),
-                    addresses: vec!["::1".parse().unwrap()],
-                },
-            ),
-        ]);
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
-                return;
-            };
-            let keys = |_: EncType, _: Option<u32>| Some(key.clone());
-            let r = Responder {
-                keys: &keys,
-                skew: 300,
-                replay: &replay,
-                checksum_type: None,
-            };
-            if let Ok((reply, _mac)) = respond(&r, &table, &buf[..n], addr.ip(), time::now()) {
-                let _ = sock.send_to(&reply, peer).await;
-            }
-        }
-    });
+    let table = Arc::new(HashMap::from([
+        (
+            MAC_1X,
+            TableEntry {
+                fqdn: "mta1.pktc.test".into(),
+                addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            },
+        ),
+        (
+            MAC_EUE,
+            TableEntry {
+                fqdn: "eue2.pktc.test".into(),
+                addresses: vec!["::1".parse().unwrap()],
+            },
+        ),
+    ]));
+    tokio::spawn(serve(
+        sock,
+        move |_: EncType, _: Option<u32>| Some(key.clone()),
+        move || table.clone(),
+        300,
+        |_, _| {},
+    ));
     addr
 }
 

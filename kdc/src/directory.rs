@@ -10,9 +10,17 @@ pub use fqdn_map::client::{Binding as DeviceBinding, LookupError};
 pub type LookupFuture<'a> =
     Pin<Box<dyn Future<Output = Result<DeviceBinding, LookupError>> + Send + 'a>>;
 
-/// Device MAC → binding. `mps_hint` is the PA-PROV-SRV-LOCATION the device sent.
+/// What the KDC asks about a device.
+#[derive(Debug, Clone)]
+pub struct DeviceQuery {
+    pub facts: fqdn_map::client::DeviceFacts,
+    /// The PA-PROV-SRV-LOCATION the device sent: which provisioning server to ask.
+    pub mps_hint: Option<String>,
+}
+
+/// Device MAC → binding.
 pub trait DeviceDirectory: Send + Sync {
-    fn lookup<'a>(&'a self, mac: [u8; 6], mps_hint: Option<&'a str>) -> LookupFuture<'a>;
+    fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a>;
 }
 
 /// The `[[pkinit.devices]]` table.
@@ -39,8 +47,12 @@ impl StaticDirectory {
 }
 
 impl DeviceDirectory for StaticDirectory {
-    fn lookup<'a>(&'a self, mac: [u8; 6], _mps_hint: Option<&'a str>) -> LookupFuture<'a> {
-        let r = self.table.get(&mac).cloned().ok_or(LookupError::UnknownMac);
+    fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a> {
+        let r = self
+            .table
+            .get(&query.facts.mac)
+            .cloned()
+            .ok_or(LookupError::UnknownMac);
         Box::pin(std::future::ready(r))
     }
 }

@@ -15,6 +15,7 @@ pub mod kdc;
 pub mod kerr;
 pub mod keytab_cli;
 pub mod lookaside;
+pub mod mps_directory;
 pub mod pkinit_as;
 pub mod pool;
 

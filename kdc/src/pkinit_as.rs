@@ -222,28 +222,31 @@ impl Kdc {
             .map_err(|_| KdcError::new(err::KRB_ERR_GENERIC, "pool_failed"))?
             .map_err(pk_err)?;
 
-        let binding = pk
-            .directory
-            .lookup(verified.mac, d.mps_hint.as_deref())
-            .await
-            .map_err(|e| match e {
-                LookupError::UnknownMac => {
-                    KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_unknown_mac")
-                        .text("device not known to the provisioning system")
-                }
-                LookupError::MpsError(detail) => {
-                    // The detail is for operators, not for the device.
-                    tracing::warn!(%detail, "provisioning server lookup failed");
-                    KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_mps_error")
-                        .text("device lookup failed")
-                }
-                LookupError::Timeout => {
-                    KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_timeout")
-                }
-                LookupError::Busy => {
-                    KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_busy")
-                }
-            })?;
+        let query = crate::directory::DeviceQuery {
+            facts: fqdn_map::client::DeviceFacts {
+                mac: verified.mac,
+                pubkey_hash: verified.public_key_hash().map_err(pk_err)?,
+                // Manufacturer-CA revocation times are not tracked yet: "not revoked".
+                revocation_time: 0,
+            },
+            mps_hint: d.mps_hint.clone(),
+        };
+        let binding = pk.directory.lookup(&query).await.map_err(|e| match e {
+            LookupError::UnknownMac => {
+                KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_unknown_mac")
+                    .text("device not known to the provisioning system")
+            }
+            LookupError::MpsError(detail) => {
+                // The detail is for operators, not for the device.
+                tracing::warn!(%detail, "provisioning server lookup failed");
+                KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_mps_error")
+                    .text("device lookup failed")
+            }
+            LookupError::Timeout => {
+                KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_timeout")
+            }
+            LookupError::Busy => KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_busy"),
+        })?;
         let c = &d.client.components;
         if c.len() != 2 || c[0] != "mta" || !same_fqdn(&c[1], &binding.fqdn) {
             return Err(

@@ -197,6 +197,27 @@ pub struct VerifiedRequest {
     pub delivery: KeyDelivery,
 }
 
+impl VerifiedRequest {
+    /// SHA-1 of the device's public key as pkt-eue-7's "MTA public key
+    /// hash": the subjectPublicKey BIT STRING contents (the RSAPublicKey
+    /// DER), the key-identifier method of RFC 5280 §4.2.1.2 (INFERRED:
+    /// PROTOCOL.md §3.2 leaves open which bytes are hashed).
+    pub fn public_key_hash(&self) -> Result<[u8; 20], PkinitError> {
+        let spki = self
+            .device_cert
+            .public_key()
+            .and_then(|k| k.public_key_to_der())
+            .map_err(|e| PkinitError::Reply(e.to_string()))?;
+        let malformed = |e: msg::raw::RawError| PkinitError::Reply(e.to_string());
+        let (seq, _) = msg::raw::read_tlv(&spki).map_err(malformed)?;
+        let (_alg, rest) = msg::raw::read_tlv(seq.content).map_err(malformed)?;
+        let (bits, _) = msg::raw::read_tlv(rest).map_err(malformed)?;
+        // Skip the unused-bits octet of the BIT STRING.
+        let key = bits.content.get(1..).unwrap_or_default();
+        Ok(Sha1::digest(key).into())
+    }
+}
+
 /// Inputs from the AS-REQ around the PKINIT padata.
 pub struct RequestContext<'a> {
     /// Exact bytes of the received KDC-REQ-BODY.

@@ -42,6 +42,14 @@ fn packetcable_form_round_trip() {
     assert_eq!((pa[0].r#type, pa[1].r#type), (14, -1));
     let v = server::verify_request(14, &pa[0].value, &ctx(77), &l.device_trust).unwrap();
     assert_eq!(v.form, Form::PacketCable);
+    // The pkt-eue-7 key hash is the RFC 5280 method-1 key identifier, which
+    // OpenSSL put in the device certificate as its subjectKeyIdentifier.
+    let ski = l
+        .device
+        .cert
+        .subject_key_id()
+        .expect("device cert has an SKI");
+    assert_eq!(&v.public_key_hash().unwrap()[..], ski.as_slice());
     assert_eq!(v.mac, [0x00, 0x10, 0x95, 0x00, 0x00, 0x01]);
     let key = Key::random(EncType::Aes128CtsHmacSha196);
     let reply = server::rsa_reply(&v, &key, b"as-req", &l.kdc, &policy()).unwrap();
