@@ -87,35 +87,6 @@ pub fn respond(
     Ok((responder.reply(&accepted, &user_data, local, now)?, req.mac))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(addrs: &[&str]) -> TableEntry {
-        TableEntry {
-            fqdn: "d.pktc.test".into(),
-            addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
-        }
-    }
-
-    #[test]
-    fn reply_form_follows_the_entry() {
-        assert!(
-            matches!(answer(Some(&entry(&["10.0.0.1"])), 1), Message::Reply(r) if r.ipv4 == Ipv4Addr::new(10, 0, 0, 1))
-        );
-        assert!(
-            matches!(answer(Some(&entry(&[])), 1), Message::Reply(r) if r.ipv4.is_unspecified())
-        );
-        assert!(
-            matches!(answer(Some(&entry(&["::1"])), 1), Message::EueReply(r) if r.ipv6.len() == 1 && r.ipv4.is_empty())
-        );
-        assert!(
-            matches!(answer(Some(&entry(&["10.0.0.1", "10.0.0.2"])), 1), Message::EueReply(r) if r.ipv4.len() == 2)
-        );
-        assert!(matches!(answer(None, 4491), Message::Error(e) if e.enterprise == 4491));
-    }
-}
-
 /// Serves pkt-eue-7 on `sock` until the task is dropped: each request
 /// datagram that authenticates gets the table's answer. Datagrams that do
 /// not authenticate get no reply (a provisioning server should not answer
@@ -166,5 +137,34 @@ pub async fn serve<K, T, F>(
             let _ = sock.send_to(&reply, peer).await;
         }
         on_request(peer, &outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(addrs: &[&str]) -> TableEntry {
+        TableEntry {
+            fqdn: "d.pktc.test".into(),
+            addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn reply_form_follows_the_entry() {
+        assert!(
+            matches!(answer(Some(&entry(&["10.0.0.1"])), 1), Message::Reply(r) if r.ipv4 == Ipv4Addr::new(10, 0, 0, 1))
+        );
+        assert!(
+            matches!(answer(Some(&entry(&[])), 1), Message::Reply(r) if r.ipv4.is_unspecified())
+        );
+        assert!(
+            matches!(answer(Some(&entry(&["::1"])), 1), Message::EueReply(r) if r.ipv6.len() == 1 && r.ipv4.is_empty())
+        );
+        assert!(
+            matches!(answer(Some(&entry(&["10.0.0.1", "10.0.0.2"])), 1), Message::EueReply(r) if r.ipv4.len() == 2)
+        );
+        assert!(matches!(answer(None, 4491), Message::Error(e) if e.enterprise == 4491));
     }
 }
