@@ -32,6 +32,8 @@ use krb::principal::Principal;
 use serde_json::json;
 use tokio::net::UdpSocket;
 
+use crate::cpu::CpuUse;
+
 /// Client etype preference, as MIT 1.20's default: aes256-sha1 first.
 const ETYPES: [EncType; 5] = [
     EncType::Aes256CtsHmacSha196,
@@ -478,24 +480,22 @@ impl Report {
         me: (u64, u64),
         machine: Option<((u64, u64), (u64, u64))>,
     ) -> Report {
-        let wall_s = wall.as_secs_f64();
-        let ms = |(a, b): (u64, u64)| b.saturating_sub(a) as f64 * 1000.0 / tck as f64;
-        let per = |cpu: f64| (st.ok > 0).then(|| cpu / st.ok as f64);
-        let kdc_cpu_ms = kdc.map(ms);
-        let client_cpu_ms = ms(me);
-        let client_cores = client_cpu_ms / 1000.0 / wall_s;
-        let kdc_cores = kdc_cpu_ms.map(|c| c / 1000.0 / wall_s);
-        let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let machine_busy = machine.and_then(|((b0, t0), (b1, t1))| {
-            (t1 > t0).then(|| b1.saturating_sub(b0) as f64 / (t1 - t0) as f64)
-        });
+        let cpu = CpuUse::new(wall, tck, kdc, me, machine);
+        let CpuUse {
+            wall_s,
+            nproc,
+            kdc_cpu_ms,
+            kdc_cores,
+            client_cpu_ms,
+            client_cores,
+            machine_busy,
+        } = cpu;
+        let per = |c: f64| CpuUse::per_request(c, st.ok);
         // The client can use at most `threads` cores; the KDC, the client and
         // anything else running share the machine's CPUs.
         let bottleneck = if client_cores >= 0.9 * args.threads as f64 {
             "client"
-        } else if machine_busy.unwrap_or(0.0) >= 0.9
-            || client_cores + kdc_cores.unwrap_or(0.0) >= 0.9 * nproc as f64
-        {
+        } else if cpu.saturated() {
             "machine"
         } else {
             "none"

@@ -1,5 +1,6 @@
 //! `eue-sim`: plays PacketCable devices and clients against pktc-kdc.
 
+mod cpu;
 mod load;
 mod pk;
 mod pkload;

@@ -31,6 +31,7 @@ use krb::msg::consts::err;
 use krb::principal::Principal;
 use serde_json::json;
 
+use crate::cpu::CpuUse;
 use crate::load::{clk_tck, machine_ticks, percentile, proc_cpu_ticks};
 use crate::pk::{self, Conn, Device, Failure, Form, Realm, TAG_AS_REP, TAG_KRB_ERROR, Transport};
 
@@ -382,24 +383,23 @@ impl Report {
         me: (u64, u64),
         machine: Option<((u64, u64), (u64, u64))>,
     ) -> Report {
-        let wall_s = wall.as_secs_f64();
-        let ms = |(a, b): (u64, u64)| b.saturating_sub(a) as f64 * 1000.0 / tck as f64;
-        let per = |cpu: f64| (st.ok > 0).then(|| cpu / st.ok as f64);
-        let kdc_cpu_ms = kdc.map(ms);
-        let client_cpu_ms = ms(me);
-        let client_cores = client_cpu_ms / 1000.0 / wall_s;
-        let kdc_cores = kdc_cpu_ms.map(|c| c / 1000.0 / wall_s);
-        let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let machine_busy = machine.and_then(|((b0, t0), (b1, t1))| {
-            (t1 > t0).then(|| b1.saturating_sub(b0) as f64 / (t1 - t0) as f64)
-        });
+        let cpu = CpuUse::new(wall, tck, kdc, me, machine);
+        let CpuUse {
+            wall_s,
+            nproc,
+            kdc_cpu_ms,
+            kdc_cores,
+            client_cpu_ms,
+            client_cores,
+            machine_busy,
+        } = cpu;
+        let per = |c: f64| CpuUse::per_request(c, st.ok);
         let shed = st
             .krb_errors
             .get(&err::KDC_ERR_SVC_UNAVAILABLE)
             .copied()
             .unwrap_or(0);
-        let saturated = machine_busy.unwrap_or(0.0) >= 0.9
-            || client_cores + kdc_cores.unwrap_or(0.0) >= 0.9 * nproc as f64;
+        let saturated = cpu.saturated();
         // On a saturated machine the client and the KDC compete for the same
         // CPUs; the client is "the bottleneck" when it takes at least as much
         // of them as the KDC does (the KDC would go faster without it).
