@@ -31,6 +31,53 @@ pub struct Config {
     /// PKINIT for certificate-only devices; absent: PKINIT is not offered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkinit: Option<Pkinit>,
+    /// pkt-eue-7: ask provisioning servers about devices; absent: the
+    /// static `[[pkinit.devices]]` table is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mps: Option<Mps>,
+}
+
+/// `[mps]`: the provisioning servers the KDC asks (pkt-eue-7).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mps {
+    /// FQDN of the server to ask when the device's PA-PROV-SRV-LOCATION
+    /// names none of `servers`.
+    pub default: String,
+    pub servers: Vec<MpsServer>,
+    /// The request's source address must be one the server returned.
+    #[serde(default = "defaults::yes")]
+    pub require_address_match: bool,
+    /// `refuse` (default) or `allow-if-cached` when no server answers.
+    #[serde(default = "defaults::on_timeout")]
+    pub on_timeout: String,
+    #[serde(default = "defaults::mps_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "defaults::mps_retries")]
+    pub retries: u32,
+    #[serde(default = "defaults::mps_backoff_ms")]
+    pub backoff_ms: u64,
+    #[serde(default = "defaults::mps_max_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default = "defaults::mps_cache_ttl_secs")]
+    pub cache_ttl_secs: u64,
+    #[serde(default = "defaults::mps_negative_cache_secs")]
+    pub negative_cache_secs: u64,
+    /// Enterprise number sent in requests (INFERRED 4491; see the protocol profile).
+    #[serde(default = "defaults::enterprise")]
+    pub enterprise: u32,
+    /// The KDC's name in the AP-REQ ticket (INFERRED; default `krbtgt/REALM`).
+    #[serde(default)]
+    pub kdc_principal: Option<String>,
+}
+
+/// One provisioning server: its FQDN (its key is `mtaprovsrvr/<fqdn>` in
+/// the keytab) and addresses, tried in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MpsServer {
+    pub fqdn: String,
+    pub addresses: Vec<SocketAddr>,
 }
 
 /// `[pkinit]`: the KDC's signing identity, device trust and policy.
@@ -213,6 +260,30 @@ mod defaults {
     pub fn dh_min_bits() -> u32 {
         2048
     }
+    pub fn on_timeout() -> String {
+        "refuse".into()
+    }
+    pub fn mps_timeout_ms() -> u64 {
+        1000
+    }
+    pub fn mps_retries() -> u32 {
+        2
+    }
+    pub fn mps_backoff_ms() -> u64 {
+        200
+    }
+    pub fn mps_max_in_flight() -> usize {
+        256
+    }
+    pub fn mps_cache_ttl_secs() -> u64 {
+        300
+    }
+    pub fn mps_negative_cache_secs() -> u64 {
+        30
+    }
+    pub fn enterprise() -> u32 {
+        4491
+    }
     pub fn packetcable_reply_cipher() -> String {
         "des-ede3-cbc".into()
     }
@@ -333,6 +404,26 @@ impl Config {
             }
             if p.pool_queue == 0 {
                 problems.push("pkinit.pool_queue must be at least 1".to_string());
+            }
+        }
+        if let Some(m) = &self.mps {
+            if !matches!(m.on_timeout.as_str(), "refuse" | "allow-if-cached") {
+                problems.push("mps.on_timeout must be refuse or allow-if-cached".to_string());
+            }
+            if m.servers
+                .iter()
+                .all(|s| !s.fqdn.eq_ignore_ascii_case(m.default.trim_end_matches('.')))
+            {
+                problems.push(format!(
+                    "mps.default {:?} is not one of mps.servers",
+                    m.default
+                ));
+            }
+            if m.servers.iter().any(|s| s.addresses.is_empty()) {
+                problems.push("mps.servers: every server needs at least one address".to_string());
+            }
+            if self.pkinit.is_none() {
+                problems.push("[mps] needs [pkinit]: the lookup serves PKINIT devices".to_string());
             }
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {

@@ -171,6 +171,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         cache: Cache::default(),
         log: Log::default(),
         pkinit: Some(pki.config.clone()),
+        mps: None,
     };
     let toml = toml::to_string_pretty(&cfg).context("serialising dev config")?;
     std::fs::write(

@@ -18,9 +18,46 @@ pub struct DeviceQuery {
     pub mps_hint: Option<String>,
 }
 
+/// How the request's source address is checked against a binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressPolicy {
+    /// No address check (the static table knows no addresses).
+    Ignore,
+    /// The source must be one of the binding's addresses; a binding without
+    /// addresses ("not supplied") is refused.
+    Require,
+    /// Checked when the binding has addresses; accepted when it has none.
+    IfSupplied,
+}
+
 /// Device MAC → binding.
 pub trait DeviceDirectory: Send + Sync {
     fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a>;
+
+    fn address_policy(&self) -> AddressPolicy {
+        AddressPolicy::Ignore
+    }
+}
+
+/// Why a source address is refused, if it is ("device_address_…" reasons).
+pub fn check_address(
+    policy: AddressPolicy,
+    binding: &DeviceBinding,
+    source: std::net::IpAddr,
+) -> Result<(), &'static str> {
+    let source = match source {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    match policy {
+        AddressPolicy::Ignore => Ok(()),
+        _ if binding.addresses.contains(&source) => Ok(()),
+        AddressPolicy::IfSupplied if binding.addresses.is_empty() => Ok(()),
+        AddressPolicy::Require if binding.addresses.is_empty() => {
+            Err("device_address_not_supplied")
+        }
+        _ => Err("device_address_mismatch"),
+    }
 }
 
 /// The `[[pkinit.devices]]` table.
@@ -66,6 +103,49 @@ pub fn same_fqdn(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_policies() {
+        let b = DeviceBinding {
+            fqdn: "d.test".into(),
+            addresses: vec!["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+        };
+        let none = DeviceBinding {
+            fqdn: "d.test".into(),
+            addresses: vec![],
+        };
+        let v4 = "10.0.0.1".parse().unwrap();
+        assert_eq!(check_address(AddressPolicy::Require, &b, v4), Ok(()));
+        assert_eq!(
+            check_address(
+                AddressPolicy::Require,
+                &b,
+                "::ffff:10.0.0.1".parse().unwrap()
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_address(AddressPolicy::Require, &b, "::1".parse().unwrap()),
+            Ok(())
+        );
+        assert_eq!(
+            check_address(AddressPolicy::Require, &b, "10.0.0.2".parse().unwrap()),
+            Err("device_address_mismatch")
+        );
+        assert_eq!(
+            check_address(AddressPolicy::Require, &none, v4),
+            Err("device_address_not_supplied")
+        );
+        assert_eq!(check_address(AddressPolicy::IfSupplied, &none, v4), Ok(()));
+        assert_eq!(
+            check_address(AddressPolicy::IfSupplied, &b, "10.9.9.9".parse().unwrap()),
+            Err("device_address_mismatch")
+        );
+        assert_eq!(
+            check_address(AddressPolicy::Ignore, &b, "10.9.9.9".parse().unwrap()),
+            Ok(())
+        );
+    }
 
     #[test]
     fn fqdn_comparison() {

@@ -87,6 +87,19 @@ impl Kdc {
                 cfg.realm
             );
         }
+        let pkinit = match &cfg.pkinit {
+            None => None,
+            Some(p) => {
+                let directory: Option<std::sync::Arc<dyn crate::directory::DeviceDirectory>> =
+                    match &cfg.mps {
+                        Some(m) => Some(std::sync::Arc::new(
+                            crate::mps_directory::MpsDirectory::from_config(m, &cfg.realm, &db)?,
+                        )),
+                        None => None,
+                    };
+                Some(crate::pkinit_as::PkinitState::from_config(p, directory)?)
+            }
+        };
         let skew = cfg.policy.clock_skew_secs as i64;
         Ok(Kdc {
             realm: cfg.realm.clone(),
@@ -105,11 +118,7 @@ impl Kdc {
                 Duration::from_secs(2 * cfg.policy.clock_skew_secs),
                 cfg.cache.replay_max_entries,
             ),
-            pkinit: cfg
-                .pkinit
-                .as_ref()
-                .map(crate::pkinit_as::PkinitState::from_config)
-                .transpose()?,
+            pkinit,
         })
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use fqdn_map::cache::{Cached, MappingCache};
 use fqdn_map::client::{LookupError, MpsClient, MpsTarget};
 
-use crate::directory::{DeviceDirectory, DeviceQuery, LookupFuture};
+use crate::directory::{AddressPolicy, DeviceDirectory, DeviceQuery, LookupFuture};
 
 /// What to do when no provisioning server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,7 @@ pub struct MpsDirectory {
     pub default_server: String,
     pub cache: MappingCache,
     pub on_timeout: OnTimeout,
+    pub address_policy: AddressPolicy,
 }
 
 fn key(fqdn: &str) -> String {
@@ -70,5 +71,72 @@ impl MpsDirectory {
 impl DeviceDirectory for MpsDirectory {
     fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a> {
         Box::pin(self.resolve(query))
+    }
+
+    fn address_policy(&self) -> AddressPolicy {
+        self.address_policy
+    }
+}
+
+impl MpsDirectory {
+    /// From `[mps]`: each server's key is `mtaprovsrvr/<fqdn>@REALM`'s
+    /// newest strongest key in the keytab.
+    pub fn from_config(
+        cfg: &crate::config::Mps,
+        realm: &str,
+        db: &crate::db::PrincipalDb,
+    ) -> anyhow::Result<MpsDirectory> {
+        let mut servers = HashMap::new();
+        for s in &cfg.servers {
+            let fqdn = key(&s.fqdn);
+            let name = vec!["mtaprovsrvr".to_string(), fqdn.clone()];
+            let entry = db.get(&name).and_then(|p| p.strongest()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "keytab has no key for mtaprovsrvr/{fqdn}@{realm} (needed by [mps])"
+                )
+            })?;
+            servers.insert(
+                fqdn.clone(),
+                MpsTarget {
+                    service: krb::principal::Principal::service_host("mtaprovsrvr", &fqdn, realm),
+                    key: entry.key.clone(),
+                    kvno: entry.kvno,
+                    addresses: s.addresses.clone(),
+                },
+            );
+        }
+        let kdc_name = match &cfg.kdc_principal {
+            Some(p) => krb::principal::Principal::parse(p, Some(realm))?,
+            None => krb::principal::Principal::krbtgt(realm),
+        };
+        let client_cfg = fqdn_map::client::ClientConfig {
+            per_try_timeout: std::time::Duration::from_millis(cfg.timeout_ms),
+            retries: cfg.retries,
+            backoff: std::time::Duration::from_millis(cfg.backoff_ms),
+            max_in_flight: cfg.max_in_flight,
+            skew: 300,
+            enterprise: cfg.enterprise,
+            checksum_type: None,
+        };
+        Ok(MpsDirectory {
+            client: MpsClient::new(client_cfg, kdc_name),
+            servers,
+            default_server: key(&cfg.default),
+            cache: MappingCache::new(
+                std::time::Duration::from_secs(cfg.cache_ttl_secs),
+                std::time::Duration::from_secs(cfg.negative_cache_secs),
+                1_000_000,
+            ),
+            on_timeout: if cfg.on_timeout == "allow-if-cached" {
+                OnTimeout::AllowIfCached
+            } else {
+                OnTimeout::Refuse
+            },
+            address_policy: if cfg.require_address_match {
+                AddressPolicy::Require
+            } else {
+                AddressPolicy::IfSupplied
+            },
+        })
     }
 }

@@ -44,7 +44,10 @@ pub struct PkinitState {
 }
 
 impl PkinitState {
-    pub fn from_config(p: &crate::config::Pkinit) -> anyhow::Result<PkinitState> {
+    pub fn from_config(
+        p: &crate::config::Pkinit,
+        directory: Option<Arc<dyn DeviceDirectory>>,
+    ) -> anyhow::Result<PkinitState> {
         let read = |path: &std::path::Path| {
             std::fs::read(path).with_context(|| format!("reading {}", path.display()))
         };
@@ -89,7 +92,10 @@ impl PkinitState {
             dh_min_bits: p.dh_min_bits,
             dh_keys: server::DhKeys::new(p.dh_key_reuse_secs),
             cert_cache: Arc::new(pkinit::cms::CertCache::new(4096)),
-            directory: Arc::new(StaticDirectory::from_config(&p.devices)?),
+            directory: match directory {
+                Some(d) => d,
+                None => Arc::new(StaticDirectory::from_config(&p.devices)?),
+            },
             pool: CpuPool::new(p.pool_threads, p.pool_queue),
         })
     }
@@ -184,7 +190,7 @@ impl Kdc {
     async fn pkinit_exchange(
         self: Arc<Self>,
         request: Arc<[u8]>,
-        _source: SocketAddr,
+        source: SocketAddr,
         ctx: &mut ErrorContext,
         outcome: &mut Outcome,
     ) -> Result<Vec<u8>, KdcError> {
@@ -247,6 +253,12 @@ impl Kdc {
             }
             LookupError::Busy => KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_busy"),
         })?;
+        if let Err(reason) =
+            crate::directory::check_address(pk.directory.address_policy(), &binding, source.ip())
+        {
+            return Err(KdcError::new(err::KRB_AP_ERR_BADADDR, reason)
+                .text("request source address is not the device's"));
+        }
         let c = &d.client.components;
         if c.len() != 2 || c[0] != "mta" || !same_fqdn(&c[1], &binding.fqdn) {
             return Err(

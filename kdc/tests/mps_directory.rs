@@ -71,6 +71,7 @@ fn directory(
         default_server: "mps.pktc.test".into(),
         cache: MappingCache::new(ttl, Duration::from_secs(60), 1000),
         on_timeout,
+        address_policy: kdc::directory::AddressPolicy::Require,
     }
 }
 
