@@ -60,6 +60,15 @@ pub struct Manifest {
     /// The KDC's PKINIT certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kdc_cert: Option<String>,
+    /// host:port (UDP) of the dev provisioning-server stand-in (pkt-eue-7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mps: Option<String>,
+    /// Its device table (MAC → FQDN + addresses), re-read on change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mps_table: Option<String>,
+    /// Its config, for `pktc-kdc mps-responder --config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mps_config: Option<String>,
 }
 
 /// A certificate-only device of the dev realm.
@@ -157,6 +166,12 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         .context("writing dev keytab")?;
 
     let pki = make_pki(dir)?;
+    let mps_port = free_port(v6)?;
+    let mut mps_addrs = vec![SocketAddr::from(([127, 0, 0, 1], mps_port))];
+    if v6 {
+        mps_addrs.push(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, mps_port)));
+    }
+    write_mps_responder(dir, &kt, &mps, &mps_addrs, &pki.devices)?;
 
     let cfg = Config {
         realm: REALM.to_string(),
@@ -171,7 +186,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         cache: Cache::default(),
         log: Log::default(),
         pkinit: Some(pki.config.clone()),
-        mps: None,
+        mps: Some(dev_mps(&mps_addrs)?),
     };
     let toml = toml::to_string_pretty(&cfg).context("serialising dev config")?;
     std::fs::write(
@@ -234,6 +249,9 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         device_root: Some(DEVICE_ROOT.into()),
         sp_root: Some(SP_ROOT.into()),
         kdc_cert: Some(KDC_CERT.into()),
+        mps: Some(mps_addrs[0].to_string()),
+        mps_table: Some(MPS_TABLE.into()),
+        mps_config: Some(MPS_CONFIG.into()),
     };
     std::fs::write(
         dir.join("dev-realm.json"),
@@ -255,6 +273,72 @@ const KDC_KEY: &str = "pki/sp/kdc.key";
 /// Written here: Local System CA + SP CA, the intermediates the KDC sends
 /// (`dev_pki`'s kdc-chain.pem also holds the KDC certificate itself).
 const KDC_INTERMEDIATES: &str = "pki/sp/kdc-intermediates.pem";
+
+pub const MPS_CONFIG: &str = "mps-responder.toml";
+pub const MPS_TABLE: &str = "mps-table.toml";
+
+/// `[mps]` for the dev KDC: one provisioning server, the stand-in.
+fn dev_mps(addrs: &[SocketAddr]) -> anyhow::Result<crate::config::Mps> {
+    let list = addrs
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(toml::from_str(&format!(
+        "default = \"mps.{DOMAIN}\"\n[[servers]]\nfqdn = \"mps.{DOMAIN}\"\naddresses = [{list}]\n"
+    ))?)
+}
+
+/// The provisioning-server stand-in: its keytab (the MPS key only), its
+/// device table (loopback addresses: device 1 one IPv4, answered in the
+/// PacketCable 1.x form; the others IPv4 + IPv6, answered in the E-UE form)
+/// and its config.
+fn write_mps_responder(
+    dir: &Path,
+    kt: &Keytab,
+    mps: &Principal,
+    addrs: &[SocketAddr],
+    devices: &[Device],
+) -> anyhow::Result<()> {
+    let mps_kt = Keytab {
+        entries: kt.latest_keys(mps).into_iter().cloned().collect(),
+    };
+    mps_kt
+        .write_file(&dir.join("mps.keytab"))
+        .context("writing mps.keytab")?;
+    let rows = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| crate::mps_responder::TableRow {
+            mac: d.mac.clone(),
+            fqdn: d.fqdn.clone(),
+            addresses: if i == 0 {
+                vec!["127.0.0.1".parse().expect("literal")]
+            } else {
+                vec![
+                    "127.0.0.1".parse().expect("literal"),
+                    "::1".parse().expect("literal"),
+                ]
+            },
+        })
+        .collect();
+    let table = crate::mps_responder::TableFile { device: rows };
+    std::fs::write(
+        dir.join(MPS_TABLE),
+        format!(
+            "# Devices the dev provisioning server knows (pkt-eue-7). Edit: it is re-read.\n{}",
+            toml::to_string_pretty(&table)?
+        ),
+    )?;
+    let cfg = crate::mps_responder::ResponderConfig {
+        listen: addrs.to_vec(),
+        keytab: "mps.keytab".into(),
+        table: MPS_TABLE.into(),
+        skew_secs: 300,
+    };
+    std::fs::write(dir.join(MPS_CONFIG), toml::to_string_pretty(&cfg)?)?;
+    Ok(())
+}
 
 /// The dev PKI as the config and the manifest see it.
 struct RealmPki {

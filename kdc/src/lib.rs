@@ -16,6 +16,7 @@ pub mod kerr;
 pub mod keytab_cli;
 pub mod lookaside;
 pub mod mps_directory;
+pub mod mps_responder;
 pub mod pkinit_as;
 pub mod pool;
 

@@ -41,6 +41,11 @@ enum Command {
         #[arg(long, default_value_t = dev::DEFAULT_PORT)]
         port: u16,
     },
+    /// Answer pkt-eue-7 MTA FQDN requests from a device table (a provisioning-server stand-in).
+    MpsResponder {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Manage service keys in MIT keytab files.
     Keytab {
         #[command(subcommand)]
@@ -160,30 +165,40 @@ enum KeytabCommand {
     },
 }
 
-fn init_logging(cfg: &Config) {
+fn init_logging(log: &kdc::config::Log) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if cfg.log.format == "json" {
+    if log.format == "json" {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
 }
 
-fn run_serve(config_path: &Path, banner: Option<String>) -> anyhow::Result<()> {
+fn run_serve(
+    config_path: &Path,
+    banner: Option<String>,
+    responder: Option<kdc::mps_responder::ResponderConfig>,
+) -> anyhow::Result<()> {
     let cfg = Config::load(config_path)?;
-    init_logging(&cfg);
+    init_logging(&cfg.log);
     let kdc = Arc::new(Kdc::from_config(&cfg)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
+        if let Some(r) = responder {
+            tokio::spawn(async move {
+                if let Err(e) = kdc::mps_responder::run(r).await {
+                    tracing::error!(error = %format!("{e:#}"), "mps-responder stopped");
+                }
+            });
+        }
         let listeners = server::Listeners::bind(&cfg)?;
         let tasks = server::spawn(kdc.clone(), listeners, &cfg);
         tracing::info!(
@@ -222,7 +237,7 @@ async fn shutdown_signal() {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config } => run_serve(&config, None),
+        Command::Serve { config } => run_serve(&config, None, None),
         Command::Dev {
             dir,
             init_only,
@@ -236,9 +251,30 @@ fn main() -> std::process::ExitCode {
                 println!("{}", dir.join("dev-realm.json").display());
                 return Ok(());
             }
-            run_serve(&config, Some(dev::banner(&dir)?))
+            // The dev realm's provisioning-server stand-in runs in this process too.
+            let mps = dir.join(dev::MPS_CONFIG);
+            let responder = if mps.exists() {
+                Some(kdc::mps_responder::ResponderConfig::load(&mps)?)
+            } else {
+                None
+            };
+            run_serve(&config, Some(dev::banner(&dir)?), responder)
         })(),
         Command::Keytab { command } => keytab_command(command),
+        Command::MpsResponder { config } => (|| {
+            let cfg = kdc::mps_responder::ResponderConfig::load(&config)?;
+            init_logging(&kdc::config::Log::default());
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(async {
+                    tokio::select! {
+                        r = kdc::mps_responder::run(cfg) => r,
+                        _ = shutdown_signal() => Ok(()),
+                    }
+                })
+        })(),
         Command::Certs { command } => certs_command(command),
     };
     match result {

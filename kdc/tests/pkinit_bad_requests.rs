@@ -70,14 +70,18 @@ fn prepare(realm: &Path, cfg: &mut String) {
         "unknown-mac",
         DeviceRequest::new([0x00, 0x10, 0x95, 0x99, 0x99, 0x99]),
     );
-    // The sha1 and revoked devices are in the device table; unknown-mac is not.
+    // The sha1 and revoked devices are known to the provisioning server
+    // (the dev realm's pkt-eue-7 stand-in); unknown-mac is not.
+    let _ = cfg;
+    let mut table = std::fs::read_to_string(realm.join("mps-table.toml")).unwrap();
     for m in [mac(3), mac(4)] {
         let hex: String = m.iter().map(|b| format!("{b:02x}")).collect();
-        cfg.push_str(&format!(
-            "\n[[pkinit.devices]]\nmac = \"{}\"\nfqdn = \"mta-{hex}.pktc.test\"\n",
+        table.push_str(&format!(
+            "\n[[device]]\nmac = \"{}\"\nfqdn = \"mta-{hex}.pktc.test\"\naddresses = [\"127.0.0.1\"]\n",
             certs::mac::format_mac(m)
         ));
     }
+    std::fs::write(realm.join("mps-table.toml"), table).unwrap();
     let revoked_cert =
         openssl::x509::X509::from_pem(&std::fs::read(&revoked.cert).unwrap()).unwrap();
     let crl = pki::crl(

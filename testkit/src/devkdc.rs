@@ -14,6 +14,8 @@ pub struct DevKdc {
     pub manifest: serde_json::Value,
     pub addr: SocketAddr,
     child: Option<Child>,
+    /// The provisioning-server stand-in (pkt-eue-7), when the realm has one.
+    mps: Option<Child>,
     binary: PathBuf,
 }
 
@@ -61,8 +63,10 @@ impl DevKdc {
             manifest,
             addr,
             child: None,
+            mps: None,
             binary: binary.to_path_buf(),
         };
+        kdc.start_mps();
         kdc.spawn();
         kdc
     }
@@ -80,6 +84,46 @@ impl DevKdc {
             .expect("spawning pktc-kdc serve");
         self.child = Some(child);
         self.wait_ready();
+    }
+
+    /// Starts `pktc-kdc mps-responder` for the realm's stand-in, if it has one.
+    pub fn start_mps(&mut self) {
+        let cfg = self.realm_path("mps-responder.toml");
+        if !cfg.exists() || self.mps.is_some() {
+            return;
+        }
+        let log = std::fs::File::create(self.dir.path("mps.log")).expect("mps.log");
+        let child = Command::new(&self.binary)
+            .arg("mps-responder")
+            .arg("--config")
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning pktc-kdc mps-responder");
+        self.mps = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.mps_log().contains("mps-responder serving") {
+            assert!(
+                Instant::now() < deadline,
+                "mps-responder did not start:\n{}",
+                self.mps_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the provisioning-server stand-in (to test timeouts).
+    pub fn stop_mps(&mut self) {
+        if let Some(mut c) = self.mps.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn mps_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("mps.log")).unwrap_or_default()
     }
 
     fn wait_ready(&mut self) {
@@ -209,5 +253,6 @@ impl DevKdc {
 impl Drop for DevKdc {
     fn drop(&mut self) {
         self.stop();
+        self.stop_mps();
     }
 }
