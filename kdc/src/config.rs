@@ -69,6 +69,10 @@ pub struct Mps {
     /// The KDC's name in the AP-REQ ticket (INFERRED; default `krbtgt/REALM`).
     #[serde(default)]
     pub kdc_principal: Option<String>,
+    /// `redis://host:port/` to share answers with other KDC replicas; the
+    /// KDC keeps working (memory cache) when Redis is unreachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
 }
 
 /// One provisioning server: its FQDN (its key is `mtaprovsrvr/<fqdn>` in

@@ -21,4 +21,5 @@ pub mod pkinit_as;
 pub mod pool;
 
 pub mod server;
+pub mod shared_cache;
 pub mod tgs_exchange;

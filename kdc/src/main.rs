@@ -186,11 +186,15 @@ fn run_serve(
 ) -> anyhow::Result<()> {
     let cfg = Config::load(config_path)?;
     init_logging(&cfg.log);
-    let kdc = Arc::new(Kdc::from_config(&cfg)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // Inside the runtime: the Redis connection manager starts tasks.
+    let kdc = {
+        let _rt = rt.enter();
+        Arc::new(Kdc::from_config(&cfg)?)
+    };
     rt.block_on(async {
         if let Some(r) = responder {
             tokio::spawn(async move {

@@ -29,6 +29,8 @@ pub struct MpsDirectory {
     pub cache: MappingCache,
     pub on_timeout: OnTimeout,
     pub address_policy: AddressPolicy,
+    /// Shared with the other replicas through Redis, when configured.
+    pub shared: Option<crate::shared_cache::SharedMappings>,
 }
 
 fn key(fqdn: &str) -> String {
@@ -48,16 +50,35 @@ impl MpsDirectory {
             Cached::Negative => return Err(LookupError::UnknownMac),
             Cached::Miss => {}
         }
+        if let Some(shared) = &self.shared {
+            match shared.get(&mac).await {
+                Cached::Hit(b) => {
+                    self.cache.put(mac, b.clone());
+                    return Ok(b);
+                }
+                Cached::Negative => {
+                    self.cache.put_unknown(mac);
+                    return Err(LookupError::UnknownMac);
+                }
+                Cached::Miss => {}
+            }
+        }
         let target = self
             .target(query.mps_hint.as_deref())
             .ok_or_else(|| LookupError::MpsError("no provisioning server configured".into()))?;
         match self.client.lookup(target, &query.facts).await {
             Ok(b) => {
                 self.cache.put(mac, b.clone());
+                if let Some(shared) = &self.shared {
+                    shared.put(&mac, Some(&b)).await;
+                }
                 Ok(b)
             }
             Err(LookupError::UnknownMac) => {
                 self.cache.put_unknown(mac);
+                if let Some(shared) = &self.shared {
+                    shared.put(&mac, None).await;
+                }
                 Err(LookupError::UnknownMac)
             }
             Err(LookupError::Timeout) if self.on_timeout == OnTimeout::AllowIfCached => {
@@ -137,6 +158,17 @@ impl MpsDirectory {
             } else {
                 AddressPolicy::IfSupplied
             },
+            shared: cfg
+                .redis
+                .as_deref()
+                .map(|url| {
+                    crate::shared_cache::SharedMappings::new(
+                        url,
+                        cfg.cache_ttl_secs,
+                        cfg.negative_cache_secs,
+                    )
+                })
+                .transpose()?,
         })
     }
 }

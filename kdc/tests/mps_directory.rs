@@ -72,6 +72,7 @@ fn directory(
         cache: MappingCache::new(ttl, Duration::from_secs(60), 1000),
         on_timeout,
         address_policy: kdc::directory::AddressPolicy::Require,
+        shared: None,
     }
 }
 

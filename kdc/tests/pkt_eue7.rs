@@ -192,3 +192,143 @@ fn silent_provisioning_server_then_recovery() {
         kdc.log()
     );
 }
+
+/// A redis-server on a free loopback port, stopped on drop.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    // The child moves into `Redis`, whose Drop kills and reaps it.
+    #[allow(clippy::zombie_processes)]
+    fn start() -> Redis {
+        let bin = testkit::require_tool("redis-server", "redis-server");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(bin)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning redis-server");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.write_all(b"PING\r\n");
+                let mut buf = [0u8; 7];
+                if s.read(&mut buf)
+                    .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                {
+                    return Redis { child, port };
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-server did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Two KDC processes share one real redis-server: a mapping fetched by one
+/// is a cache hit for the other (with the provisioning server down), and
+/// killing Redis stops neither.
+#[test]
+fn two_kdcs_share_mappings_through_redis_and_survive_its_loss() {
+    let mut redis = Redis::start();
+    let url = format!("redis://127.0.0.1:{}/", redis.port);
+    let mut a = DevKdc::start_with(Path::new(KDC), |cfg| {
+        *cfg = cfg.replacen("[mps]\n", &format!("[mps]\nredis = \"{url}\"\n"), 1);
+        assert!(cfg.contains("redis = "), "{cfg}");
+    });
+    // KDC B: the same realm and config on other ports.
+    let cfg_a = std::fs::read_to_string(a.realm_path("config.toml")).unwrap();
+    let port_a = a.addr.port();
+    let port_b = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        a.realm_path("config-b.toml"),
+        cfg_a.replace(&format!(":{port_a}\""), &format!(":{port_b}\"")),
+    )
+    .unwrap();
+    let log_b = a.dir.path("kdc-b.log");
+    let mut b = std::process::Command::new(KDC)
+        .args(["serve", "--config"])
+        .arg(a.realm_path("config-b.toml"))
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log_b).unwrap())
+        .spawn()
+        .unwrap();
+    let b_addr: SocketAddr = ([127, 0, 0, 1], port_b).into();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log_b)
+        .unwrap_or_default()
+        .contains("pktc-kdc serving")
+    {
+        assert!(std::time::Instant::now() < deadline, "KDC B did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (dev0, cname0) = device(&a, 0);
+    let (dev1, cname1) = device(&a, 1);
+
+    // A asks the provisioning server and shares the answer.
+    assert_eq!(
+        send(a.addr, &request(&a, &dev0, &cname0, 20)),
+        0,
+        "{}",
+        a.log()
+    );
+    a.stop_mps();
+    // B has never seen device 0 and the server is gone: Redis answers.
+    let r = send(b_addr, &request(&a, &dev0, &cname0, 21));
+    let blog = std::fs::read_to_string(&log_b).unwrap_or_default();
+    assert_eq!(r, 0, "KDC B without a Redis hit:\n{blog}");
+
+    // Redis dies: both KDCs keep serving from memory, and B falls back to
+    // the provisioning server for a device it has not seen.
+    redis.stop();
+    assert_eq!(send(a.addr, &request(&a, &dev0, &cname0, 22)), 0);
+    assert_eq!(send(b_addr, &request(&a, &dev0, &cname0, 23)), 0);
+    a.start_mps();
+    assert_eq!(
+        send(b_addr, &request(&a, &dev1, &cname1, 24)),
+        0,
+        "{}",
+        std::fs::read_to_string(&log_b).unwrap_or_default()
+    );
+    let blog = std::fs::read_to_string(&log_b).unwrap_or_default();
+    assert!(
+        blog.contains("redis unavailable"),
+        "B did not notice Redis going away:\n{blog}"
+    );
+    let _ = b.kill();
+    let _ = b.wait();
+}
