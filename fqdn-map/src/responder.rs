@@ -64,9 +64,12 @@ pub enum RespondError {
     Framing(#[from] FramingError),
     #[error("not an MTA FQDN Request: {0}")]
     NotARequest(String),
+    #[error("device store unavailable: {0}")]
+    Store(String),
 }
 
-/// Handles one request datagram: the reply datagram and the MAC asked about.
+/// Handles one request datagram against a table: the reply datagram and
+/// the MAC asked about.
 pub fn respond(
     responder: &Responder<'_>,
     table: &HashMap<[u8; 6], TableEntry>,
@@ -74,32 +77,35 @@ pub fn respond(
     local: IpAddr,
     now: (i64, u32),
 ) -> Result<(Vec<u8>, [u8; 6]), RespondError> {
-    let accepted: Accepted = responder.accept(datagram, now.0)?;
-    let req = match decode(&accepted.user_data) {
-        Ok(Message::Request(r)) => r,
-        Ok(other) => return Err(RespondError::NotARequest(format!("{other:?}"))),
-        Err(e) => return Err(RespondError::NotARequest(e.to_string())),
-    };
-    let msg = answer(table.get(&req.mac), req.enterprise);
-    let user_data = msg
-        .encode()
-        .map_err(|e| RespondError::NotARequest(e.to_string()))?;
-    Ok((responder.reply(&accepted, &user_data, local, now)?, req.mac))
+    let (accepted, req) = accept_request(responder, datagram, now.0)?;
+    let reply = reply_to(
+        responder,
+        &accepted,
+        table.get(&req.mac),
+        req.enterprise,
+        local,
+        now,
+    )?;
+    Ok((reply, req.mac))
 }
 
 /// Serves pkt-eue-7 on `sock` until the task is dropped: each request
-/// datagram that authenticates gets the table's answer. Datagrams that do
+/// datagram that authenticates gets the answer `lookup` gives for its MAC
+/// (a table snapshot, or an async store such as Redis; `Ok(None)` = unknown
+/// MAC, answered with an error reply; `Err` = the store failed, answered with
+/// nothing so the KDC neither caches nor trusts it). Datagrams that do
 /// not authenticate get no reply (a provisioning server should not answer
 /// strangers); `on_request` sees every outcome (for logs and metrics).
-pub async fn serve<K, T, F>(
+pub async fn serve<K, L, Fut, F>(
     sock: tokio::net::UdpSocket,
     keys: K,
-    table: T,
+    lookup: L,
     skew: i64,
     mut on_request: F,
 ) where
     K: Fn(krb::crypto::EncType, Option<u32>) -> Option<krb::crypto::Key> + Sync,
-    T: Fn() -> std::sync::Arc<HashMap<[u8; 6], TableEntry>>,
+    L: Fn([u8; 6]) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<TableEntry>, String>>,
     F: FnMut(std::net::SocketAddr, &Result<[u8; 6], RespondError>),
 {
     let replay = krb::replay::ReplayCache::new(
@@ -121,23 +127,62 @@ pub async fn serve<K, T, F>(
             replay: &replay,
             checksum_type: None,
         };
-        let current = table();
-        let result = respond(
-            &responder,
-            &current,
-            &buf[..n],
-            local,
-            krb::msg::time::now(),
-        );
-        let outcome = result
-            .as_ref()
-            .map(|(_, mac)| *mac)
-            .map_err(|e| RespondError::NotARequest(e.to_string()));
-        if let Ok((reply, _)) = result {
-            let _ = sock.send_to(&reply, peer).await;
-        }
+        let now = krb::msg::time::now();
+        let outcome = match accept_request(&responder, &buf[..n], now.0) {
+            Ok((accepted, req)) => match lookup(req.mac).await {
+                Ok(entry) => {
+                    let reply = reply_to(
+                        &responder,
+                        &accepted,
+                        entry.as_ref(),
+                        req.enterprise,
+                        local,
+                        now,
+                    );
+                    match reply {
+                        Ok(reply) => {
+                            let _ = sock.send_to(&reply, peer).await;
+                            Ok(req.mac)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                // The store failed: no answer (the KDC must not read it as "unknown MAC").
+                Err(e) => Err(RespondError::Store(e)),
+            },
+            Err(e) => Err(e),
+        };
         on_request(peer, &outcome);
     }
+}
+
+/// Checks a request datagram and decodes its MTA FQDN Request.
+pub fn accept_request(
+    responder: &Responder<'_>,
+    datagram: &[u8],
+    now: i64,
+) -> Result<(Accepted, crate::codec::FqdnRequest), RespondError> {
+    let accepted: Accepted = responder.accept(datagram, now)?;
+    match decode(&accepted.user_data) {
+        Ok(Message::Request(r)) => Ok((accepted, r)),
+        Ok(other) => Err(RespondError::NotARequest(format!("{other:?}"))),
+        Err(e) => Err(RespondError::NotARequest(e.to_string())),
+    }
+}
+
+/// The reply datagram answering an accepted request with `entry`.
+pub fn reply_to(
+    responder: &Responder<'_>,
+    accepted: &Accepted,
+    entry: Option<&TableEntry>,
+    enterprise: u32,
+    local: IpAddr,
+    now: (i64, u32),
+) -> Result<Vec<u8>, RespondError> {
+    let user_data = answer(entry, enterprise)
+        .encode()
+        .map_err(|e| RespondError::NotARequest(e.to_string()))?;
+    Ok(responder.reply(accepted, &user_data, local, now)?)
 }
 
 #[cfg(test)]

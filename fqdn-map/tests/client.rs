@@ -40,7 +40,7 @@ async fn responder(key: Key) -> SocketAddr {
     tokio::spawn(serve(
         sock,
         move |_: EncType, _: Option<u32>| Some(key.clone()),
-        move || table.clone(),
+        move |mac: [u8; 6]| std::future::ready(Ok(table.get(&mac).cloned())),
         300,
         |_, _| {},
     ));

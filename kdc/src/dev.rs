@@ -333,7 +333,8 @@ fn write_mps_responder(
     let cfg = crate::mps_responder::ResponderConfig {
         listen: addrs.to_vec(),
         keytab: "mps.keytab".into(),
-        table: MPS_TABLE.into(),
+        table: Some(MPS_TABLE.into()),
+        redis: None,
         skew_secs: 300,
     };
     std::fs::write(dir.join(MPS_CONFIG), toml::to_string_pretty(&cfg)?)?;

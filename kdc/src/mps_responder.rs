@@ -23,7 +23,13 @@ pub struct ResponderConfig {
     /// Keytab with the `mtaprovsrvr/<fqdn>` keys the KDC's tickets use.
     pub keytab: PathBuf,
     /// Device table (TOML, `[[device]] mac, fqdn, addresses`), re-read on change.
-    pub table: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<PathBuf>,
+    /// Or: look each MAC up in Redis, hash `pktc-mps:device:<mac hex>` with
+    /// fields `fqdn` and `addresses` (comma-separated), e.g. fed by a DHCP
+    /// server's lease hook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
     #[serde(default = "default_skew")]
     pub skew_secs: i64,
 }
@@ -57,10 +63,13 @@ impl ResponderConfig {
         let mut cfg: ResponderConfig =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.keytab, &mut cfg.table] {
+        for p in std::iter::once(&mut cfg.keytab).chain(cfg.table.as_mut()) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if cfg.table.is_some() == cfg.redis.is_some() {
+            anyhow::bail!("{}: set exactly one of `table` and `redis`", path.display());
         }
         Ok(cfg)
     }
@@ -88,6 +97,55 @@ pub fn load_table(path: &Path) -> anyhow::Result<HashMap<[u8; 6], TableEntry>> {
 
 type Table = Arc<RwLock<Arc<HashMap<[u8; 6], TableEntry>>>>;
 
+/// Where device answers come from.
+#[derive(Clone)]
+enum Source {
+    File(Table),
+    Redis(redis::aio::ConnectionManager),
+}
+
+/// The Redis hash of a device.
+pub fn redis_key(mac: [u8; 6]) -> String {
+    let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+    format!("pktc-mps:device:{hex}")
+}
+
+impl Source {
+    /// `Ok(None)`: unknown MAC; `Err`: the store failed (no answer is sent).
+    async fn lookup(&self, mac: [u8; 6]) -> Result<Option<TableEntry>, String> {
+        match self {
+            Source::File(t) => Ok(t.read().ok().and_then(|t| t.get(&mac).cloned())),
+            Source::Redis(conn) => {
+                let mut conn = conn.clone();
+                let fields: HashMap<String, String> = match tokio::time::timeout(
+                    Duration::from_millis(500),
+                    redis::AsyncCommands::hgetall(&mut conn, redis_key(mac)),
+                )
+                .await
+                {
+                    Ok(Ok(f)) => f,
+                    Ok(Err(e)) => return Err(format!("redis: {e}")),
+                    Err(_) => return Err("redis: timeout".into()),
+                };
+                let Some(fqdn) = fields.get("fqdn").cloned() else {
+                    return Ok(None);
+                };
+                let addresses = fields
+                    .get("addresses")
+                    .map(|a| {
+                        a.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .filter_map(|s| s.parse().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Some(TableEntry { fqdn, addresses }))
+            }
+        }
+    }
+}
+
 /// Serves until the process is stopped.
 pub async fn run(cfg: ResponderConfig) -> anyhow::Result<()> {
     let keytab = Keytab::read_file(&cfg.keytab)
@@ -106,26 +164,43 @@ pub async fn run(cfg: ResponderConfig) -> anyhow::Result<()> {
     if keys.is_empty() {
         anyhow::bail!("{} has no mtaprovsrvr/... keys", cfg.keytab.display());
     }
-    let table: Table = Arc::new(RwLock::new(Arc::new(load_table(&cfg.table)?)));
-    tokio::spawn(watch_table(cfg.table.clone(), table.clone()));
+    let source = match (&cfg.table, &cfg.redis) {
+        (Some(path), _) => {
+            let table: Table = Arc::new(RwLock::new(Arc::new(load_table(path)?)));
+            tokio::spawn(watch_table(path.clone(), table.clone()));
+            Source::File(table)
+        }
+        (None, Some(url)) => {
+            let client =
+                redis::Client::open(url.as_str()).with_context(|| format!("redis {url:?}"))?;
+            let cfg = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_millis(500)))
+                .set_response_timeout(Some(Duration::from_millis(500)));
+            Source::Redis(client.get_connection_manager_lazy(cfg)?)
+        }
+        (None, None) => anyhow::bail!("no device table or redis configured"),
+    };
     let mut tasks = Vec::new();
     for addr in &cfg.listen {
         let sock = tokio::net::UdpSocket::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
-        let (keys, table) = (keys.clone(), table.clone());
+        let (keys, source) = (keys.clone(), source.clone());
         let key_for = move |etype: EncType, kvno: Option<u32>| {
             keys.iter()
                 .find(|(e, k, _)| *e == etype && kvno.is_none_or(|v| v == *k))
                 .map(|(_, _, key)| key.clone())
         };
-        let current = move || table.read().map(|t| t.clone()).unwrap_or_default();
+        let current = move |mac: [u8; 6]| {
+            let source = source.clone();
+            async move { source.lookup(mac).await }
+        };
         tasks.push(tokio::spawn(fqdn_map::responder::serve(sock, key_for, current, cfg.skew_secs, |peer, outcome| match outcome {
             Ok(mac) => tracing::info!(target: "audit", exchange = "mps-lookup", source = %peer, mac = %certs::mac::format_mac(*mac), outcome = "answered"),
             Err(e) => tracing::info!(target: "audit", exchange = "mps-lookup", source = %peer, outcome = "refused", reason = %e),
         })));
     }
-    tracing::info!(listen = ?cfg.listen, devices = table.read().map(|t| t.len()).unwrap_or(0), "pktc-kdc mps-responder serving");
+    tracing::info!(listen = ?cfg.listen, "pktc-kdc mps-responder serving");
     for t in tasks {
         let _ = t.await;
     }

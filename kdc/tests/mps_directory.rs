@@ -32,7 +32,7 @@ async fn responder(key: Key, fqdn: &str) -> (SocketAddr, tokio::task::JoinHandle
     let task = tokio::spawn(serve(
         sock,
         move |_: EncType, _: Option<u32>| Some(key.clone()),
-        move || table.clone(),
+        move |mac: [u8; 6]| std::future::ready(Ok(table.get(&mac).cloned())),
         300,
         |_, _| {},
     ));

@@ -332,3 +332,81 @@ fn two_kdcs_share_mappings_through_redis_and_survive_its_loss() {
     let _ = b.kill();
     let _ = b.wait();
 }
+
+/// One Redis command over RESP (what a DHCP lease hook would send).
+fn redis_cmd(port: u16, args: &[&str]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        n > 0 && buf[0] != b'-',
+        "redis said {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+/// The responder answers from Redis hashes: edits show at once, a MAC
+/// without a hash is unknown, and a Redis outage is silence (a timeout at
+/// the KDC), never "unknown MAC".
+#[test]
+fn responder_fed_from_redis_hashes() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let kdc = DevKdc::start_prepared(Path::new(KDC), |dir, cfg| {
+        *cfg = cfg
+            .replace("cache_ttl_secs = 300", "cache_ttl_secs = 0")
+            .replace("negative_cache_secs = 30", "negative_cache_secs = 0");
+        let mps = std::fs::read_to_string(dir.join("mps-responder.toml")).unwrap();
+        let mps = mps.replace(
+            "table = \"mps-table.toml\"",
+            &format!("redis = \"redis://127.0.0.1:{port}/\""),
+        );
+        assert!(mps.contains("redis = "), "{mps}");
+        std::fs::write(dir.join("mps-responder.toml"), mps).unwrap();
+    });
+    let key = kdc::mps_responder::redis_key([0x00, 0x10, 0x95, 0x00, 0x00, 0x01]);
+    redis_cmd(
+        port,
+        &[
+            "HSET",
+            &key,
+            "fqdn",
+            "mta-001095000001.pktc.test",
+            "addresses",
+            "127.0.0.1,::1",
+        ],
+    );
+    let (dev0, cname0) = device(&kdc, 0);
+    let (dev1, cname1) = device(&kdc, 1);
+    assert_eq!(
+        send(kdc.addr, &request(&kdc, &dev0, &cname0, 30)),
+        0,
+        "{}\n{}",
+        kdc.log(),
+        kdc.mps_log()
+    );
+    redis_cmd(port, &["HSET", &key, "fqdn", "moved.pktc.test"]);
+    assert_eq!(
+        send(kdc.addr, &request(&kdc, &dev0, &cname0, 31)),
+        err::KDC_ERR_CLIENT_NAME_MISMATCH
+    );
+    assert_eq!(
+        send(kdc.addr, &request(&kdc, &dev1, &cname1, 32)),
+        err::KDC_ERR_C_PRINCIPAL_UNKNOWN
+    );
+    redis.stop();
+    assert_eq!(
+        send(kdc.addr, &request(&kdc, &dev0, &cname0, 33)),
+        err::KDC_ERR_SVC_UNAVAILABLE
+    );
+    assert!(
+        kdc.mps_log().contains("device store unavailable"),
+        "{}",
+        kdc.mps_log()
+    );
+}
