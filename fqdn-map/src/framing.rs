@@ -165,7 +165,13 @@ impl Requester<'_> {
         sender: IpAddr,
         now: (i64, u32),
     ) -> Result<(Vec<u8>, Pending), FramingError> {
-        let session_key = Key::random(self.service_key.etype());
+        // A configured checksum type decides the session key's family
+        // (hmac-sha1-des3-kd needs a des3 session key).
+        let session_etype = self
+            .checksum_type
+            .and_then(ChecksumType::etype)
+            .unwrap_or_else(|| self.service_key.etype());
+        let session_key = Key::random(session_etype);
         let (cname, crealm) = self.kdc_name.to_rasn().map_err(malformed)?;
         let (sname, srealm) = self.service.to_rasn().map_err(malformed)?;
         let part = EncTicketPart {

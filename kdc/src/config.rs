@@ -69,6 +69,10 @@ pub struct Mps {
     /// The KDC's name in the AP-REQ ticket (INFERRED; default `krbtgt/REALM`).
     #[serde(default)]
     pub kdc_principal: Option<String>,
+    /// KRB_SAFE checksum type number (INFERRED default: the AP session key's
+    /// own keyed type, e.g. 15 hmac-sha1-96-aes128 or 12 hmac-sha1-des3-kd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<i32>,
     /// `redis://host:port/` to share answers with other KDC replicas; the
     /// KDC keeps working (memory cache) when Redis is unreachable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -428,6 +432,13 @@ impl Config {
             }
             if self.pkinit.is_none() {
                 problems.push("[mps] needs [pkinit]: the lookup serves PKINIT devices".to_string());
+            }
+            if let Some(c) = m.checksum_type
+                && krb::crypto::ChecksumType::from_i32(c).is_none_or(|t| !t.is_keyed())
+            {
+                problems.push(format!(
+                    "mps.checksum_type {c} is not a supported keyed checksum type"
+                ));
             }
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {

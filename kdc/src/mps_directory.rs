@@ -137,7 +137,9 @@ impl MpsDirectory {
             max_in_flight: cfg.max_in_flight,
             skew: 300,
             enterprise: cfg.enterprise,
-            checksum_type: None,
+            checksum_type: cfg
+                .checksum_type
+                .and_then(krb::crypto::ChecksumType::from_i32),
         };
         Ok(MpsDirectory {
             client: MpsClient::new(client_cfg, kdc_name),

@@ -410,3 +410,26 @@ fn responder_fed_from_redis_hashes() {
         kdc.mps_log()
     );
 }
+
+/// A configured KRB_SAFE checksum type (12, hmac-sha1-des3-kd) works end
+/// to end: the KDC picks a des3 session key for it and the responder
+/// accepts and answers in the same family.
+#[test]
+fn configured_checksum_type_is_used() {
+    let kdc = DevKdc::start_with(Path::new(KDC), |cfg| {
+        *cfg = cfg.replacen("[mps]\n", "[mps]\nchecksum_type = 12\n", 1);
+    });
+    let (dev, cname) = device(&kdc, 0);
+    assert_eq!(
+        send(kdc.addr, &request(&kdc, &dev, &cname, 40)),
+        0,
+        "{}\n{}",
+        kdc.log(),
+        kdc.mps_log()
+    );
+    assert!(
+        kdc.mps_log().contains("outcome=\"answered\""),
+        "{}",
+        kdc.mps_log()
+    );
+}
