@@ -105,8 +105,14 @@ fn round_trips_per_etype() {
     );
     round_trip(EncType::Des3CbcSha1Kd, Some(ChecksumType::HmacSha1Des3Kd));
     // The configured type picks the session key family, whatever the service key's.
-    round_trip(EncType::Aes256CtsHmacSha384192, Some(ChecksumType::HmacSha1Des3Kd));
-    round_trip(EncType::Aes256CtsHmacSha196, Some(ChecksumType::HmacSha196Aes128));
+    round_trip(
+        EncType::Aes256CtsHmacSha384192,
+        Some(ChecksumType::HmacSha1Des3Kd),
+    );
+    round_trip(
+        EncType::Aes256CtsHmacSha196,
+        Some(ChecksumType::HmacSha196Aes128),
+    );
 }
 
 #[test]
