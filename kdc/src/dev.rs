@@ -108,12 +108,33 @@ fn ipv6_loopback_available() -> bool {
     UdpSocket::bind("[::1]:0").is_ok()
 }
 
-/// A port free for both UDP and TCP on every loopback address we use.
+/// The kernel's ephemeral port range (client sockets take ports from it).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|v| v.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// A port free for both UDP and TCP on every loopback address we use,
+/// chosen at random below the ephemeral range: the realm binds it only
+/// later, and a client connection could otherwise take it meanwhile.
 fn free_port(v6: bool) -> anyhow::Result<u16> {
-    for _ in 0..50 {
-        let t = TcpListener::bind("127.0.0.1:0")?;
-        let port = t.local_addr()?.port();
-        let ok = UdpSocket::bind(("127.0.0.1", port)).is_ok()
+    let (low, _) = ephemeral_range();
+    let (from, to) = if low > 12_000 {
+        (10_000u16, low - 1)
+    } else {
+        (40_000, 50_000)
+    };
+    for _ in 0..200 {
+        let r = krb::crypto::Key::random(EncType::Aes128CtsHmacSha196);
+        let n = u16::from_be_bytes([r.bytes()[0], r.bytes()[1]]);
+        let port = from + n % (to - from);
+        let ok = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
             && (!v6
                 || (TcpListener::bind(("::1", port)).is_ok()
                     && UdpSocket::bind(("::1", port)).is_ok()));

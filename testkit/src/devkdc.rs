@@ -72,6 +72,52 @@ impl DevKdc {
     }
 
     fn spawn(&mut self) {
+        for _ in 0..3 {
+            self.spawn_once();
+            if self.wait_ready_or_bind_failure() {
+                return;
+            }
+            // A port taken since the realm was made: move it and try again.
+            let old = self.addr.port();
+            let new = self.relocate_port(old);
+            self.addr.set_port(new);
+        }
+        panic!("pktc-kdc could not bind its ports; log:\n{}", self.log());
+    }
+
+    /// Moves a realm port (`old`) to a free one in every realm file.
+    fn relocate_port(&mut self, old: u16) -> u16 {
+        let new = loop {
+            let p = std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
+            if UdpSocket::bind(("127.0.0.1", p)).is_ok() && p != old {
+                break p;
+            }
+        };
+        let realm = self.dir.path("realm");
+        for entry in std::fs::read_dir(&realm).expect("realm dir").flatten() {
+            let path = entry.path();
+            let is_text = path
+                .extension()
+                .is_some_and(|e| e == "toml" || e == "conf" || e == "json");
+            if is_text && let Ok(text) = std::fs::read_to_string(&path) {
+                let moved = text.replace(&format!(":{old}"), &format!(":{new}"));
+                if moved != text {
+                    std::fs::write(&path, moved).expect("rewrite realm file");
+                }
+            }
+        }
+        self.manifest = serde_json::from_str(
+            &std::fs::read_to_string(realm.join("dev-realm.json")).expect("manifest"),
+        )
+        .expect("manifest JSON");
+        new
+    }
+
+    fn spawn_once(&mut self) {
         let log = std::fs::File::create(self.dir.path("kdc.log")).expect("kdc.log");
         let child = Command::new(&self.binary)
             .arg("serve")
@@ -83,7 +129,6 @@ impl DevKdc {
             .spawn()
             .expect("spawning pktc-kdc serve");
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Starts `pktc-kdc mps-responder` for the realm's stand-in, if it has one.
@@ -126,18 +171,23 @@ impl DevKdc {
         std::fs::read_to_string(self.dir.path("mps.log")).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) {
+    /// True once serving; false if it exited because a port was taken.
+    fn wait_ready_or_bind_failure(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Some(status) = self
+            let exited = self
                 .child
                 .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.child = None;
+                if self.log().contains("Address already in use") {
+                    return false;
+                }
                 panic!("pktc-kdc exited early ({status}); log:\n{}", self.log());
             }
             if self.log().contains("pktc-kdc serving") {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
