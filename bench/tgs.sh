@@ -16,54 +16,14 @@ KDC_LOG=${KDC_LOG:-warn}
 MIT_REFERENCE_MS=0.154
 TARGET_MS=0.025
 
-echo "== building (release)" >&2
-cargo build --release --quiet -p kdc -p eue-sim
-target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-target_dir=${target_dir:-target}
-KDC_BIN="$target_dir/release/pktc-kdc"
-SIM_BIN="$target_dir/release/eue-sim"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/pktc-bench.XXXXXX")
-kdc_pid=""
-cleanup() {
-  if [ -n "$kdc_pid" ] && kill -0 "$kdc_pid" 2>/dev/null; then
-    kill "$kdc_pid" 2>/dev/null || true
-    wait "$kdc_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-echo "== dev realm in $work" >&2
-"$KDC_BIN" dev --dir "$work/realm" --init-only --port 0 >/dev/null 2>&1
-
-# The audit log writes one line per request at info level; formatting and
-# writing it would dominate the KDC's CPU time, so the benchmark runs at warn.
-RUST_LOG=$KDC_LOG "$KDC_BIN" serve --config "$work/realm/config.toml" \
-  >"$work/kdc.log" 2>&1 &
-kdc_pid=$!
-
-# Wait (bounded) until the KDC answers: a TGS load of a fraction of a second.
-ready=""
-for _ in $(seq 1 50); do
-  if ! kill -0 "$kdc_pid" 2>/dev/null; then
-    echo "pktc-kdc exited early:" >&2
-    cat "$work/kdc.log" >&2
-    exit 1
-  fi
-  if "$SIM_BIN" tgs-load --realm-dir "$work/realm" --seconds 0.05 --warmup-seconds 0 \
-    --max-requests 5 --concurrency 1 --timeout-ms 200 --json >/dev/null 2>&1; then
-    ready=1
-    break
-  fi
-  sleep 0.1
-done
-if [ -z "$ready" ]; then
-  echo "pktc-kdc did not answer within 5 s" >&2
-  cat "$work/kdc.log" >&2
-  exit 1
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_build
+bench_realm
+bench_start
+# Ready when a short TGS load gets answers.
+bench_wait_ready "$SIM_BIN" tgs-load --realm-dir "$work/realm" --seconds 0.05 --warmup-seconds 0 \
+  --max-requests 5 --concurrency 1 --timeout-ms 200 --json
 
 echo "== pktc-kdc pid $kdc_pid (RUST_LOG=$KDC_LOG); load: ${SECONDS_LOAD}s, concurrency $CONCURRENCY" >&2
 "$SIM_BIN" tgs-load --realm-dir "$work/realm" --kdc-pid "$kdc_pid" \

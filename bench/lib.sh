@@ -1,0 +1,66 @@
+# Shared by the benchmark scripts (sourced): release build, a dev realm in a
+# temporary directory, its provisioning-server stand-in and the KDC, a
+# bounded readiness wait, and cleanup on exit.
+
+bench_build() {
+  echo "== building (release)" >&2
+  cargo build --release --quiet -p kdc -p eue-sim
+  local target_dir
+  target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  target_dir=${target_dir:-target}
+  KDC_BIN="$target_dir/release/pktc-kdc"
+  SIM_BIN="$target_dir/release/eue-sim"
+}
+
+bench_pids=()
+bench_cleanup() {
+  for pid in "${bench_pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$work"
+}
+
+# Creates the dev realm in $work/realm.
+bench_realm() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/pktc-bench.XXXXXX")
+  trap bench_cleanup EXIT INT TERM
+  echo "== dev realm in $work" >&2
+  "$KDC_BIN" dev --dir "$work/realm" --init-only --port 0 >/dev/null 2>&1
+}
+
+# Starts the realm's provisioning-server stand-in (pkt-eue-7) and the KDC.
+# The audit log writes one line per request at info level; formatting and
+# writing it would dominate the KDC's CPU time, so benchmarks run at warn.
+bench_start() {
+  if [ -f "$work/realm/mps-responder.toml" ]; then
+    RUST_LOG=$KDC_LOG "$KDC_BIN" mps-responder --config "$work/realm/mps-responder.toml" \
+      >"$work/mps.log" 2>&1 &
+    bench_pids+=($!)
+  fi
+  RUST_LOG=$KDC_LOG "$KDC_BIN" serve --config "$work/realm/config.toml" >"$work/kdc.log" 2>&1 &
+  kdc_pid=$!
+  bench_pids+=("$kdc_pid")
+}
+
+# Waits (5 s at most) until "$@" succeeds against the KDC.
+bench_wait_ready() {
+  for _ in $(seq 1 50); do
+    if ! kill -0 "$kdc_pid" 2>/dev/null; then
+      echo "pktc-kdc exited early:" >&2
+      cat "$work/kdc.log" >&2
+      exit 1
+    fi
+    if "$@" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "pktc-kdc did not answer within 5 s:" >&2
+  "$@" >&2 || true
+  cat "$work/kdc.log" >&2
+  exit 1
+}
