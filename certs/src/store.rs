@@ -21,6 +21,7 @@ use std::time::SystemTime;
 use openssl::x509::store::X509Store;
 use openssl::x509::{X509, X509Crl};
 
+mod ffi;
 mod handle;
 mod load;
 mod verify;
@@ -84,8 +85,6 @@ pub struct TrustStore {
     /// no time checks (done by us at the requested time), CRL_CHECK_ALL
     /// under [`CrlPolicy::Require`].
     verify_store: X509Store,
-    /// For TLS peers: anchors + intermediates + CRLs, OpenSSL defaults.
-    tls_store: X509Store,
     cache: Mutex<HashMap<CacheKey, VerifiedChain>>,
     cache_hits: AtomicU64,
 }
@@ -135,7 +134,7 @@ impl TrustStore {
         &self.entries
     }
 
-    /// An OpenSSL store for TLS client-certificate verification (the
+    /// A new OpenSSL store for TLS client-certificate verification (the
     /// certificate-bootstrapping endpoint): anchors and intermediates as
     /// trusted certificates (OpenSSL still requires the chain to end at a
     /// self-signed anchor), the CRLs, and `CRL_CHECK | CRL_CHECK_ALL` under
@@ -145,8 +144,12 @@ impl TrustStore {
     /// handshake. Time is checked against the clock; the security level of
     /// the `SslContext` decides whether SHA-1 / RSA-1024 peers pass
     /// (`@SECLEVEL=0` for legacy MTAs). `X509Store` is `Send + Sync`.
-    pub fn x509_store(&self) -> &X509Store {
-        &self.tls_store
+    ///
+    /// Built afresh from this generation's parsed objects on each call (an
+    /// `SslContext` takes ownership of its store); call it once per TLS
+    /// context, not per handshake.
+    pub fn tls_store(&self) -> Result<X509Store, LoadError> {
+        load::build_tls_store(&self.anchors, &self.intermediates, &self.crls, self.policy)
     }
 }
 

@@ -408,10 +408,11 @@ fn reload_swaps_atomically() {
 fn x509_store_for_tls() {
     let p = pki();
     let s = store("tls", MfrCrl::Current, CrlPolicy::Require);
+    let tls_store = s.tls_store().unwrap();
     let verify = |leaf: &Issued| -> (bool, i32) {
         let mut ctx = X509StoreContext::new().unwrap();
         let empty = Stack::new().unwrap();
-        ctx.init(s.x509_store(), &leaf.cert, &empty, |c| {
+        ctx.init(&tls_store, &leaf.cert, &empty, |c| {
             Ok((c.verify_cert()?, c.error().as_raw()))
         })
         .unwrap()
@@ -420,4 +421,38 @@ fn x509_store_for_tls() {
     assert_eq!(verify(&p.revoked), (false, 23), "X509_V_ERR_CERT_REVOKED");
     assert!(!verify(&p.expired).0);
     assert!(!verify(&p.rogue_dev).0);
+}
+
+/// The file watch reloads on an added, removed or broken file, reports a
+/// broken directory once, and leaves the store alone while nothing changes.
+#[test]
+fn reload_if_changed_follows_the_directory() {
+    let p = pki();
+    let d = tmpdir("watch");
+    std::fs::write(d.join("root.pem"), p.root.cert_pem().unwrap()).unwrap();
+    let root_crl = crl(&p.root, &[], CrlSpec::current()).unwrap();
+    std::fs::write(d.join("root.crl.pem"), root_crl.to_pem().unwrap()).unwrap();
+    let handle = TrustStoreHandle::open(&d, CrlPolicy::Require).unwrap();
+    assert_eq!(handle.reload_if_changed().unwrap(), None, "nothing changed");
+
+    std::fs::write(d.join("manufacturer.pem"), p.mfr.cert_pem().unwrap()).unwrap();
+    let mfr_crl = crl(&p.mfr, &[], CrlSpec::current()).unwrap();
+    std::fs::write(d.join("manufacturer.crl.pem"), mfr_crl.to_pem().unwrap()).unwrap();
+    assert_eq!(handle.reload_if_changed().unwrap(), Some(2));
+    check(&handle.load(), &p.good, &[]).expect("new manufacturer trusted");
+    assert_eq!(handle.reload_if_changed().unwrap(), None);
+
+    std::fs::write(d.join("zz-broken.pem"), b"not a certificate").unwrap();
+    assert!(handle.reload_if_changed().is_err(), "broken file reported");
+    assert_eq!(handle.reload_if_changed().unwrap(), None, "reported once");
+    assert_eq!(handle.load().generation(), 2, "old store kept");
+
+    std::fs::remove_file(d.join("zz-broken.pem")).unwrap();
+    std::fs::remove_file(d.join("manufacturer.pem")).unwrap();
+    std::fs::remove_file(d.join("manufacturer.crl.pem")).unwrap();
+    assert_eq!(handle.reload_if_changed().unwrap(), Some(3));
+    assert_eq!(
+        check(&handle.load(), &p.good, &[]).unwrap_err(),
+        ChainError::UnknownIssuer { depth: 0 }
+    );
 }

@@ -12,8 +12,36 @@ pub struct TrustStoreHandle {
     current: ArcSwap<TrustStore>,
     dir: PathBuf,
     policy: CrlPolicy,
-    /// Serializes reloads so generations are strictly increasing.
-    reload: Mutex<()>,
+    /// Serializes reloads so generations are strictly increasing; holds
+    /// the directory stamp of the last attempt (successful or not).
+    reload: Mutex<DirStamp>,
+}
+
+/// What [`TrustStoreHandle::reload_if_changed`] compares: every visible
+/// file's name, size, inode and modification time, sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct DirStamp(Vec<(std::ffi::OsString, u64, u64, Option<std::time::SystemTime>)>);
+
+impl DirStamp {
+    /// An unreadable directory gets an empty stamp: the reload that
+    /// follows reports the real error.
+    fn of(dir: &Path) -> DirStamp {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return DirStamp::default();
+        };
+        let mut files: Vec<_> = entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| {
+                // Follows symlinks, as the loader does.
+                let m = std::fs::metadata(e.path()).ok()?;
+                Some((e.file_name(), m.len(), m.ino(), m.modified().ok()))
+            })
+            .collect();
+        files.sort();
+        DirStamp(files)
+    }
 }
 
 impl std::fmt::Debug for TrustStoreHandle {
@@ -28,12 +56,13 @@ impl std::fmt::Debug for TrustStoreHandle {
 impl TrustStoreHandle {
     /// Loads `dir` as generation 1.
     pub fn open(dir: &Path, policy: CrlPolicy) -> Result<Self, LoadError> {
+        let stamp = DirStamp::of(dir);
         let store = load::load(dir, policy, 1)?;
         Ok(TrustStoreHandle {
             current: ArcSwap::from_pointee(store),
             dir: dir.to_owned(),
             policy,
-            reload: Mutex::new(()),
+            reload: Mutex::new(stamp),
         })
     }
 
@@ -47,7 +76,31 @@ impl TrustStoreHandle {
     /// replaces the current one and its generation is returned; on error
     /// the current store stays.
     pub fn reload_from_dir(&self) -> Result<u64, LoadError> {
-        let _guard = self.reload.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stamp = self.reload.lock().unwrap_or_else(|e| e.into_inner());
+        *stamp = DirStamp::of(&self.dir);
+        self.reload_locked()
+    }
+
+    /// The file watch: reloads only when a file in the directory was added,
+    /// removed, replaced or modified since the last attempt. `Ok(None)`:
+    /// nothing changed. A failed attempt is not retried until the directory
+    /// changes again, so a broken directory is reported once, not on every
+    /// poll.
+    pub fn reload_if_changed(&self) -> Result<Option<u64>, LoadError> {
+        let mut stamp = self.reload.lock().unwrap_or_else(|e| e.into_inner());
+        let now = DirStamp::of(&self.dir);
+        if now == *stamp {
+            return Ok(None);
+        }
+        *stamp = now;
+        self.reload_locked().map(Some)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn reload_locked(&self) -> Result<u64, LoadError> {
         let next = self.current.load().generation() + 1;
         let store = load::load(&self.dir, self.policy, next)?;
         self.current.store(Arc::new(store));

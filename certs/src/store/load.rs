@@ -7,8 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 use openssl::error::ErrorStack;
-use openssl::ssl::SslFiletype;
-use openssl::x509::store::{X509Lookup, X509Store, X509StoreBuilder};
+use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
 use openssl::x509::{X509, X509Crl, X509PurposeId, X509Ref};
 
@@ -30,8 +29,6 @@ pub enum LoadError {
     NotCa { path: PathBuf, subject: String },
     #[error("{path}: CRL of {issuer:?} is not signed by any CA certificate in the directory")]
     CrlIssuerUnknown { path: PathBuf, issuer: String },
-    #[error("{path}: file name is not UTF-8 (OpenSSL's CRL loader needs one)")]
-    NonUtf8Path { path: PathBuf },
     #[error("{dir}: no trust anchor (self-signed CA certificate)")]
     NoAnchor { dir: PathBuf },
     #[error("{context}: openssl: {source}")]
@@ -72,11 +69,11 @@ pub(super) fn load(
 
     let mut anchors = Vec::new();
     let mut intermediates = Vec::new();
-    let mut crls: Vec<(PathBuf, X509Crl, SslFiletype)> = Vec::new();
+    let mut crls: Vec<(PathBuf, X509Crl)> = Vec::new();
     let mut entries = Vec::new();
     for path in files {
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let (items, filetype) = parse_file(&path, &bytes)?;
+        let items = parse_file(&path, &bytes)?;
         for item in items {
             match item {
                 Item::Cert(cert) => {
@@ -112,7 +109,7 @@ pub(super) fn load(
                         subject: name_string(crl.issuer_name()),
                         expires,
                     });
-                    crls.push((path.clone(), crl, filetype));
+                    crls.push((path.clone(), crl));
                 }
             }
         }
@@ -122,7 +119,7 @@ pub(super) fn load(
             dir: dir.to_owned(),
         });
     }
-    for (path, crl, _) in &crls {
+    for (path, crl) in &crls {
         let signed = anchors
             .iter()
             .chain(&intermediates)
@@ -135,8 +132,8 @@ pub(super) fn load(
         }
     }
 
+    let crls: Vec<X509Crl> = crls.into_iter().map(|(_, c)| c).collect();
     let verify_store = build_verify_store(&anchors, &crls, policy)?;
-    let tls_store = build_tls_store(&anchors, &intermediates, &crls, policy)?;
     Ok(TrustStore {
         dir: dir.to_owned(),
         generation,
@@ -144,10 +141,9 @@ pub(super) fn load(
         policy,
         anchors,
         intermediates,
-        crls: crls.into_iter().map(|(_, c, _)| c).collect(),
+        crls,
         entries,
         verify_store,
-        tls_store,
         cache: Mutex::new(HashMap::new()),
         cache_hits: AtomicU64::new(0),
     })
@@ -155,7 +151,7 @@ pub(super) fn load(
 
 /// PEM (one or more CERTIFICATE / X509 CRL blocks; any other block is an
 /// error) or a single DER certificate or CRL.
-fn parse_file(path: &Path, bytes: &[u8]) -> Result<(Vec<Item>, SslFiletype), LoadError> {
+fn parse_file(path: &Path, bytes: &[u8]) -> Result<Vec<Item>, LoadError> {
     let unrecognized = |detail: String| LoadError::Unrecognized {
         path: path.to_owned(),
         detail,
@@ -163,10 +159,10 @@ fn parse_file(path: &Path, bytes: &[u8]) -> Result<(Vec<Item>, SslFiletype), Loa
     let blocks = pem_blocks(bytes);
     if blocks.is_empty() {
         if let Ok(cert) = X509::from_der(bytes) {
-            return Ok((vec![Item::Cert(cert)], SslFiletype::ASN1));
+            return Ok(vec![Item::Cert(cert)]);
         }
         if let Ok(crl) = X509Crl::from_der(bytes) {
-            return Ok((vec![Item::Crl(crl)], SslFiletype::ASN1));
+            return Ok(vec![Item::Crl(crl)]);
         }
         return Err(unrecognized(String::new()));
     }
@@ -179,7 +175,7 @@ fn parse_file(path: &Path, bytes: &[u8]) -> Result<(Vec<Item>, SslFiletype), Loa
         };
         items.push(item.map_err(|e| unrecognized(format!(" ({label}: {e})")))?);
     }
-    Ok((items, SslFiletype::PEM))
+    Ok(items)
 }
 
 /// `(label, whole block)` for each `-----BEGIN label-----` … `-----END label-----`.
@@ -244,38 +240,16 @@ pub(crate) fn name_string(name: &openssl::x509::X509NameRef) -> String {
     parts.join(", ")
 }
 
-fn add_crls(
-    b: &mut X509StoreBuilder,
-    crls: &[(PathBuf, X509Crl, SslFiletype)],
-) -> Result<(), LoadError> {
-    if crls.is_empty() {
-        return Ok(());
-    }
-    // The openssl crate has no X509_STORE_add_crl: CRLs reach an X509Store
-    // only through a file lookup, so the file is read a second time here.
-    // (A file replaced between the two reads is picked up by the next reload.)
-    let lookup = b
-        .add_lookup(X509Lookup::file())
-        .map_err(ossl("CRL lookup"))?;
-    let mut seen = std::collections::HashSet::new();
-    for (path, _, filetype) in crls {
-        if !seen.insert(path) {
-            continue;
-        }
-        // load_crl_file panics on a non-UTF-8 path; refuse it first.
-        if path.to_str().is_none() {
-            return Err(LoadError::NonUtf8Path { path: path.clone() });
-        }
-        lookup
-            .load_crl_file(path, *filetype)
-            .map_err(ossl(path.display().to_string()))?;
+fn add_crls(b: &mut X509StoreBuilder, crls: &[X509Crl]) -> Result<(), LoadError> {
+    for crl in crls {
+        super::ffi::add_crl(b, crl).map_err(ossl("adding a CRL"))?;
     }
     Ok(())
 }
 
 fn build_verify_store(
     anchors: &[X509],
-    crls: &[(PathBuf, X509Crl, SslFiletype)],
+    crls: &[X509Crl],
     policy: CrlPolicy,
 ) -> Result<X509Store, LoadError> {
     let mut b = X509StoreBuilder::new().map_err(ossl("X509StoreBuilder"))?;
@@ -301,10 +275,10 @@ fn build_verify_store(
     Ok(b.build())
 }
 
-fn build_tls_store(
+pub(super) fn build_tls_store(
     anchors: &[X509],
     intermediates: &[X509],
-    crls: &[(PathBuf, X509Crl, SslFiletype)],
+    crls: &[X509Crl],
     policy: CrlPolicy,
 ) -> Result<X509Store, LoadError> {
     let mut b = X509StoreBuilder::new().map_err(ossl("X509StoreBuilder"))?;
