@@ -35,6 +35,82 @@ pub struct Config {
     /// static `[[pkinit.devices]]` table is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mps: Option<Mps>,
+    /// Certificate bootstrapping (HTTPS, mutual TLS); absent: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certboot: Option<Certboot>,
+    #[serde(default)]
+    pub reload: Reload,
+}
+
+/// `[certboot]`: the mutual-TLS endpoint that hands devices their IMS
+/// credentials (PKT-SP-EUE-PROV §6.6.5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certboot {
+    /// Addresses served with the PacketCable TLS profile (TLS_RSA CBC suites).
+    #[serde(default)]
+    pub listen: Vec<SocketAddr>,
+    /// Addresses served with the modern profile (TLS 1.2 ECDHE-AEAD, TLS 1.3).
+    #[serde(default)]
+    pub modern_listen: Vec<SocketAddr>,
+    /// Server certificate (PEM; may be followed by its intermediates).
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// More intermediates (PEM), optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_chain: Option<PathBuf>,
+    /// Device trust directory; default: `pkinit.device_trust_dir` (the same
+    /// store, reloaded together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_trust_dir: Option<PathBuf>,
+    /// CRL policy of a separate `device_trust_dir`; default `pkinit.crl_policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_policy: Option<String>,
+    /// Oldest TLS version of the PacketCable profile: `1.2` (default), `1.1`, `1.0`.
+    #[serde(default = "defaults::min_tls_version")]
+    pub min_tls_version: String,
+    /// OpenSSL security level: 2 (default), 1 admits RSA-1024 device
+    /// certificates, 0 also SHA-1-signed ones and TLS 1.0/1.1.
+    #[serde(default = "defaults::security_level")]
+    pub security_level: u32,
+    /// Path of the device profile.
+    #[serde(default = "defaults::certboot_path")]
+    pub path: String,
+    /// TOML credentials file (re-read when it changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<PathBuf>,
+    /// `redis://…`: credentials from hashes `pktc-certboot:device:<mac hex>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_redis: Option<String>,
+    #[serde(default = "defaults::certboot_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+    #[serde(default = "defaults::certboot_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    #[serde(default = "defaults::connection_timeout_ms")]
+    pub connection_timeout_ms: u64,
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "defaults::max_tcp_connections")]
+    pub max_connections: usize,
+}
+
+/// `[reload]`: picking up changed files without a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reload {
+    /// How often the device trust directory, the certboot server
+    /// certificate and the credentials file are checked for changes
+    /// (milliseconds; 0 = never).
+    #[serde(default = "defaults::watch_interval_ms")]
+    pub watch_interval_ms: u64,
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Reload {
+            watch_interval_ms: defaults::watch_interval_ms(),
+        }
+    }
 }
 
 /// `[mps]`: the provisioning servers the KDC asks (pkt-eue-7).
@@ -292,6 +368,27 @@ mod defaults {
     pub fn enterprise() -> u32 {
         4491
     }
+    pub fn min_tls_version() -> String {
+        "1.2".into()
+    }
+    pub fn security_level() -> u32 {
+        2
+    }
+    pub fn certboot_path() -> String {
+        "/certboot/v1/profile".into()
+    }
+    pub fn certboot_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn connection_timeout_ms() -> u64 {
+        60_000
+    }
+    pub fn max_header_bytes() -> usize {
+        8192
+    }
+    pub fn watch_interval_ms() -> u64 {
+        1000
+    }
     pub fn packetcable_reply_cipher() -> String {
         "des-ede3-cbc".into()
     }
@@ -358,6 +455,18 @@ impl Config {
             for path in [&mut p.kdc_cert, &mut p.kdc_key, &mut p.device_trust_dir]
                 .into_iter()
                 .chain(p.kdc_chain.as_mut())
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        }
+        if let Some(c) = cfg.certboot.as_mut() {
+            for path in [&mut c.server_cert, &mut c.server_key]
+                .into_iter()
+                .chain(c.server_chain.as_mut())
+                .chain(c.device_trust_dir.as_mut())
+                .chain(c.credentials_file.as_mut())
             {
                 if path.is_relative() {
                     *path = base.join(&*path);
@@ -441,6 +550,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(c) = &self.certboot {
+            self.validate_certboot(c, &mut problems);
+        }
         if !matches!(self.log.format.as_str(), "human" | "json") {
             problems.push("log.format must be \"human\" or \"json\"".to_string());
         }
@@ -448,6 +560,56 @@ impl Config {
             bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
         }
         Ok(())
+    }
+
+    fn validate_certboot(&self, c: &Certboot, problems: &mut Vec<String>) {
+        if c.listen.is_empty() && c.modern_listen.is_empty() {
+            problems.push("certboot: no listen or modern_listen address".to_string());
+        }
+        if c.device_trust_dir.is_none() && self.pkinit.is_none() {
+            problems.push("certboot.device_trust_dir is required without [pkinit]".to_string());
+        }
+        if let Some(p) = &c.crl_policy
+            && !matches!(p.as_str(), "require" | "if-present" | "off")
+        {
+            problems.push("certboot.crl_policy must be require, if-present or off".to_string());
+        }
+        match certboot::tls::MinVersion::parse(&c.min_tls_version) {
+            None => problems.push("certboot.min_tls_version must be 1.0, 1.1 or 1.2".to_string()),
+            Some(v) => {
+                let settings = certboot::tls::TlsSettings {
+                    profile: certboot::tls::TlsProfile::Pktc,
+                    min_version: v,
+                    security_level: c.security_level,
+                };
+                if let Err(e) = settings.check() {
+                    problems.push(format!("certboot: {e}"));
+                }
+            }
+        }
+        if c.credentials_file.is_some() == c.credentials_redis.is_some() {
+            problems.push(
+                "certboot: set exactly one of credentials_file and credentials_redis".to_string(),
+            );
+        }
+        if !c.path.starts_with('/') || c.path.contains(['?', '#', ' ']) {
+            problems.push("certboot.path must be an absolute URL path".to_string());
+        }
+        if c.max_header_bytes < 8192 || c.max_header_bytes > 1 << 20 {
+            problems.push("certboot.max_header_bytes must be 8192..=1048576".to_string());
+        }
+        if c.max_connections == 0 {
+            problems.push("certboot.max_connections must be at least 1".to_string());
+        }
+        for (name, v) in [
+            ("handshake_timeout_ms", c.handshake_timeout_ms),
+            ("header_read_timeout_ms", c.header_read_timeout_ms),
+            ("connection_timeout_ms", c.connection_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&v) {
+                problems.push(format!("certboot.{name} must be 100..=600000"));
+            }
+        }
     }
 
     /// The permitted encryption types, parsed.

@@ -69,6 +69,19 @@ pub struct Manifest {
     /// Its config, for `pktc-kdc mps-responder --config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mps_config: Option<String>,
+    /// Certificate bootstrapping, PacketCable TLS profile:
+    /// `https://127.0.0.1:PORT/certboot/v1/profile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certboot_url: Option<String>,
+    /// The same over the modern TLS profile (TLS 1.2 ECDHE-AEAD / TLS 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certboot_modern_url: Option<String>,
+    /// What a device trusts for the certboot server (the SP root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certboot_ca: Option<String>,
+    /// The credentials the endpoint serves (re-read on change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certboot_credentials: Option<String>,
 }
 
 /// A certificate-only device of the dev realm.
@@ -193,6 +206,17 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         mps_addrs.push(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, mps_port)));
     }
     write_mps_responder(dir, &kt, &mps, &mps_addrs, &pki.devices)?;
+    crate::dev_certboot::write_credentials(dir, &pki.devices)?;
+    let loopback = |port: u16| {
+        let mut a = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        if v6 {
+            a.push(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)));
+        }
+        a
+    };
+    let (certboot_port, modern_port) = (free_port(v6)?, free_port(v6)?);
+    let certboot = crate::dev_certboot::config(&loopback(certboot_port), &loopback(modern_port))?;
+    let certboot_url = |port: u16| format!("https://127.0.0.1:{port}{}", certboot.path);
 
     let cfg = Config {
         realm: REALM.to_string(),
@@ -208,6 +232,8 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         log: Log::default(),
         pkinit: Some(pki.config.clone()),
         mps: Some(dev_mps(&mps_addrs)?),
+        certboot: Some(certboot.clone()),
+        reload: Default::default(),
     };
     let toml = toml::to_string_pretty(&cfg).context("serialising dev config")?;
     std::fs::write(
@@ -273,6 +299,10 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         mps: Some(mps_addrs[0].to_string()),
         mps_table: Some(MPS_TABLE.into()),
         mps_config: Some(MPS_CONFIG.into()),
+        certboot_url: Some(certboot_url(certboot_port)),
+        certboot_modern_url: Some(certboot_url(modern_port)),
+        certboot_ca: Some(SP_ROOT.into()),
+        certboot_credentials: Some(crate::dev_certboot::CREDENTIALS.into()),
     };
     std::fs::write(
         dir.join("dev-realm.json"),

@@ -5,10 +5,12 @@
 //! configuration loading, logging and exit codes.
 
 pub mod as_exchange;
+pub mod certboot_service;
 pub mod certs_cli;
 pub mod config;
 pub mod db;
 pub mod dev;
+pub mod dev_certboot;
 pub mod directory;
 pub mod issue;
 pub mod kdc;

@@ -204,7 +204,22 @@ fn run_serve(
             });
         }
         let listeners = server::Listeners::bind(&cfg)?;
-        let tasks = server::spawn(kdc.clone(), listeners, &cfg);
+        let mut tasks = server::spawn(kdc.clone(), listeners, &cfg);
+        let pkinit_trust = kdc.pkinit.as_ref().map(|p| p.trust.clone());
+        let certboot = match &cfg.certboot {
+            Some(c) => {
+                let service = kdc::certboot_service::start(&cfg, c, pkinit_trust.clone())?;
+                let (t, watched) = service.spawn();
+                tasks.extend(t);
+                tracing::info!(pktc = ?c.listen, modern = ?c.modern_listen, "certboot serving");
+                Some(Arc::new(watched))
+            }
+            None => None,
+        };
+        if cfg.reload.watch_interval_ms > 0 {
+            let every = std::time::Duration::from_millis(cfg.reload.watch_interval_ms);
+            tasks.push(tokio::spawn(watch_files(every, pkinit_trust, certboot)));
+        }
         tracing::info!(
             realm = %cfg.realm,
             principals = kdc.db.len(),
@@ -222,6 +237,30 @@ fn run_serve(
         }
         anyhow::Ok(())
     })
+}
+
+/// The file watch: trust directory, certboot certificate and credentials.
+/// Reloads parse certificates, so each poll runs off the async workers.
+async fn watch_files(
+    every: std::time::Duration,
+    trust: Option<Arc<certs::store::TrustStoreHandle>>,
+    certboot: Option<Arc<kdc::certboot_service::Watched>>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (trust, certboot) = (trust.clone(), certboot.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(t) = &trust {
+                kdc::certboot_service::poll_trust("pkinit", t);
+            }
+            if let Some(c) = &certboot {
+                c.poll();
+            }
+        })
+        .await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -34,7 +34,8 @@ use crate::pool::CpuPool;
 /// PKINIT configuration loaded once at start-up.
 pub struct PkinitState {
     pub identity: KdcIdentity,
-    pub trust: TrustStoreHandle,
+    /// Shared with the certificate-bootstrapping endpoint and the file watch.
+    pub trust: Arc<TrustStoreHandle>,
     pub reply: ReplyPolicy,
     pub dh_min_bits: u32,
     pub dh_keys: server::DhKeys,
@@ -80,7 +81,7 @@ impl PkinitState {
         })?;
         Ok(PkinitState {
             identity: KdcIdentity { cert, key, chain },
-            trust,
+            trust: Arc::new(trust),
             reply: ReplyPolicy {
                 packetcable_cipher: if p.packetcable_reply_cipher == "aes256-cbc" {
                     Cipher::aes_256_cbc()

@@ -99,7 +99,25 @@ impl ChainError {
         }
     }
 
-    fn from_openssl(result: X509VerifyResult, depth: u32) -> ChainError {
+    /// A stable snake_case name for audit lines and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ChainError::UnknownIssuer { .. } => "cert_unknown_issuer",
+            ChainError::BadSignature { .. } => "cert_bad_signature",
+            ChainError::Expired { .. } => "cert_expired",
+            ChainError::NotYetValid { .. } => "cert_not_yet_valid",
+            ChainError::Revoked { .. } => "cert_revoked",
+            ChainError::CrlMissing { .. } => "cert_crl_missing",
+            ChainError::CrlExpired { .. } => "cert_crl_expired",
+            ChainError::NotCa { .. } => "cert_issuer_not_ca",
+            ChainError::PathLength { .. } => "cert_path_length",
+            ChainError::Other { .. } => "cert_invalid",
+        }
+    }
+
+    /// Maps OpenSSL's verification result (e.g. `SslRef::verify_result`
+    /// after a failed TLS handshake) to a chain error.
+    pub fn from_openssl(result: X509VerifyResult, depth: u32) -> ChainError {
         match result.as_raw() {
             ffi::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
             | ffi::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY

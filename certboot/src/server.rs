@@ -1,0 +1,302 @@
+//! The accept loop: TLS handshake with a required client certificate, then
+//! HTTP/1.1 on the same connection, each step bounded in time and size.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use certs::store::{ChainError, CrlPolicy};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use openssl::ssl::{ErrorCode, Ssl, SslRef};
+use openssl::x509::{X509, X509VerifyResult};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_openssl::SslStream;
+
+use crate::creds::CredentialStore;
+use crate::http::{self, RequestContext, RequestOutcome};
+use crate::rotation::Contexts;
+use crate::tls::TlsError;
+
+/// Bounds on every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// TCP accept to finished TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time to receive one request's headers (slowloris bound); also the
+    /// idle time allowed between keep-alive requests.
+    pub header_read_timeout: Duration,
+    /// Whole connection, handshake included.
+    pub connection_timeout: Duration,
+    /// Request line + headers; more is answered 431. At least 8192
+    /// (hyper's smallest read buffer).
+    pub max_header_bytes: usize,
+    /// Connections open at once; beyond it new ones are closed at accept.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(60),
+            max_header_bytes: 8192,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// A finished handshake.
+#[derive(Debug, Clone)]
+pub struct Negotiated {
+    pub version: &'static str,
+    pub cipher: &'static str,
+    /// From the verified device certificate's CN.
+    pub mac: [u8; 6],
+}
+
+/// A refused or broken handshake: a stable reason and OpenSSL's words.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug)]
+pub struct HandshakeEvent {
+    pub peer: SocketAddr,
+    pub profile: &'static str,
+    pub result: Result<Negotiated, Failure>,
+    pub latency: Duration,
+}
+
+#[derive(Debug)]
+pub struct RequestEvent {
+    pub peer: SocketAddr,
+    pub mac: [u8; 6],
+    pub method: String,
+    /// Printable ASCII only, at most 100 characters.
+    pub path: String,
+    pub status: u16,
+    pub outcome: RequestOutcome,
+    /// Operator-only detail of a store error (never a secret).
+    pub detail: Option<String>,
+    pub latency: Duration,
+}
+
+/// What the endpoint reports; the binary turns these into audit lines,
+/// logs and metrics.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Handshake(&'a HandshakeEvent),
+    Request(&'a RequestEvent),
+    /// A connection was closed at accept: `max_connections` reached.
+    Overloaded {
+        peer: SocketAddr,
+    },
+    /// A new TLS context could not be built after a trust or identity
+    /// change; the previous one stays in use.
+    ContextError {
+        profile: &'static str,
+        error: &'a TlsError,
+    },
+}
+
+pub trait Observer: Send + Sync {
+    fn event(&self, event: Event<'_>);
+}
+
+/// One listener's endpoint.
+pub struct Endpoint {
+    pub contexts: Arc<Contexts>,
+    pub store: Arc<dyn CredentialStore>,
+    /// The profile's path, e.g. `/certboot/v1/profile`.
+    pub path: Arc<str>,
+    pub limits: Limits,
+    pub observer: Arc<dyn Observer>,
+    connections: Arc<Semaphore>,
+}
+
+impl Endpoint {
+    pub fn new(
+        contexts: Arc<Contexts>,
+        store: Arc<dyn CredentialStore>,
+        path: &str,
+        limits: Limits,
+        observer: Arc<dyn Observer>,
+    ) -> Endpoint {
+        Endpoint {
+            contexts,
+            store,
+            path: path.into(),
+            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            limits,
+            observer,
+        }
+    }
+
+    /// Accepts connections until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(x) => x,
+                // EMFILE and friends: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                self.observer.event(Event::Overloaded { peer });
+                drop(tcp);
+                continue;
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let limit = this.limits.connection_timeout;
+                let _ = tokio::time::timeout(limit, this.connection(tcp, peer)).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let started = Instant::now();
+        let profile = self.contexts.settings().profile.name();
+        let built = self.contexts.current(|error| {
+            self.observer.event(Event::ContextError { profile, error });
+        });
+        let report = |result: Result<Negotiated, Failure>| {
+            self.observer.event(Event::Handshake(&HandshakeEvent {
+                peer,
+                profile,
+                result,
+                latency: started.elapsed(),
+            }));
+        };
+        let fail = |reason: &'static str, detail: String| Err(Failure { reason, detail });
+        let stream = Ssl::new(&built.ctx).and_then(|ssl| SslStream::new(ssl, tcp));
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => return report(fail("handshake_failed", e.to_string())),
+        };
+        let accepted = tokio::time::timeout(
+            self.limits.handshake_timeout,
+            Pin::new(&mut stream).accept(),
+        )
+        .await;
+        match accepted {
+            Err(_) => return report(fail("handshake_timeout", String::new())),
+            Ok(Err(e)) => return report(Err(classify(&e, stream.ssl()))),
+            Ok(Ok(())) => {}
+        }
+        let ssl = stream.ssl();
+        let Some(cert) = ssl.peer_certificate() else {
+            return report(fail("no_client_cert", String::new()));
+        };
+        // OpenSSL's TLS verification has no "CRL if present" mode: the
+        // store's own verification applies that policy after the handshake.
+        if built.trust.policy() == CrlPolicy::IfPresent {
+            let presented: Vec<X509> = ssl
+                .peer_cert_chain()
+                .map(|s| s.iter().skip(1).map(|c| c.to_owned()).collect())
+                .unwrap_or_default();
+            if let Err(e) = built.trust.verify_now(&cert, &presented) {
+                return report(fail(e.reason(), e.to_string()));
+            }
+        }
+        let mac = match certs::mac::device_mac(&cert) {
+            Ok(m) => m,
+            Err(e) => return report(fail("no_mac_in_cert", e.to_string())),
+        };
+        report(Ok(Negotiated {
+            version: ssl.version_str(),
+            cipher: ssl.current_cipher().map_or("-", |c| c.name()),
+            mac,
+        }));
+        drop(built);
+
+        let ctx = Arc::new(RequestContext {
+            path: self.path.clone(),
+            store: self.store.clone(),
+            mac,
+        });
+        let observer = self.observer.clone();
+        let service = service_fn(move |req| {
+            let ctx = ctx.clone();
+            let observer = observer.clone();
+            async move {
+                let t = Instant::now();
+                let a = http::answer(&req, &ctx).await;
+                observer.event(Event::Request(&RequestEvent {
+                    peer,
+                    mac: ctx.mac,
+                    method: printable(req.method().as_str()),
+                    path: printable(req.uri().path()),
+                    status: a.response.status().as_u16(),
+                    outcome: a.outcome,
+                    detail: a.detail,
+                    latency: t.elapsed(),
+                }));
+                Ok::<_, Infallible>(a.response)
+            }
+        });
+        let _ = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout)
+            .max_buf_size(self.limits.max_header_bytes.max(8192))
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    }
+}
+
+fn printable(s: &str) -> String {
+    s.chars()
+        .take(100)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// A stable reason for a failed handshake: the certificate's verification
+/// result when there is one, else OpenSSL's reason for the alert.
+fn classify(e: &openssl::ssl::Error, ssl: &SslRef) -> Failure {
+    let verify = ssl.verify_result();
+    if verify != X509VerifyResult::OK {
+        let chain = ChainError::from_openssl(verify, 0);
+        return Failure {
+            reason: chain.reason(),
+            detail: verify.error_string().to_owned(),
+        };
+    }
+    let reasons: Vec<&str> = e
+        .ssl_error()
+        .map(|s| s.errors().iter().filter_map(|x| x.reason()).collect())
+        .unwrap_or_default();
+    let has = |needle: &str| reasons.iter().any(|r| r.contains(needle));
+    let reason = if has("peer did not return a certificate") {
+        "no_client_cert"
+    } else if has("no shared cipher") {
+        "no_shared_cipher"
+    } else if has("unsupported protocol") || has("version too low") || has("wrong version") {
+        "protocol_version"
+    } else if has("http request") {
+        "plain_http"
+    } else if reasons.is_empty() && matches!(e.code(), ErrorCode::SYSCALL | ErrorCode::ZERO_RETURN)
+    {
+        "client_aborted"
+    } else {
+        "handshake_failed"
+    };
+    let detail = if reasons.is_empty() {
+        e.to_string()
+    } else {
+        reasons.join("; ")
+    };
+    Failure { reason, detail }
+}

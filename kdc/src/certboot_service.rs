@@ -1,0 +1,285 @@
+//! Wires the certificate-bootstrapping endpoint into `pktc-kdc serve`:
+//! listeners from `[certboot]`, the device trust store shared with PKINIT,
+//! audit lines for every handshake and request, and the file watch that
+//! reloads trust, the server certificate and the credentials file.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use certboot::creds::{CredentialStore, FileStore, RedisStore};
+use certboot::rotation::{Contexts, IdentitySource};
+use certboot::server::{Endpoint, Event, Limits, Observer};
+use certboot::tls::{MinVersion, TlsProfile, TlsSettings};
+use certs::store::{CrlPolicy, TrustStoreHandle};
+use tokio::net::TcpListener;
+
+use crate::config::{Certboot, Config};
+
+/// What `pktc-kdc serve` runs for `[certboot]`.
+pub struct CertbootService {
+    pub endpoints: Vec<(Arc<Endpoint>, TcpListener)>,
+    pub identity: Arc<IdentitySource>,
+    pub store: Arc<dyn CredentialStore>,
+    /// Set when certboot has its own trust directory (not PKINIT's).
+    pub own_trust: Option<Arc<TrustStoreHandle>>,
+}
+
+pub fn crl_policy(name: &str) -> CrlPolicy {
+    match name {
+        "if-present" => CrlPolicy::IfPresent,
+        "off" => CrlPolicy::Off,
+        _ => CrlPolicy::Require,
+    }
+}
+
+/// Binds the listeners and builds the first TLS contexts; fails on any
+/// problem so a bad certificate or key stops the start, not the first device.
+/// Call inside the runtime (Redis, listeners).
+pub fn start(
+    cfg: &Config,
+    c: &Certboot,
+    pkinit_trust: Option<Arc<TrustStoreHandle>>,
+) -> anyhow::Result<CertbootService> {
+    let same_dir = |t: &TrustStoreHandle| {
+        c.device_trust_dir
+            .as_deref()
+            .is_none_or(|d| same_path(d, t.dir()))
+    };
+    let (trust, own_trust) = match pkinit_trust {
+        Some(t) if same_dir(&t) && c.crl_policy.is_none() => (t, None),
+        _ => {
+            let dir = c
+                .device_trust_dir
+                .clone()
+                .or_else(|| cfg.pkinit.as_ref().map(|p| p.device_trust_dir.clone()))
+                .context("certboot.device_trust_dir")?;
+            let policy = c
+                .crl_policy
+                .as_deref()
+                .or(cfg.pkinit.as_ref().map(|p| p.crl_policy.as_str()))
+                .unwrap_or("require");
+            let t = Arc::new(
+                TrustStoreHandle::open(&dir, crl_policy(policy)).with_context(|| {
+                    format!("loading certboot device trust from {}", dir.display())
+                })?,
+            );
+            (t.clone(), Some(t))
+        }
+    };
+    let identity = Arc::new(
+        IdentitySource::open(&c.server_cert, &c.server_key, c.server_chain.as_deref())
+            .context("certboot server certificate")?,
+    );
+    let store: Arc<dyn CredentialStore> = match (&c.credentials_file, &c.credentials_redis) {
+        (Some(path), _) => Arc::new(FileStore::open(path).context("certboot credentials")?),
+        (None, Some(url)) => Arc::new(
+            RedisStore::new(url, Duration::from_millis(500))
+                .context("certboot.credentials_redis")?,
+        ),
+        (None, None) => anyhow::bail!("certboot: no credential store"),
+    };
+    let limits = Limits {
+        handshake_timeout: Duration::from_millis(c.handshake_timeout_ms),
+        header_read_timeout: Duration::from_millis(c.header_read_timeout_ms),
+        connection_timeout: Duration::from_millis(c.connection_timeout_ms),
+        max_header_bytes: c.max_header_bytes,
+        max_connections: c.max_connections,
+    };
+    let min_version = MinVersion::parse(&c.min_tls_version).context("certboot.min_tls_version")?;
+    let observer: Arc<dyn Observer> = Arc::new(AuditObserver);
+    let mut endpoints = Vec::new();
+    for (profile, addrs) in [
+        (TlsProfile::Pktc, &c.listen),
+        (TlsProfile::Modern, &c.modern_listen),
+    ] {
+        if addrs.is_empty() {
+            continue;
+        }
+        let settings = TlsSettings {
+            profile,
+            min_version: if profile == TlsProfile::Pktc {
+                min_version
+            } else {
+                MinVersion::Tls12
+            },
+            security_level: c.security_level,
+        };
+        let contexts = Arc::new(
+            Contexts::new(settings, trust.clone(), identity.clone())
+                .with_context(|| format!("certboot TLS ({} profile)", profile.name()))?,
+        );
+        let endpoint = Arc::new(Endpoint::new(
+            contexts,
+            store.clone(),
+            &c.path,
+            limits,
+            observer.clone(),
+        ));
+        for addr in addrs {
+            endpoints.push((endpoint.clone(), bind(*addr)?));
+        }
+    }
+    Ok(CertbootService {
+        endpoints,
+        identity,
+        store,
+        own_trust,
+    })
+}
+
+fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())
+        .with_context(|| format!("binding certboot {addr}"))?;
+    s.listen(1024)?;
+    Ok(TcpListener::from_std(s.into())?)
+}
+
+impl CertbootService {
+    /// Spawns the accept loops.
+    pub fn spawn(self) -> (Vec<tokio::task::JoinHandle<()>>, Watched) {
+        let tasks = self
+            .endpoints
+            .into_iter()
+            .map(|(e, l)| tokio::spawn(e.serve(l)))
+            .collect();
+        (
+            tasks,
+            Watched {
+                identity: self.identity,
+                store: self.store,
+                own_trust: self.own_trust,
+            },
+        )
+    }
+}
+
+/// What the file watch checks for certboot.
+pub struct Watched {
+    identity: Arc<IdentitySource>,
+    store: Arc<dyn CredentialStore>,
+    own_trust: Option<Arc<TrustStoreHandle>>,
+}
+
+impl Watched {
+    pub fn poll(&self) {
+        if let Some(t) = &self.own_trust {
+            poll_trust("certboot", t);
+        }
+        match self.identity.refresh() {
+            Ok(true) => tracing::info!("certboot server certificate reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(
+                error = %e,
+                "certboot server certificate reload failed; keeping the current one"
+            ),
+        }
+        match self.store.refresh() {
+            Ok(true) => tracing::info!(store = self.store.kind(), "certboot credentials reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(
+                error = %e,
+                "certboot credentials reload failed; keeping the current ones"
+            ),
+        }
+    }
+}
+
+/// One file-watch step for a trust directory.
+pub fn poll_trust(user: &'static str, trust: &TrustStoreHandle) {
+    match trust.reload_if_changed() {
+        Ok(Some(generation)) => tracing::info!(
+            user,
+            dir = %trust.dir().display(),
+            generation,
+            "device trust reloaded"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::error!(
+            user,
+            dir = %trust.dir().display(),
+            error = %e,
+            "device trust reload failed; keeping the current store"
+        ),
+    }
+}
+
+/// Audit lines (target `audit`) for handshakes and requests.
+struct AuditObserver;
+
+impl Observer for AuditObserver {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::Handshake(h) => match &h.result {
+                Ok(n) => tracing::info!(
+                    target: "audit",
+                    exchange = "certboot",
+                    step = "handshake",
+                    source = %h.peer,
+                    profile = h.profile,
+                    mac = %certs::mac::format_mac(n.mac),
+                    tls_version = n.version,
+                    cipher = n.cipher,
+                    outcome = "ok",
+                    latency_us = h.latency.as_micros() as u64,
+                ),
+                Err(f) => tracing::info!(
+                    target: "audit",
+                    exchange = "certboot",
+                    step = "handshake",
+                    source = %h.peer,
+                    profile = h.profile,
+                    outcome = "error",
+                    reason = f.reason,
+                    detail = %f.detail,
+                    latency_us = h.latency.as_micros() as u64,
+                ),
+            },
+            Event::Request(r) => tracing::info!(
+                target: "audit",
+                exchange = "certboot",
+                step = "request",
+                source = %r.peer,
+                mac = %certs::mac::format_mac(r.mac),
+                method = %r.method,
+                path = %r.path,
+                status = r.status,
+                outcome = if r.status == 200 { "ok" } else { "error" },
+                reason = r.outcome.name(),
+                detail = r.detail.as_deref().unwrap_or("-"),
+                latency_us = r.latency.as_micros() as u64,
+            ),
+            Event::Overloaded { peer } => tracing::info!(
+                target: "audit",
+                exchange = "certboot",
+                step = "accept",
+                source = %peer,
+                outcome = "error",
+                reason = "too_many_connections",
+            ),
+            Event::ContextError { profile, error } => tracing::error!(
+                profile,
+                error = %error,
+                "certboot: new TLS context failed; keeping the previous one"
+            ),
+        }
+    }
+}
