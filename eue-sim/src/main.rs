@@ -1,5 +1,6 @@
 //! `eue-sim`: plays PacketCable devices and clients against pktc-kdc.
 
+mod bootstrap;
 mod cpu;
 mod load;
 mod pk;
@@ -30,6 +31,9 @@ enum Command {
     /// Drive fresh PKINIT AS requests (each newly signed) at a KDC on
     /// loopback and report throughput, latency and the KDC's CPU per request.
     PkinitLoad(pkload::PkinitLoadArgs),
+    /// Fetch a dev-realm device's IMS credentials from the certificate-
+    /// bootstrapping endpoint over mutual TLS and check the profile.
+    Bootstrap(bootstrap::BootstrapArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::TgsLoad(args) => load::run(&args),
         Command::Provision(args) => provision::run(&args),
         Command::PkinitLoad(args) => pkload::run(&args),
+        Command::Bootstrap(args) => bootstrap::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
