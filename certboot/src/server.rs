@@ -222,38 +222,53 @@ impl Endpoint {
         }));
         drop(built);
 
-        let ctx = Arc::new(RequestContext {
+        let ctx = RequestContext {
             path: self.path.clone(),
             store: self.store.clone(),
             mac,
-        });
-        let observer = self.observer.clone();
-        let service = service_fn(move |req| {
-            let ctx = ctx.clone();
-            let observer = observer.clone();
-            async move {
-                let t = Instant::now();
-                let a = http::answer(&req, &ctx).await;
-                observer.event(Event::Request(&RequestEvent {
-                    peer,
-                    mac: ctx.mac,
-                    method: printable(req.method().as_str()),
-                    path: printable(req.uri().path()),
-                    status: a.response.status().as_u16(),
-                    outcome: a.outcome,
-                    detail: a.detail,
-                    latency: t.elapsed(),
-                }));
-                Ok::<_, Infallible>(a.response)
-            }
-        });
-        let _ = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_read_timeout)
-            .max_buf_size(self.limits.max_header_bytes.max(8192))
-            .serve_connection(TokioIo::new(stream), service)
-            .await;
+        };
+        serve_http(stream, peer, ctx, &self.limits, self.observer.clone()).await;
     }
+}
+
+/// HTTP/1.1 on an established (TLS) connection for the device `ctx.mac`,
+/// under the header size and read-time limits. Public so the limits can be
+/// exercised without TLS.
+pub async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    ctx: RequestContext,
+    limits: &Limits,
+    observer: Arc<dyn Observer>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ctx = Arc::new(ctx);
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        let observer = observer.clone();
+        async move {
+            let t = Instant::now();
+            let a = http::answer(&req, &ctx).await;
+            observer.event(Event::Request(&RequestEvent {
+                peer,
+                mac: ctx.mac,
+                method: printable(req.method().as_str()),
+                path: printable(req.uri().path()),
+                status: a.response.status().as_u16(),
+                outcome: a.outcome,
+                detail: a.detail,
+                latency: t.elapsed(),
+            }));
+            Ok::<_, Infallible>(a.response)
+        }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 fn printable(s: &str) -> String {

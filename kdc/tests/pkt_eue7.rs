@@ -193,74 +193,12 @@ fn silent_provisioning_server_then_recovery() {
     );
 }
 
-/// A redis-server on a free loopback port, stopped on drop.
-struct Redis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Redis {
-    // The child moves into `Redis`, whose Drop kills and reaps it.
-    #[allow(clippy::zombie_processes)]
-    fn start() -> Redis {
-        let bin = testkit::require_tool("redis-server", "redis-server");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = std::process::Command::new(bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("spawning redis-server");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = s.write_all(b"PING\r\n");
-                let mut buf = [0u8; 7];
-                if s.read(&mut buf)
-                    .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-                {
-                    return Redis { child, port };
-                }
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("redis-server did not start");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// Two KDC processes share one real redis-server: a mapping fetched by one
 /// is a cache hit for the other (with the provisioning server down), and
 /// killing Redis stops neither.
 #[test]
 fn two_kdcs_share_mappings_through_redis_and_survive_its_loss() {
-    let mut redis = Redis::start();
+    let mut redis = testkit::Redis::start();
     let url = format!("redis://127.0.0.1:{}/", redis.port);
     let mut a = DevKdc::start_with(Path::new(KDC), |cfg| {
         *cfg = cfg.replacen("[mps]\n", &format!("[mps]\nredis = \"{url}\"\n"), 1);
@@ -333,29 +271,12 @@ fn two_kdcs_share_mappings_through_redis_and_survive_its_loss() {
     let _ = b.wait();
 }
 
-/// One Redis command over RESP (what a DHCP lease hook would send).
-fn redis_cmd(port: u16, args: &[&str]) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut cmd = format!("*{}\r\n", args.len());
-    for a in args {
-        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(cmd.as_bytes()).unwrap();
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap();
-    assert!(
-        n > 0 && buf[0] != b'-',
-        "redis said {:?}",
-        String::from_utf8_lossy(&buf[..n])
-    );
-}
-
 /// The responder answers from Redis hashes: edits show at once, a MAC
 /// without a hash is unknown, and a Redis outage is silence (a timeout at
 /// the KDC), never "unknown MAC".
 #[test]
 fn responder_fed_from_redis_hashes() {
-    let mut redis = Redis::start();
+    let mut redis = testkit::Redis::start();
     let port = redis.port;
     let kdc = DevKdc::start_prepared(Path::new(KDC), |dir, cfg| {
         *cfg = cfg
@@ -370,17 +291,14 @@ fn responder_fed_from_redis_hashes() {
         std::fs::write(dir.join("mps-responder.toml"), mps).unwrap();
     });
     let key = kdc::mps_responder::redis_key([0x00, 0x10, 0x95, 0x00, 0x00, 0x01]);
-    redis_cmd(
-        port,
-        &[
-            "HSET",
-            &key,
-            "fqdn",
-            "mta-001095000001.pktc.test",
-            "addresses",
-            "127.0.0.1,::1",
-        ],
-    );
+    redis.command(&[
+        "HSET",
+        &key,
+        "fqdn",
+        "mta-001095000001.pktc.test",
+        "addresses",
+        "127.0.0.1,::1",
+    ]);
     let (dev0, cname0) = device(&kdc, 0);
     let (dev1, cname1) = device(&kdc, 1);
     assert_eq!(
@@ -390,7 +308,7 @@ fn responder_fed_from_redis_hashes() {
         kdc.log(),
         kdc.mps_log()
     );
-    redis_cmd(port, &["HSET", &key, "fqdn", "moved.pktc.test"]);
+    redis.command(&["HSET", &key, "fqdn", "moved.pktc.test"]);
     assert_eq!(
         send(kdc.addr, &request(&kdc, &dev0, &cname0, 31)),
         err::KDC_ERR_CLIENT_NAME_MISMATCH

@@ -78,11 +78,24 @@ impl DevKdc {
                 return;
             }
             // A port taken since the realm was made: move it and try again.
-            let old = self.addr.port();
+            let old = self.taken_port().unwrap_or(self.addr.port());
             let new = self.relocate_port(old);
-            self.addr.set_port(new);
+            if old == self.addr.port() {
+                self.addr.set_port(new);
+            }
         }
         panic!("pktc-kdc could not bind its ports; log:\n{}", self.log());
+    }
+
+    /// The port of the "binding ADDR" error in the log (KDC or certboot).
+    fn taken_port(&self) -> Option<u16> {
+        let log = self.log();
+        log.split("binding ").skip(1).find_map(|rest| {
+            rest.split_whitespace()
+                .map(|w| w.trim_end_matches([':', ',', ')']))
+                .find_map(|w| w.parse::<SocketAddr>().ok())
+                .map(|a| a.port())
+        })
     }
 
     /// Moves a realm port (`old`) to a free one in every realm file.

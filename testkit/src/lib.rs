@@ -4,10 +4,12 @@
 
 mod devkdc;
 mod pty;
+mod redis;
 pub mod wire;
 
 pub use devkdc::DevKdc;
 pub use pty::Pty;
+pub use redis::Redis;
 
 use std::path::PathBuf;
 use std::process::Command;
