@@ -282,6 +282,12 @@ fn printable(s: &str) -> String {
 /// result when there is one, else OpenSSL's reason for the alert.
 fn classify(e: &openssl::ssl::Error, ssl: &SslRef) -> Failure {
     let verify = ssl.verify_result();
+    if verify == crate::tls::UNLISTED_CA {
+        return Failure {
+            reason: "cert_unknown_issuer",
+            detail: "a CA in the chain is not in the device trust directory".into(),
+        };
+    }
     if verify != X509VerifyResult::OK {
         let chain = ChainError::from_openssl(verify, 0);
         return Failure {

@@ -2,15 +2,17 @@
 //! suites the spec mandates) and a modern one, each requiring a client
 //! certificate that chains to the device trust store.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use certs::store::TrustStore;
+use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
     SslContext, SslContextBuilder, SslMethod, SslOptions, SslSessionCacheMode, SslVerifyMode,
     SslVersion,
 };
-use openssl::x509::X509;
+use openssl::x509::{X509, X509VerifyResult};
 
 /// Which suites and versions a listener offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,10 +249,47 @@ pub fn build_context(
     }
     b.set_private_key(&identity.key)?;
     b.check_private_key()?;
-    b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    // The trust directory is the manufacturer allowlist: every CA in the
+    // device's chain must be one of its certificates. A manufacturer CA the
+    // device presents (signed by the MTA root, but not or no longer in the
+    // directory) is refused, so removing a CA file revokes a manufacturer.
+    let known = trust_fingerprints(trust)?;
+    b.set_verify_callback(
+        SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+        move |ok, ctx| {
+            // Checked at every depth and before any other verdict, so an
+            // unlisted manufacturer is reported as such (not, say, as a
+            // missing CRL for it).
+            let unlisted = ctx.chain().is_some_and(|chain| {
+                chain.iter().skip(1).any(|c| {
+                    c.digest(MessageDigest::sha256())
+                        .map_or(true, |d| !known.contains(&d[..]))
+                })
+            });
+            if unlisted {
+                ctx.set_error(UNLISTED_CA);
+                return false;
+            }
+            ok
+        },
+    );
     b.set_verify_depth(5);
     b.set_verify_cert_store(trust.tls_store()?)?;
     Ok(b.build())
+}
+
+/// The verification result set when a chain runs through a CA that is not
+/// in the trust directory (only this callback sets it).
+pub const UNLISTED_CA: X509VerifyResult = X509VerifyResult::APPLICATION_VERIFICATION;
+
+/// SHA-256 fingerprints of the store's anchors and intermediates.
+fn trust_fingerprints(trust: &TrustStore) -> Result<HashSet<Vec<u8>>, TlsError> {
+    trust
+        .anchors()
+        .iter()
+        .chain(trust.intermediates())
+        .map(|c| Ok(c.digest(MessageDigest::sha256())?.to_vec()))
+        .collect()
 }
 
 /// `set_cipher_list` succeeds when any entry matches, so each mandated

@@ -256,6 +256,21 @@ impl DevKdc {
         }
     }
 
+    /// Waits (up to 10 s) for a line of the KDC's log matching `pred`
+    /// (reloads happen on the file watch's next tick).
+    pub fn wait_log(&self, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.log().lines().any(&pred) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// One UDP request/reply, 5 s timeout.
     pub fn udp(&self, request: &[u8]) -> Vec<u8> {
         let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
