@@ -1,5 +1,6 @@
 //! `eue-sim`: plays PacketCable devices and clients against pktc-kdc.
 
+mod bootload;
 mod bootstrap;
 mod cpu;
 mod load;
@@ -34,6 +35,9 @@ enum Command {
     /// Fetch a dev-realm device's IMS credentials from the certificate-
     /// bootstrapping endpoint over mutual TLS and check the profile.
     Bootstrap(bootstrap::BootstrapArgs),
+    /// Full mutual-TLS handshakes + profile fetches (a new connection each)
+    /// against the certificate-bootstrapping endpoint, with the server's CPU.
+    BootstrapLoad(bootload::BootstrapLoadArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Provision(args) => provision::run(&args),
         Command::PkinitLoad(args) => pkload::run(&args),
         Command::Bootstrap(args) => bootstrap::run(&args),
+        Command::BootstrapLoad(args) => bootload::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

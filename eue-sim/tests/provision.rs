@@ -229,3 +229,60 @@ fn pkinit_load_smoke_both_forms() {
         assert!(v["latency_us"]["p99"].as_u64().is_some(), "{v}");
     }
 }
+
+/// `eue-sim bootstrap` for every device over the PacketCable TLS profile
+/// (the RSA-1024 device included) and one over the modern profile; a
+/// device not in the manifest fails with a clear message.
+#[test]
+fn bootstrap_every_device() {
+    let kdc = DevKdc::start(&kdc_binary());
+    let dir = realm_dir(&kdc);
+    let dir = dir.to_str().unwrap();
+    for (mac, _) in devices(&kdc) {
+        let (ok, out, err) = sim(&["bootstrap", "--realm-dir", dir, "--device", &mac, "--json"]);
+        assert!(ok, "bootstrap {mac}: {out}\n{err}\n{}", kdc.log());
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+        assert_eq!(v["device"], mac.as_str());
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["tls_version"], "TLSv1.2");
+        assert_eq!(v["cipher"], "AES128-SHA");
+        assert_eq!(v["creds_type"], "password");
+        let hex = mac.replace(':', "").to_lowercase();
+        assert_eq!(v["impi"], format!("{hex}@ims.pktc.test").as_str());
+        assert!(v["credential_bytes"].as_u64().unwrap() > 0);
+        assert!(
+            !out.contains("\"credential\""),
+            "the credential is never printed"
+        );
+    }
+    let (ok, out, err) = sim(&["bootstrap", "--realm-dir", dir, "--profile", "modern"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("TLSv1.3"), "{out}");
+    assert!(out.contains("not shown"), "{out}");
+
+    let (ok, _, err) = sim(&[
+        "bootstrap",
+        "--realm-dir",
+        dir,
+        "--device",
+        "00:10:95:99:99:99",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("not in the manifest"), "{err}");
+
+    let (ok, out, err) = sim(&[
+        "bootstrap-load",
+        "--realm-dir",
+        dir,
+        "--seconds",
+        "1",
+        "--concurrency",
+        "2",
+        "--max-requests",
+        "400",
+        "--json",
+    ]);
+    assert!(ok, "bootstrap-load: {out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert!(v["ok"].as_u64().unwrap() > 0 && v["failed"] == 0, "{out}");
+}
