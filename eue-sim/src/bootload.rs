@@ -46,7 +46,8 @@ struct Stats {
 }
 
 pub fn run(args: &BootstrapLoadArgs) -> anyhow::Result<()> {
-    if !(1..=64).contains(&args.concurrency) || !(args.seconds > 0.0 && args.seconds <= 600.0) {
+    let seconds_ok = args.seconds > 0.0 && args.seconds <= 600.0;
+    if !(1..=64).contains(&args.concurrency) || !seconds_ok {
         bail!("--concurrency must be 1..=64 and --seconds in (0, 600]");
     }
     let manifest = Manifest::load(&args.realm_dir)?;
