@@ -471,7 +471,7 @@ pub fn banner(dir: &Path) -> anyhow::Result<String> {
          echo '{pw}' | kinit {name}\n  \
          kvno {svc}\n  \
          klist\n  \
-         klist -k {d}/{kt}\n{pkinit}\nStop with Ctrl-C.",
+         klist -k {d}/{kt}\n{pkinit}{certboot}\nStop with Ctrl-C.",
         realm = m.realm,
         kdc = m.kdc,
         v6 = m.kdc_ipv6.map(|a| format!(" and {a}")).unwrap_or_default(),
@@ -491,5 +491,14 @@ pub fn banner(dir: &Path) -> anyhow::Result<String> {
                 p = dev.principal,
             ))
             .unwrap_or_default(),
+        certboot = match (&m.certboot_url, &m.certboot_ca, m.devices.first()) {
+            (Some(url), Some(ca), Some(dev)) => format!(
+                "\nCertificate bootstrapping (IMS credentials over mutual TLS):\n  \
+                 curl --cacert {d}/{ca} --cert {d}/{cert} --key {d}/{key} {url}\n",
+                cert = dev.cert,
+                key = dev.key,
+            ),
+            _ => String::new(),
+        },
     ))
 }
