@@ -292,15 +292,20 @@ fn bad_signature() {
     assert_eq!(e.krb_error_code(), 71);
 }
 
+/// The directory is the allowlist: certificates the peer presents never
+/// extend the chain, whether they are a device certificate posing as an
+/// issuer or a CA the directory does not hold.
 #[test]
-fn non_ca_intermediate_is_refused() {
+fn presented_certificates_do_not_extend_the_chain() {
     let p = pki();
     let s = store("nonca", MfrCrl::Current, CrlPolicy::Off);
-    // A device certificate used as an issuer.
     let sub = device_cert(&p.good, mac(0xEE), small()).unwrap();
     let e = check(&s, &sub, &[&p.good, &p.mfr]).unwrap_err();
-    assert_eq!(e, ChainError::NotCa { depth: 1 });
-    assert_eq!(e.krb_error_code(), 71);
+    assert_eq!(e, ChainError::UnknownIssuer { depth: 0 });
+    assert_eq!(e.krb_error_code(), 70);
+    // The good device verifies with or without its manufacturer CA attached.
+    check(&s, &p.good, &[&p.mfr]).unwrap();
+    check(&s, &p.good, &[]).unwrap();
 }
 
 #[test]

@@ -185,8 +185,9 @@ impl TrustStore {
     }
 
     /// Verifies `leaf` at Unix time `at`. `presented` are the certificates
-    /// the peer sent besides the leaf (in any order, possibly none): the
-    /// store's own intermediates complete the chain. Successful results are
+    /// the peer sent besides the leaf (in any order, possibly none); they
+    /// are not used to build the path: only the store's own intermediates
+    /// are (the trust directory is the manufacturer allowlist). Successful results are
     /// cached for this generation, keyed by the leaf fingerprint and the
     /// presented certificates, and reused only when `at` lies inside the
     /// result's validity window.
@@ -232,8 +233,14 @@ impl TrustStore {
         presented: &[X509],
         at: i64,
     ) -> Result<VerifiedChain, ChainError> {
+        // The directory is the manufacturer allowlist: the chain is built
+        // from the store's own intermediates only. A CA the peer presents
+        // (PacketCable devices send their manufacturer CA) counts only if
+        // the directory holds the same certificate, so removing a CA file
+        // refuses its devices even when they carry the CA themselves.
+        let _ = presented;
         let mut untrusted = Stack::new().map_err(internal)?;
-        for c in presented.iter().chain(&self.intermediates) {
+        for c in &self.intermediates {
             untrusted.push(c.clone()).map_err(internal)?;
         }
         let mut ctx = X509StoreContext::new().map_err(internal)?;
