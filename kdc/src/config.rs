@@ -7,7 +7,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+
+mod certboot;
+mod ops;
+pub use certboot::{Certboot, Reload};
 use krb::crypto::EncType;
+pub use ops::{Admin, MetricsConfig, RateLimit};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,77 +45,12 @@ pub struct Config {
     pub certboot: Option<Certboot>,
     #[serde(default)]
     pub reload: Reload,
-}
-
-/// `[certboot]`: the mutual-TLS endpoint that hands devices their IMS
-/// credentials (PKT-SP-EUE-PROV §6.6.5).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Certboot {
-    /// Addresses served with the PacketCable TLS profile (TLS_RSA CBC suites).
     #[serde(default)]
-    pub listen: Vec<SocketAddr>,
-    /// Addresses served with the modern profile (TLS 1.2 ECDHE-AEAD, TLS 1.3).
+    pub metrics: MetricsConfig,
     #[serde(default)]
-    pub modern_listen: Vec<SocketAddr>,
-    /// Server certificate (PEM; may be followed by its intermediates).
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
-    /// More intermediates (PEM), optional.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_chain: Option<PathBuf>,
-    /// Device trust directory; default: `pkinit.device_trust_dir` (the same
-    /// store, reloaded together).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_trust_dir: Option<PathBuf>,
-    /// CRL policy of a separate `device_trust_dir`; default `pkinit.crl_policy`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crl_policy: Option<String>,
-    /// Oldest TLS version of the PacketCable profile: `1.2` (default), `1.1`, `1.0`.
-    #[serde(default = "defaults::min_tls_version")]
-    pub min_tls_version: String,
-    /// OpenSSL security level: 2 (default), 1 admits RSA-1024 device
-    /// certificates, 0 also SHA-1-signed ones and TLS 1.0/1.1.
-    #[serde(default = "defaults::security_level")]
-    pub security_level: u32,
-    /// Path of the device profile.
-    #[serde(default = "defaults::certboot_path")]
-    pub path: String,
-    /// TOML credentials file (re-read when it changes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials_file: Option<PathBuf>,
-    /// `redis://…`: credentials from hashes `pktc-certboot:device:<mac hex>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials_redis: Option<String>,
-    #[serde(default = "defaults::certboot_timeout_ms")]
-    pub handshake_timeout_ms: u64,
-    #[serde(default = "defaults::certboot_timeout_ms")]
-    pub header_read_timeout_ms: u64,
-    #[serde(default = "defaults::connection_timeout_ms")]
-    pub connection_timeout_ms: u64,
-    #[serde(default = "defaults::max_header_bytes")]
-    pub max_header_bytes: usize,
-    #[serde(default = "defaults::max_tcp_connections")]
-    pub max_connections: usize,
-}
-
-/// `[reload]`: picking up changed files without a restart.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Reload {
-    /// How often the device trust directory, the certboot server
-    /// certificate and the credentials file are checked for changes
-    /// (milliseconds; 0 = never).
-    #[serde(default = "defaults::watch_interval_ms")]
-    pub watch_interval_ms: u64,
-}
-
-impl Default for Reload {
-    fn default() -> Self {
-        Reload {
-            watch_interval_ms: defaults::watch_interval_ms(),
-        }
-    }
+    pub rate_limit: RateLimit,
+    #[serde(default)]
+    pub admin: Admin,
 }
 
 /// `[mps]`: the provisioning servers the KDC asks (pkt-eue-7).
@@ -232,6 +172,10 @@ pub struct Listen {
     /// Open TCP connections beyond this are refused (closed at accept).
     #[serde(default = "defaults::max_tcp_connections")]
     pub max_tcp_connections: usize,
+    /// Largest UDP reply; a larger one is replaced by
+    /// KRB_ERR_RESPONSE_TOO_BIG so the client retries over TCP.
+    #[serde(default = "defaults::max_udp_reply_bytes")]
+    pub max_udp_reply_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -283,10 +227,27 @@ pub struct Log {
     /// tracing filter, e.g. `info` or `kdc=debug`; `RUST_LOG` overrides it.
     #[serde(default = "defaults::log_level")]
     pub level: String,
+    /// Where audit events go, one per decision: `stdout`, `stderr`, `off`
+    /// or a file path (appended). Separate from the debug log.
+    #[serde(default = "defaults::audit")]
+    pub audit: String,
+    /// `json` (one object per line) or `human`.
+    #[serde(default = "defaults::audit_format")]
+    pub audit_format: String,
 }
 
-mod defaults {
+pub(crate) mod defaults {
     use super::*;
+
+    pub fn audit() -> String {
+        "stdout".into()
+    }
+    pub fn audit_format() -> String {
+        "json".into()
+    }
+    pub fn max_udp_reply_bytes() -> usize {
+        65507
+    }
     pub fn keytab() -> PathBuf {
         "kdc.keytab".into()
     }
@@ -402,6 +363,7 @@ impl Default for Listen {
             max_request_bytes: defaults::max_request_bytes(),
             tcp_idle_timeout_secs: defaults::tcp_idle_timeout_secs(),
             max_tcp_connections: defaults::max_tcp_connections(),
+            max_udp_reply_bytes: defaults::max_udp_reply_bytes(),
         }
     }
 }
@@ -436,6 +398,8 @@ impl Default for Log {
         Log {
             format: defaults::log_format(),
             level: defaults::log_level(),
+            audit: defaults::audit(),
+            audit_format: defaults::audit_format(),
         }
     }
 }
@@ -450,6 +414,16 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         if cfg.keytab.is_relative() {
             cfg.keytab = base.join(&cfg.keytab);
+        }
+        for path in cfg.admin.pid_file.iter_mut() {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+        if !matches!(cfg.log.audit.as_str(), "stdout" | "stderr" | "off")
+            && Path::new(&cfg.log.audit).is_relative()
+        {
+            cfg.log.audit = base.join(&cfg.log.audit).display().to_string();
         }
         if let Some(p) = cfg.pkinit.as_mut() {
             for path in [&mut p.kdc_cert, &mut p.kdc_key, &mut p.device_trust_dir]
@@ -553,6 +527,19 @@ impl Config {
         if let Some(c) = &self.certboot {
             self.validate_certboot(c, &mut problems);
         }
+        if !matches!(self.log.audit_format.as_str(), "human" | "json") {
+            problems.push("log.audit_format must be \"human\" or \"json\"".to_string());
+        }
+        if self.log.audit.is_empty() {
+            problems.push("log.audit must be stdout, stderr, off or a file path".to_string());
+        }
+        if !(512..=65507).contains(&self.listen.max_udp_reply_bytes) {
+            problems.push("listen.max_udp_reply_bytes must be 512..=65507".to_string());
+        }
+        self.rate_limit.validate(&mut problems);
+        if !(self.reload.watch_interval_ms == 0 || self.reload.watch_interval_ms >= 50) {
+            problems.push("reload.watch_interval_ms must be 0 (off) or at least 50".to_string());
+        }
         if !matches!(self.log.format.as_str(), "human" | "json") {
             problems.push("log.format must be \"human\" or \"json\"".to_string());
         }
@@ -574,11 +561,11 @@ impl Config {
         {
             problems.push("certboot.crl_policy must be require, if-present or off".to_string());
         }
-        match certboot::tls::MinVersion::parse(&c.min_tls_version) {
+        match ::certboot::tls::MinVersion::parse(&c.min_tls_version) {
             None => problems.push("certboot.min_tls_version must be 1.0, 1.1 or 1.2".to_string()),
             Some(v) => {
-                let settings = certboot::tls::TlsSettings {
-                    profile: certboot::tls::TlsProfile::Pktc,
+                let settings = ::certboot::tls::TlsSettings {
+                    profile: ::certboot::tls::TlsProfile::Pktc,
                     min_version: v,
                     security_level: c.security_level,
                 };

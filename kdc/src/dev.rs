@@ -82,6 +82,9 @@ pub struct Manifest {
     /// The credentials the endpoint serves (re-read on change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certboot_credentials: Option<String>,
+    /// Prometheus endpoint, `http://127.0.0.1:PORT/metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
 }
 
 /// A certificate-only device of the dev realm.
@@ -215,6 +218,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         a
     };
     let (certboot_port, modern_port) = (free_port(v6)?, free_port(v6)?);
+    let metrics_port = free_port(false)?;
     let certboot = crate::dev_certboot::config(&loopback(certboot_port), &loopback(modern_port))?;
     let certboot_url = |port: u16| format!("https://127.0.0.1:{port}{}", certboot.path);
 
@@ -229,11 +233,24 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         tickets: Tickets::default(),
         policy: Policy::default(),
         cache: Cache::default(),
-        log: Log::default(),
+        // Audit lines in the terminal, readable (the product default is
+        // JSON lines on stdout).
+        log: Log {
+            audit: "stderr".into(),
+            audit_format: "human".into(),
+            ..Log::default()
+        },
         pkinit: Some(pki.config.clone()),
         mps: Some(dev_mps(&mps_addrs)?),
         certboot: Some(certboot.clone()),
         reload: Default::default(),
+        metrics: crate::config::MetricsConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], metrics_port))],
+        },
+        rate_limit: Default::default(),
+        admin: crate::config::Admin {
+            pid_file: Some("pktc-kdc.pid".into()),
+        },
     };
     let toml = toml::to_string_pretty(&cfg).context("serialising dev config")?;
     std::fs::write(
@@ -303,6 +320,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         certboot_modern_url: Some(certboot_url(modern_port)),
         certboot_ca: Some(SP_ROOT.into()),
         certboot_credentials: Some(crate::dev_certboot::CREDENTIALS.into()),
+        metrics_url: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
     };
     std::fs::write(
         dir.join("dev-realm.json"),

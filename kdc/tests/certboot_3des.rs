@@ -20,7 +20,14 @@ fn gnutls_3des(kdc: &DevKdc) -> String {
     let d = &kdc.manifest["devices"][0];
     let gnutls = require_tool("gnutls-cli", "gnutls-bin");
     let mut child = Command::new(gnutls)
-        .args(["--port", port, "--priority", PRIORITY, "--verify-hostname", "localhost"])
+        .args([
+            "--port",
+            port,
+            "--priority",
+            PRIORITY,
+            "--verify-hostname",
+            "localhost",
+        ])
         .arg("--x509cafile")
         .arg(kdc.realm_path(&kdc.get("certboot_ca")))
         .arg("--x509certfile")
@@ -48,8 +55,18 @@ fn gnutls_3des(kdc: &DevKdc) -> String {
     }
     drop(stdin);
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     out
 }
 
@@ -58,7 +75,10 @@ fn three_des_suite_follows_the_build_feature() {
     let kdc = DevKdc::start(Path::new(KDC));
     let out = gnutls_3des(&kdc);
     if cfg!(feature = "legacy-3des") {
-        assert!(out.contains("(3DES-CBC)-(SHA1)"), "gnutls-cli did not negotiate 3DES:\n{out}");
+        assert!(
+            out.contains("(3DES-CBC)-(SHA1)"),
+            "gnutls-cli did not negotiate 3DES:\n{out}"
+        );
         assert!(out.contains("HTTP/1.1 200"), "{out}");
         assert!(out.contains("<DeviceProfile"), "{out}");
         let found = kdc.wait_audit(|l| {
@@ -66,7 +86,10 @@ fn three_des_suite_follows_the_build_feature() {
         });
         assert!(found, "no 3DES handshake audit line:\n{}", kdc.log());
     } else {
-        assert!(!out.contains("HTTP/1.1"), "3DES accepted without the feature:\n{out}");
+        assert!(
+            !out.contains("HTTP/1.1"),
+            "3DES accepted without the feature:\n{out}"
+        );
         let found = kdc.wait_audit(|l| l.contains("reason=\"no_shared_cipher\""));
         assert!(found, "no refusal audit line:\n{}", kdc.log());
     }
