@@ -41,4 +41,10 @@ pub trait CredentialStore: Send + Sync {
 
     /// `file` or `redis`, for logs.
     fn kind(&self) -> &'static str;
+
+    /// For a networked store: whether the last command succeeded, and how
+    /// many failed so far. `None` for local stores.
+    fn health(&self) -> Option<(bool, u64)> {
+        None
+    }
 }

@@ -16,7 +16,7 @@
 pub mod mac;
 pub mod pki;
 pub mod store;
-mod time;
+pub mod time;
 
 pub use mac::{MacError, device_mac, format_mac, parse_mac};
 pub use pki::{
@@ -24,7 +24,8 @@ pub use pki::{
     device_cert, kdc_cert, local_system_ca, manufacturer_ca, mta_root, sp_ca, sp_root,
     tls_server_cert,
 };
+pub use store::name_string;
 pub use store::{
-    ChainError, CrlPolicy, EntryKind, LoadError, TrustEntry, TrustStore, TrustStoreHandle,
-    VerifiedChain,
+    ChainError, CrlPolicy, EntryKind, Intermediates, LoadError, TrustEntry, TrustStore,
+    TrustStoreHandle, VerifiedChain,
 };

@@ -27,7 +27,7 @@ mod load;
 mod verify;
 
 pub use handle::TrustStoreHandle;
-pub use load::LoadError;
+pub use load::{LoadError, name_string};
 pub use verify::{ChainError, VerifiedChain};
 
 /// How certificate revocation lists are used when verifying a chain.
@@ -44,6 +44,19 @@ pub enum CrlPolicy {
     IfPresent,
     /// No revocation checking.
     Off,
+}
+
+/// Where the intermediates of a chain may come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intermediates {
+    /// The peer's presented certificates and the directory's (a client
+    /// checking a server: its trust directory holds only the root).
+    FromPeer,
+    /// The directory's only (the KDC and the certificate-bootstrapping
+    /// endpoint checking devices): the directory is the manufacturer
+    /// allowlist, and a manufacturer CA a device sends along counts only
+    /// if the directory holds the same certificate.
+    DirectoryOnly,
 }
 
 /// What a file in the trust directory turned out to be.
@@ -77,6 +90,7 @@ pub struct TrustStore {
     generation: u64,
     loaded_at: SystemTime,
     policy: CrlPolicy,
+    intermediates_from: Intermediates,
     anchors: Vec<X509>,
     intermediates: Vec<X509>,
     crls: Vec<X509Crl>,
@@ -103,9 +117,10 @@ impl std::fmt::Debug for TrustStore {
 }
 
 impl TrustStore {
-    /// Loads `dir` as generation 1.
+    /// Loads `dir` as generation 1; chains may use the peer's
+    /// intermediates ([`Intermediates::FromPeer`]).
     pub fn load_dir(dir: &Path, policy: CrlPolicy) -> Result<TrustStore, LoadError> {
-        load::load(dir, policy, 1)
+        load::load(dir, policy, Intermediates::FromPeer, 1)
     }
 
     pub fn dir(&self) -> &Path {

@@ -4,7 +4,7 @@ use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::error::ErrorStack;
 
 /// Seconds since the Unix epoch for an ASN.1 time.
-pub(crate) fn unix(t: &Asn1TimeRef) -> Result<i64, ErrorStack> {
+pub fn unix(t: &Asn1TimeRef) -> Result<i64, ErrorStack> {
     let diff = Asn1Time::from_unix(0)?.diff(t)?;
     Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
 }

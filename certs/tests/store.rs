@@ -292,20 +292,37 @@ fn bad_signature() {
     assert_eq!(e.krb_error_code(), 71);
 }
 
-/// The directory is the allowlist: certificates the peer presents never
-/// extend the chain, whether they are a device certificate posing as an
-/// issuer or a CA the directory does not hold.
 #[test]
-fn presented_certificates_do_not_extend_the_chain() {
+fn non_ca_intermediate_is_refused() {
     let p = pki();
     let s = store("nonca", MfrCrl::Current, CrlPolicy::Off);
+    // A device certificate used as an issuer.
     let sub = device_cert(&p.good, mac(0xEE), small()).unwrap();
     let e = check(&s, &sub, &[&p.good, &p.mfr]).unwrap_err();
-    assert_eq!(e, ChainError::UnknownIssuer { depth: 0 });
-    assert_eq!(e.krb_error_code(), 70);
-    // The good device verifies with or without its manufacturer CA attached.
-    check(&s, &p.good, &[&p.mfr]).unwrap();
-    check(&s, &p.good, &[]).unwrap();
+    assert_eq!(e, ChainError::NotCa { depth: 1 });
+    assert_eq!(e.krb_error_code(), 71);
+}
+
+/// The server-side store (the handle) is the manufacturer allowlist: a
+/// manufacturer CA the device presents does not extend the chain unless the
+/// directory holds it; a plain store (a client's) uses presented CAs.
+#[test]
+fn handle_builds_chains_from_the_directory_only() {
+    let p = pki();
+    let d = tmpdir("allowlist");
+    std::fs::write(d.join("root.pem"), p.root.cert_pem().unwrap()).unwrap();
+    let handle = TrustStoreHandle::open(&d, CrlPolicy::Off).unwrap();
+    assert_eq!(
+        check(&handle.load(), &p.good, &[&p.mfr]).unwrap_err(),
+        ChainError::UnknownIssuer { depth: 0 }
+    );
+    let client_side = TrustStore::load_dir(&d, CrlPolicy::Off).unwrap();
+    check(&client_side, &p.good, &[&p.mfr]).expect("presented intermediate used");
+
+    std::fs::write(d.join("mfr.pem"), p.mfr.cert_pem().unwrap()).unwrap();
+    handle.reload_from_dir().unwrap();
+    check(&handle.load(), &p.good, &[&p.mfr]).expect("listed manufacturer");
+    check(&handle.load(), &p.good, &[]).expect("leaf alone");
 }
 
 #[test]

@@ -69,8 +69,9 @@ pub fn run(args: &BootstrapLoadArgs) -> anyhow::Result<()> {
     if let Some(p) = &stat {
         proc_cpu_ticks(p).with_context(|| format!("reading {p} (--kdc-pid)"))?;
     }
-    let issued = AtomicU64::new(0);
-    let phase = |len: Duration| -> Stats {
+    // The warm-up may use a quarter of --max-requests, the measured phase the rest.
+    let phase = |len: Duration, limit: u64| -> Stats {
+        let issued = AtomicU64::new(0);
         let deadline = Instant::now() + len;
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..args.concurrency)
@@ -80,7 +81,7 @@ pub fn run(args: &BootstrapLoadArgs) -> anyhow::Result<()> {
                         let mut st = Stats::default();
                         let mut i = t;
                         while Instant::now() < deadline
-                            && issued.fetch_add(1, Ordering::Relaxed) < args.max_requests
+                            && issued.fetch_add(1, Ordering::Relaxed) < limit
                         {
                             let c = &clients[i % clients.len()];
                             i += 1;
@@ -117,7 +118,8 @@ pub fn run(args: &BootstrapLoadArgs) -> anyhow::Result<()> {
             total
         })
     };
-    let warm = phase(Duration::from_secs(1));
+    let warm_limit = (args.max_requests / 4).max(1);
+    let warm = phase(Duration::from_secs(1), warm_limit);
     if warm.ok == 0 {
         bail!("no successful fetch in the warm-up: {:?}", warm.first_error);
     }
@@ -126,7 +128,12 @@ pub fn run(args: &BootstrapLoadArgs) -> anyhow::Result<()> {
     let me0 = proc_cpu_ticks("/proc/self/stat")?;
     let m0 = machine_ticks();
     let t0 = Instant::now();
-    let mut st = phase(Duration::from_secs_f64(args.seconds));
+    let mut st = phase(
+        Duration::from_secs_f64(args.seconds),
+        args.max_requests
+            .saturating_sub(warm.ok + warm.failed)
+            .max(1),
+    );
     let wall = t0.elapsed();
     let me1 = proc_cpu_ticks("/proc/self/stat")?;
     let m1 = machine_ticks();

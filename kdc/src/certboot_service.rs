@@ -180,45 +180,161 @@ pub struct Watched {
 }
 
 impl Watched {
+    /// The certboot-only trust store, when it has its own directory.
+    pub fn own_trust(&self) -> Option<&Arc<TrustStoreHandle>> {
+        self.own_trust.as_ref()
+    }
+
+    /// The server identity in use.
+    pub fn identity(&self) -> Arc<(u64, certboot::tls::ServerIdentity)> {
+        self.identity.load()
+    }
+
+    /// `pktc_redis_up` / `pktc_redis_errors_total` for a Redis credential store.
+    pub fn redis_gauges(&self) {
+        if let Some((up, errors)) = self.store.health() {
+            metrics::gauge!("pktc_redis_up", "use" => "certboot_credentials").set(if up {
+                1.0
+            } else {
+                0.0
+            });
+            metrics::counter!("pktc_redis_errors_total", "use" => "certboot_credentials")
+                .absolute(errors);
+        }
+    }
+
+    /// SIGHUP: the certboot-only trust directory is re-read whether or
+    /// not it changed; the files are re-read if they changed.
+    pub fn force(&self) {
+        if let Some(t) = &self.own_trust {
+            let started = std::time::Instant::now();
+            report_trust_reload("certboot", t, t.reload_from_dir().map(Some), started);
+        }
+        self.poll_files();
+    }
+
     pub fn poll(&self) {
         if let Some(t) = &self.own_trust {
             poll_trust("certboot", t);
         }
+        self.poll_files();
+    }
+
+    fn poll_files(&self) {
         match self.identity.refresh() {
-            Ok(true) => tracing::info!("certboot server certificate reloaded"),
+            Ok(true) => {
+                crate::metrics::reload("certboot_identity", true);
+                tracing::info!("certboot server certificate reloaded");
+            }
             Ok(false) => {}
-            Err(e) => tracing::error!(
-                error = %e,
-                "certboot server certificate reload failed; keeping the current one"
-            ),
+            Err(e) => {
+                crate::metrics::reload("certboot_identity", false);
+                tracing::error!(
+                    error = %e,
+                    "certboot server certificate reload failed; keeping the current one"
+                );
+            }
         }
         match self.store.refresh() {
-            Ok(true) => tracing::info!(store = self.store.kind(), "certboot credentials reloaded"),
+            Ok(true) => {
+                crate::metrics::reload("certboot_credentials", true);
+                tracing::info!(store = self.store.kind(), "certboot credentials reloaded");
+            }
             Ok(false) => {}
-            Err(e) => tracing::error!(
-                error = %e,
-                "certboot credentials reload failed; keeping the current ones"
-            ),
+            Err(e) => {
+                crate::metrics::reload("certboot_credentials", false);
+                tracing::error!(
+                    error = %e,
+                    "certboot credentials reload failed; keeping the current ones"
+                );
+            }
         }
     }
 }
 
 /// One file-watch step for a trust directory.
 pub fn poll_trust(user: &'static str, trust: &TrustStoreHandle) {
-    match trust.reload_if_changed() {
-        Ok(Some(generation)) => tracing::info!(
-            user,
-            dir = %trust.dir().display(),
-            generation,
-            "device trust reloaded"
-        ),
+    let started = std::time::Instant::now();
+    report_trust_reload(user, trust, trust.reload_if_changed(), started);
+}
+
+/// Logs and counts one trust reload attempt (`Ok(None)`: nothing changed).
+pub fn report_trust_reload(
+    user: &'static str,
+    trust: &TrustStoreHandle,
+    result: Result<Option<u64>, certs::store::LoadError>,
+    started: std::time::Instant,
+) {
+    let store = if user == "certboot" {
+        "certboot"
+    } else {
+        "device"
+    };
+    match result {
+        Ok(Some(generation)) => {
+            crate::metrics::reload("device_trust", true);
+            metrics::gauge!("pktc_trust_load_duration_seconds", "store" => store)
+                .set(started.elapsed().as_secs_f64());
+            tracing::info!(
+                user,
+                dir = %trust.dir().display(),
+                generation,
+                "device trust reloaded"
+            );
+        }
         Ok(None) => {}
-        Err(e) => tracing::error!(
-            user,
-            dir = %trust.dir().display(),
-            error = %e,
-            "device trust reload failed; keeping the current store"
-        ),
+        Err(e) => {
+            crate::metrics::reload("device_trust", false);
+            tracing::error!(
+                user,
+                dir = %trust.dir().display(),
+                error = %e,
+                "device trust reload failed; keeping the current store"
+            );
+        }
+    }
+}
+
+/// docs/metrics.md, "Certificate bootstrapping".
+fn record_metrics(event: &Event<'_>) {
+    match event {
+        Event::Handshake(h) => {
+            let (outcome, reason, version, cipher) = match &h.result {
+                Ok(n) => ("ok", "-", n.version, n.cipher),
+                Err(f) => ("error", f.reason, "-", "-"),
+            };
+            metrics::counter!(
+                "pktc_certboot_handshakes_total",
+                "profile" => h.profile,
+                "outcome" => outcome,
+                "reason" => reason,
+                "version" => version,
+                "cipher" => cipher,
+            )
+            .increment(1);
+        }
+        Event::Request(r) => {
+            metrics::counter!(
+                "pktc_certboot_requests_total",
+                "status" => status_label(r.status),
+                "reason" => r.outcome.name(),
+            )
+            .increment(1);
+        }
+        Event::Overloaded { .. } => {
+            metrics::counter!("pktc_certboot_connections_rejected_total").increment(1);
+        }
+        Event::ContextError { .. } => crate::metrics::reload("certboot_tls_context", false),
+    }
+}
+
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        404 => "404",
+        405 => "405",
+        503 => "503",
+        _ => "other",
     }
 }
 
@@ -227,6 +343,7 @@ struct AuditObserver;
 
 impl Observer for AuditObserver {
     fn event(&self, event: Event<'_>) {
+        record_metrics(&event);
         match event {
             Event::Handshake(h) => match &h.result {
                 Ok(n) => tracing::info!(

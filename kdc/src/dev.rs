@@ -247,7 +247,11 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         metrics: crate::config::MetricsConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], metrics_port))],
         },
-        rate_limit: Default::default(),
+        // Every simulated device of the dev realm shares 127.0.0.1.
+        rate_limit: crate::config::RateLimit {
+            per_source_rate: 0.0,
+            ..Default::default()
+        },
         admin: crate::config::Admin {
             pid_file: Some("pktc-kdc.pid".into()),
         },

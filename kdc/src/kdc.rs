@@ -28,6 +28,10 @@ pub struct Kdc {
     pub require_preauth: bool,
     pub max_request: usize,
     pub lookaside: Lookaside,
+    /// Token buckets for AS/PKINIT requests (`[rate_limit]`).
+    pub rate_limit: crate::rate_limit::RateLimiter,
+    /// Largest UDP reply before KRB_ERR_RESPONSE_TOO_BIG.
+    pub max_udp_reply: usize,
     pub replay: ReplayCache,
     /// PKINIT for devices, when configured.
     pub pkinit: Option<crate::pkinit_as::PkinitState>,
@@ -45,6 +49,13 @@ pub struct Outcome {
     pub lookaside_hit: bool,
     /// Whether the audit log is on (names are recorded only then).
     pub audit: bool,
+    /// PKINIT form for metrics: `packetcable`, `rfc4556_rsa`, `rfc4556_dh`
+    /// (empty: not PKINIT or refused before the form was known).
+    pub form: &'static str,
+    /// The device's MAC (PKINIT, from its verified certificate).
+    pub mac: Option<[u8; 6]>,
+    /// The device's FQDN from the directory (PKINIT).
+    pub fqdn: Option<String>,
 }
 
 impl Outcome {
@@ -110,6 +121,8 @@ impl Kdc {
             max_renew: cfg.tickets.max_renew_secs as i64,
             require_preauth: cfg.policy.require_preauth,
             max_request: cfg.listen.max_request_bytes,
+            rate_limit: crate::rate_limit::RateLimiter::new(&cfg.rate_limit),
+            max_udp_reply: cfg.listen.max_udp_reply_bytes,
             lookaside: Lookaside::new(
                 Duration::from_secs(cfg.cache.lookaside_ttl_secs),
                 cfg.cache.lookaside_max_bytes,

@@ -17,11 +17,15 @@ pub mod kdc;
 pub mod kerr;
 pub mod keytab_cli;
 pub mod lookaside;
+pub mod metrics;
 pub mod mps_directory;
 pub mod mps_responder;
 pub mod pkinit_as;
 pub mod pool;
+pub mod rate_limit;
 
 pub mod server;
+pub mod service;
 pub mod shared_cache;
+pub mod state_metrics;
 pub mod tgs_exchange;

@@ -65,9 +65,17 @@ impl Lookaside {
         if self.max_bytes == 0 {
             return None;
         }
-        let inner = self.lock();
-        let e = inner.map.get(d)?;
-        (e.at.elapsed() < self.ttl).then(|| e.reply.clone())
+        let hit = {
+            let inner = self.lock();
+            inner
+                .map
+                .get(d)
+                .and_then(|e| (e.at.elapsed() < self.ttl).then(|| e.reply.clone()))
+        };
+        let result = if hit.is_some() { "hit" } else { "miss" };
+        metrics::counter!("pktc_cache_lookups_total", "cache" => "lookaside", "result" => result)
+            .increment(1);
+        hit
     }
 
     pub fn insert(&self, d: RequestDigest, reply: Arc<[u8]>) {

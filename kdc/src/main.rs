@@ -1,14 +1,12 @@
 //! `pktc-kdc`: CLI entry point. Owns configuration, logging and exit codes.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kdc::config::Config;
-use kdc::kdc::Kdc;
 use kdc::keytab_cli::{self, KeySource};
-use kdc::{certs_cli, dev, server};
+use kdc::{certs_cli, dev};
 use krb::principal::Principal;
 
 #[derive(Parser)]
@@ -165,18 +163,68 @@ enum KeytabCommand {
     },
 }
 
-fn init_logging(log: &kdc::config::Log) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if log.format == "json" {
-        builder.json().flatten_event(true).init();
+/// Two outputs: the debug log (stderr, `log.format`, `log.level` or
+/// `RUST_LOG`) and the audit log (target `audit`: `log.audit` sink in
+/// `log.audit_format`). When `RUST_LOG` is set it filters both (benchmarks
+/// use `RUST_LOG=warn` to switch the audit lines off).
+fn init_logging(log: &kdc::config::Log) -> anyhow::Result<()> {
+    use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, Targets, filter_fn};
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    use tracing_subscriber::prelude::*;
+
+    let env = std::env::var("RUST_LOG").ok();
+    let debug_filter = EnvFilter::new(env.as_deref().unwrap_or(&log.level))
+        .and(filter_fn(|m| m.target() != "audit"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let debug = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let debug = if log.format == "json" {
+        debug.json().flatten_event(true).boxed()
     } else {
-        builder.init();
-    }
+        debug.boxed()
+    };
+
+    let audit = match log.audit.as_str() {
+        "off" => None,
+        sink => {
+            let writer = match sink {
+                "stdout" => BoxMakeWriter::new(std::io::stdout),
+                "stderr" => BoxMakeWriter::new(std::io::stderr),
+                path => {
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .with_context(|| format!("opening the audit log {path}"))?;
+                    BoxMakeWriter::new(std::sync::Mutex::new(file))
+                }
+            };
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false);
+            let layer = if log.audit_format == "json" {
+                layer
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .boxed()
+            } else {
+                layer.boxed()
+            };
+            let only_audit = Targets::new().with_target("audit", LevelFilter::INFO);
+            Some(match &env {
+                Some(e) => layer.with_filter(only_audit.and(EnvFilter::new(e))).boxed(),
+                None => layer.with_filter(only_audit).boxed(),
+            })
+        }
+    };
+    tracing_subscriber::registry()
+        .with(debug.with_filter(debug_filter))
+        .with(audit)
+        .init();
+    Ok(())
 }
 
 fn run_serve(
@@ -185,96 +233,8 @@ fn run_serve(
     responder: Option<kdc::mps_responder::ResponderConfig>,
 ) -> anyhow::Result<()> {
     let cfg = Config::load(config_path)?;
-    init_logging(&cfg.log);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    // Inside the runtime: the Redis connection manager starts tasks.
-    let kdc = {
-        let _rt = rt.enter();
-        Arc::new(Kdc::from_config(&cfg)?)
-    };
-    rt.block_on(async {
-        if let Some(r) = responder {
-            tokio::spawn(async move {
-                if let Err(e) = kdc::mps_responder::run(r).await {
-                    tracing::error!(error = %format!("{e:#}"), "mps-responder stopped");
-                }
-            });
-        }
-        let listeners = server::Listeners::bind(&cfg)?;
-        let mut tasks = server::spawn(kdc.clone(), listeners, &cfg);
-        let pkinit_trust = kdc.pkinit.as_ref().map(|p| p.trust.clone());
-        let certboot = match &cfg.certboot {
-            Some(c) => {
-                let service = kdc::certboot_service::start(&cfg, c, pkinit_trust.clone())?;
-                let (t, watched) = service.spawn();
-                tasks.extend(t);
-                tracing::info!(pktc = ?c.listen, modern = ?c.modern_listen, "certboot serving");
-                Some(Arc::new(watched))
-            }
-            None => None,
-        };
-        if cfg.reload.watch_interval_ms > 0 {
-            let every = std::time::Duration::from_millis(cfg.reload.watch_interval_ms);
-            tasks.push(tokio::spawn(watch_files(every, pkinit_trust, certboot)));
-        }
-        tracing::info!(
-            realm = %cfg.realm,
-            principals = kdc.db.len(),
-            udp = ?cfg.listen.udp,
-            tcp = ?cfg.listen.tcp,
-            "pktc-kdc serving"
-        );
-        if let Some(b) = banner {
-            println!("{b}");
-        }
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        for t in tasks {
-            t.abort();
-        }
-        anyhow::Ok(())
-    })
-}
-
-/// The file watch: trust directory, certboot certificate and credentials.
-/// Reloads parse certificates, so each poll runs off the async workers.
-async fn watch_files(
-    every: std::time::Duration,
-    trust: Option<Arc<certs::store::TrustStoreHandle>>,
-    certboot: Option<Arc<kdc::certboot_service::Watched>>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let (trust, certboot) = (trust.clone(), certboot.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(t) = &trust {
-                kdc::certboot_service::poll_trust("pkinit", t);
-            }
-            if let Some(c) = &certboot {
-                c.poll();
-            }
-        })
-        .await;
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
-    }
+    init_logging(&cfg.log)?;
+    kdc::service::run(cfg, banner, responder)
 }
 
 fn main() -> std::process::ExitCode {
@@ -306,7 +266,12 @@ fn main() -> std::process::ExitCode {
         Command::Keytab { command } => keytab_command(command),
         Command::MpsResponder { config } => (|| {
             let cfg = kdc::mps_responder::ResponderConfig::load(&config)?;
-            init_logging(&kdc::config::Log::default());
+            // A lab tool: its answers as readable audit lines on stderr.
+            init_logging(&kdc::config::Log {
+                audit: "stderr".into(),
+                audit_format: "human".into(),
+                ..kdc::config::Log::default()
+            })?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -314,7 +279,7 @@ fn main() -> std::process::ExitCode {
                 .block_on(async {
                     tokio::select! {
                         r = kdc::mps_responder::run(cfg) => r,
-                        _ = shutdown_signal() => Ok(()),
+                        _ = tokio::signal::ctrl_c() => Ok(()),
                     }
                 })
         })(),

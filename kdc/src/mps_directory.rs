@@ -43,30 +43,69 @@ impl MpsDirectory {
             .or_else(|| self.servers.get(&key(&self.default_server)))
     }
 
+    /// [`Self::lookup_uncounted`] with its metric and audit event.
     async fn resolve(&self, query: &DeviceQuery) -> Result<fqdn_map::client::Binding, LookupError> {
+        let started = std::time::Instant::now();
+        let (result, asked_server) = self.lookup_uncounted(query).await;
+        let outcome = match &result {
+            Ok(_) if asked_server => "miss",
+            Ok(_) => "hit",
+            Err(LookupError::UnknownMac) => "unknown_mac",
+            Err(LookupError::Timeout) => "timeout",
+            Err(LookupError::MpsError(_)) => "mps_error",
+            Err(LookupError::Busy) => "busy",
+        };
+        let elapsed = started.elapsed();
+        metrics::counter!("pktc_mps_lookups_total", "outcome" => outcome).increment(1);
+        let cached = if asked_server { "miss" } else { "hit" };
+        metrics::counter!("pktc_cache_lookups_total", "cache" => "mps", "result" => cached)
+            .increment(1);
+        metrics::gauge!("pktc_cache_entries", "cache" => "mps").set(self.cache.len() as f64);
+        if asked_server {
+            metrics::histogram!("pktc_mps_lookup_duration_seconds").record(elapsed.as_secs_f64());
+        }
+        tracing::info!(
+            target: "audit",
+            exchange = "lookup",
+            mac = %certs::format_mac(query.facts.mac),
+            fqdn = result.as_ref().map_or("-", |b| b.fqdn.as_str()),
+            server = query.mps_hint.as_deref().unwrap_or(&self.default_server),
+            outcome = if result.is_ok() { "ok" } else { "error" },
+            reason = outcome,
+            latency_us = elapsed.as_micros() as u64,
+        );
+        result
+    }
+
+    /// The lookup, and whether a provisioning server was asked.
+    async fn lookup_uncounted(
+        &self,
+        query: &DeviceQuery,
+    ) -> (Result<fqdn_map::client::Binding, LookupError>, bool) {
         let mac = query.facts.mac;
         match self.cache.get(&mac) {
-            Cached::Hit(b) => return Ok(b),
-            Cached::Negative => return Err(LookupError::UnknownMac),
+            Cached::Hit(b) => return (Ok(b), false),
+            Cached::Negative => return (Err(LookupError::UnknownMac), false),
             Cached::Miss => {}
         }
         if let Some(shared) = &self.shared {
             match shared.get(&mac).await {
                 Cached::Hit(b) => {
                     self.cache.put(mac, b.clone());
-                    return Ok(b);
+                    return (Ok(b), false);
                 }
                 Cached::Negative => {
                     self.cache.put_unknown(mac);
-                    return Err(LookupError::UnknownMac);
+                    return (Err(LookupError::UnknownMac), false);
                 }
                 Cached::Miss => {}
             }
         }
-        let target = self
-            .target(query.mps_hint.as_deref())
-            .ok_or_else(|| LookupError::MpsError("no provisioning server configured".into()))?;
-        match self.client.lookup(target, &query.facts).await {
+        let Some(target) = self.target(query.mps_hint.as_deref()) else {
+            let e = LookupError::MpsError("no provisioning server configured".into());
+            return (Err(e), false);
+        };
+        let result = match self.client.lookup(target, &query.facts).await {
             Ok(b) => {
                 self.cache.put(mac, b.clone());
                 if let Some(shared) = &self.shared {
@@ -85,7 +124,8 @@ impl MpsDirectory {
                 self.cache.stale(&mac).ok_or(LookupError::Timeout)
             }
             Err(e) => Err(e),
-        }
+        };
+        (result, true)
     }
 }
 

@@ -200,6 +200,11 @@ impl Kdc {
                 .text("PKINIT is not configured on this KDC")
         })?;
         let d = self.pkinit_decode(&request, ctx, outcome)?;
+        outcome.form = if d.pa_type == padata::PK_AS_REQ_19 {
+            "packetcable"
+        } else {
+            "rfc4556_rsa"
+        };
         let Some(_permit) = pk.pool.admit() else {
             return Err(
                 KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "shed_pool_full")
@@ -228,6 +233,10 @@ impl Kdc {
             .await
             .map_err(|_| KdcError::new(err::KRB_ERR_GENERIC, "pool_failed"))?
             .map_err(pk_err)?;
+        if matches!(verified.delivery, server::KeyDelivery::Dh(_)) {
+            outcome.form = "rfc4556_dh";
+        }
+        outcome.mac = Some(verified.mac);
 
         let query = crate::directory::DeviceQuery {
             facts: fqdn_map::client::DeviceFacts {
@@ -254,6 +263,9 @@ impl Kdc {
             }
             LookupError::Busy => KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_busy"),
         })?;
+        if outcome.audit {
+            outcome.fqdn = Some(binding.fqdn.clone());
+        }
         if let Err(reason) =
             crate::directory::check_address(pk.directory.address_policy(), &binding, source.ip())
         {

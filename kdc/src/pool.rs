@@ -15,6 +15,7 @@ pub struct CpuPool {
     running: Arc<Semaphore>,
     capacity: usize,
     shed: AtomicUsize,
+    threads: usize,
 }
 
 /// Why pool work did not produce a result.
@@ -36,6 +37,7 @@ impl CpuPool {
             admission: Arc::new(Semaphore::new(threads + queue)),
             running: Arc::new(Semaphore::new(threads)),
             capacity: threads + queue,
+            threads,
             shed: AtomicUsize::new(0),
         }
     }
@@ -69,6 +71,17 @@ impl CpuPool {
     /// Requests admitted and not yet finished (running + waiting).
     pub fn in_flight(&self) -> usize {
         self.capacity - self.admission.available_permits()
+    }
+
+    /// Public-key threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Requests admitted and waiting for a thread.
+    pub fn waiting(&self) -> usize {
+        let running = self.threads - self.running.available_permits();
+        self.in_flight().saturating_sub(running)
     }
 
     /// Requests shed because the queue was full.

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::kdc::{Handled, Kdc};
+use crate::kdc::{Handled, Kdc, Outcome};
 use crate::kerr::KdcError;
 
 /// Binds every configured address; fails if any cannot be bound.
@@ -54,8 +54,12 @@ impl Listeners {
     }
 }
 
+/// The audit line and the metrics of one answered request.
 fn audit(h: &Handled, source: SocketAddr, transport: &'static str, started: Instant) {
     let o = &h.outcome;
+    let elapsed = started.elapsed();
+    record_metrics(o, transport, elapsed);
+    let mac = o.mac.map(certs::format_mac);
     tracing::info!(
         target: "audit",
         exchange = o.exchange,
@@ -63,12 +67,107 @@ fn audit(h: &Handled, source: SocketAddr, transport: &'static str, started: Inst
         source = %source,
         client = o.client.as_deref().unwrap_or("-"),
         server = o.server.as_deref().unwrap_or("-"),
+        form = if o.form.is_empty() { "-" } else { o.form },
+        mac = mac.as_deref().unwrap_or("-"),
+        fqdn = o.fqdn.as_deref().unwrap_or("-"),
         outcome = if o.code == 0 { "ok" } else { "error" },
         error_code = o.code,
         reason = o.reason,
         lookaside = o.lookaside_hit,
-        latency_us = started.elapsed().as_micros() as u64,
+        latency_us = elapsed.as_micros() as u64,
     );
+}
+
+/// docs/metrics.md, "Kerberos requests". Label values are all static.
+fn record_metrics(o: &Outcome, transport: &'static str, elapsed: Duration) {
+    let exchange = o.exchange;
+    let form = if o.form.is_empty() {
+        if exchange == "pkinit" { "unknown" } else { "-" }
+    } else {
+        o.form
+    };
+    let outcome = if o.code == 0 { "ok" } else { "error" };
+    metrics::counter!("pktc_requests_total", "exchange" => exchange, "transport" => transport)
+        .increment(1);
+    metrics::counter!(
+        "pktc_replies_total",
+        "exchange" => exchange,
+        "form" => form,
+        "outcome" => outcome,
+        "code" => crate::metrics::code_label(o.code),
+    )
+    .increment(1);
+    metrics::histogram!("pktc_request_duration_seconds", "exchange" => exchange)
+        .record(elapsed.as_secs_f64());
+    if o.lookaside_hit {
+        metrics::counter!("pktc_lookaside_hits_total").increment(1);
+        return;
+    }
+    if o.code == err::KDC_ERR_SVC_UNAVAILABLE {
+        let reason = match o.reason {
+            "shed_pool_full" => Some("cpu_pool"),
+            "device_lookup_busy" => Some("mps_in_flight"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            metrics::counter!("pktc_shed_total", "reason" => reason).increment(1);
+        }
+    }
+    if exchange == "pkinit" && o.code != 0 {
+        metrics::counter!("pktc_pkinit_rejections_total", "reason" => o.reason).increment(1);
+        let lookup = match o.reason {
+            "device_fqdn_mismatch" => Some("mismatch_fqdn"),
+            _ if o.code == err::KRB_AP_ERR_BADADDR => Some("mismatch_addr"),
+            _ => None,
+        };
+        if let Some(outcome) = lookup {
+            metrics::counter!("pktc_mps_lookups_total", "outcome" => outcome).increment(1);
+        }
+    }
+}
+
+/// AS and PKINIT requests (AS-REQ, application tag 10) over a token bucket
+/// get KDC_ERR_SVC_UNAVAILABLE at once, before any decoding.
+fn rate_limited(kdc: &Kdc, request: &[u8], source: SocketAddr) -> Option<Handled> {
+    if request.first() != Some(&0x6a) {
+        return None;
+    }
+    let limited = kdc.rate_limit.check(source.ip()).err()?;
+    metrics::counter!("pktc_rate_limited_total", "scope" => limited.scope()).increment(1);
+    let reason = match limited {
+        crate::rate_limit::Limited::Source => "rate_limited_source",
+        crate::rate_limit::Limited::Global => "rate_limited_global",
+    };
+    let e =
+        KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, reason).text("too many requests; retry later");
+    Some(Handled {
+        reply: kdc.error_reply(&e).into(),
+        outcome: Outcome {
+            exchange: if kdc.routes_to_pkinit(request) {
+                "pkinit"
+            } else {
+                "as"
+            },
+            code: e.code,
+            reason,
+            ..Outcome::default()
+        },
+    })
+}
+
+/// A reply too large for one UDP datagram of `max_udp_reply` bytes becomes
+/// KRB_ERR_RESPONSE_TOO_BIG: RFC 4120 §7.2.1 clients then retry over TCP.
+fn fit_udp(kdc: &Kdc, mut handled: Handled) -> Handled {
+    if handled.reply.len() <= kdc.max_udp_reply {
+        return handled;
+    }
+    metrics::counter!("pktc_udp_too_big_total").increment(1);
+    let e = KdcError::new(err::KRB_ERR_RESPONSE_TOO_BIG, "udp_reply_too_big")
+        .text("reply too large for UDP; use TCP");
+    handled.reply = kdc.error_reply(&e).into();
+    handled.outcome.code = e.code;
+    handled.outcome.reason = e.reason;
+    handled
 }
 
 /// Serves until the returned tasks are aborted.
@@ -110,12 +209,17 @@ async fn udp_loop(kdc: Arc<Kdc>, sock: Arc<UdpSocket>) {
             }
         };
         let started = Instant::now();
+        if let Some(handled) = rate_limited(&kdc, &buf[..n], source) {
+            let _ = sock.send_to(&handled.reply, source).await;
+            audit(&handled, source, "udp", started);
+            continue;
+        }
         if kdc.routes_to_pkinit(&buf[..n]) {
             // Public-key work and the device lookup take a while: answer from
             // a task of its own so this loop keeps reading (and shedding).
             let (kdc, sock, request) = (kdc.clone(), sock.clone(), Arc::from(&buf[..n]));
             tokio::spawn(async move {
-                let handled = kdc.handle_pkinit(request, source).await;
+                let handled = fit_udp(&kdc, kdc.clone().handle_pkinit(request, source).await);
                 if let Err(e) = sock.send_to(&handled.reply, source).await {
                     tracing::debug!(error = %e, %source, "udp send");
                 }
@@ -123,7 +227,7 @@ async fn udp_loop(kdc: Arc<Kdc>, sock: Arc<UdpSocket>) {
             });
             continue;
         }
-        let handled = kdc.handle(&buf[..n], source);
+        let handled = fit_udp(&kdc, kdc.handle(&buf[..n], source));
         if let Err(e) = sock.send_to(&handled.reply, source).await {
             tracing::debug!(error = %e, %source, "udp send");
         }
@@ -142,16 +246,34 @@ async fn tcp_accept_loop(kdc: Arc<Kdc>, l: TcpListener, limit: Arc<Semaphore>, i
             }
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
+            metrics::counter!("pktc_tcp_rejected_total").increment(1);
             tracing::warn!(%source, "tcp connection limit reached; closing");
             continue;
         };
         let kdc = kdc.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = OpenConnection::new();
             if let Err(e) = tcp_conn(kdc, stream, source, idle).await {
                 tracing::debug!(%source, error = %e, "tcp connection ended");
             }
         });
+    }
+}
+
+/// Counts an open Kerberos TCP connection in `pktc_tcp_connections`.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> OpenConnection {
+        metrics::gauge!("pktc_tcp_connections").increment(1.0);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("pktc_tcp_connections").decrement(1.0);
     }
 }
 
@@ -174,10 +296,18 @@ async fn tcp_conn(
         if len & 0x8000_0000 != 0 || len as usize > kdc.max_request {
             let e = KdcError::new(err::KRB_ERR_FIELD_TOOLONG, "oversized")
                 .text(format!("request larger than {} bytes", kdc.max_request));
-            let reply = kdc.error_reply(&e);
-            write_frame(&mut stream, &reply).await?;
-            tracing::info!(target: "audit", exchange = "unknown", transport = "tcp", source = %source,
-                outcome = "error", error_code = e.code, reason = e.reason);
+            let started = Instant::now();
+            let handled = Handled {
+                reply: kdc.error_reply(&e).into(),
+                outcome: Outcome {
+                    exchange: "unknown",
+                    code: e.code,
+                    reason: e.reason,
+                    ..Outcome::default()
+                },
+            };
+            write_frame(&mut stream, &handled.reply).await?;
+            audit(&handled, source, "tcp", started);
             return Ok(());
         }
         let mut request = vec![0u8; len as usize];
@@ -185,7 +315,9 @@ async fn tcp_conn(
             .await
             .context("slow request")??;
         let started = Instant::now();
-        let handled = if kdc.routes_to_pkinit(&request) {
+        let handled = if let Some(limited) = rate_limited(&kdc, &request, source) {
+            limited
+        } else if kdc.routes_to_pkinit(&request) {
             kdc.clone().handle_pkinit(request.into(), source).await
         } else {
             kdc.handle(&request, source)

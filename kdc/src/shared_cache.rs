@@ -39,6 +39,12 @@ fn encode(b: Option<&Binding>) -> String {
     }
 }
 
+/// Marks Redis reachable (a command succeeded) and passes `v` through.
+fn up<T>(v: T) -> T {
+    metrics::gauge!("pktc_redis_up", "use" => "mps_cache").set(1.0);
+    v
+}
+
 fn decode(v: &str) -> Option<Cached> {
     if v == "-" {
         return Some(Cached::Negative);
@@ -77,6 +83,8 @@ impl SharedMappings {
     }
 
     fn failed(&self, what: &str, e: impl std::fmt::Display) {
+        metrics::counter!("pktc_redis_errors_total", "use" => "mps_cache").increment(1);
+        metrics::gauge!("pktc_redis_up", "use" => "mps_cache").set(0.0);
         let n = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(error = %e, failures = n, "redis unavailable ({what}); using the local cache");
     }
@@ -86,14 +94,14 @@ impl SharedMappings {
         let mut conn = self.conn.clone();
         let r = tokio::time::timeout(self.timeout, conn.get::<_, Option<String>>(key(mac))).await;
         match r {
-            Ok(Ok(Some(v))) => match decode(&v) {
+            Ok(Ok(Some(v))) => match up(decode(&v)) {
                 Some(c) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     c
                 }
                 None => Cached::Miss,
             },
-            Ok(Ok(None)) => Cached::Miss,
+            Ok(Ok(None)) => up(Cached::Miss),
             Ok(Err(e)) => {
                 self.failed("get", e);
                 Cached::Miss
@@ -119,7 +127,9 @@ impl SharedMappings {
         )
         .await;
         match r {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                up(());
+            }
             Ok(Err(e)) => self.failed("set", e),
             Err(_) => self.failed("set", "timeout"),
         }

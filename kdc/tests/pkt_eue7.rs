@@ -212,11 +212,19 @@ fn two_kdcs_share_mappings_through_redis_and_survive_its_loss() {
         .local_addr()
         .unwrap()
         .port();
-    std::fs::write(
-        a.realm_path("config-b.toml"),
-        cfg_a.replace(&format!(":{port_a}\""), &format!(":{port_b}\"")),
-    )
-    .unwrap();
+    // Without A's certificate-bootstrapping and metrics listeners and pid file.
+    let mut cfg_b: toml::Table = cfg_a
+        .replace(&format!(":{port_a}\""), &format!(":{port_b}\""))
+        .parse()
+        .unwrap();
+    cfg_b.remove("certboot");
+    cfg_b.remove("metrics");
+    cfg_b.insert(
+        "metrics".into(),
+        toml::Value::Table(toml::toml! { listen = [] }),
+    );
+    cfg_b.remove("admin");
+    std::fs::write(a.realm_path("config-b.toml"), cfg_b.to_string()).unwrap();
     let log_b = a.dir.path("kdc-b.log");
     let mut b = std::process::Command::new(KDC)
         .args(["serve", "--config"])

@@ -12,6 +12,7 @@
 //! spaces); `credential` is the raw value (any bytes).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -29,6 +30,9 @@ pub fn redis_key(mac: [u8; 6]) -> String {
 pub struct RedisStore {
     conn: ConnectionManager,
     timeout: Duration,
+    /// Last command succeeded.
+    up: AtomicBool,
+    errors: AtomicU64,
 }
 
 impl RedisStore {
@@ -42,7 +46,12 @@ impl RedisStore {
         let conn = client
             .get_connection_manager_lazy(cfg)
             .map_err(|e| CredsError::Redis(e.to_string()))?;
-        Ok(RedisStore { conn, timeout })
+        Ok(RedisStore {
+            conn,
+            timeout,
+            up: AtomicBool::new(false),
+            errors: AtomicU64::new(0),
+        })
     }
 }
 
@@ -82,11 +91,16 @@ impl CredentialStore for RedisStore {
                 &mut conn,
                 redis_key(mac),
             );
-            let hash = match tokio::time::timeout(self.timeout, fetch).await {
-                Ok(Ok(h)) => h,
-                Ok(Err(e)) => return Err(CredsError::Redis(e.to_string())),
-                Err(_) => return Err(CredsError::Timeout),
+            let result = match tokio::time::timeout(self.timeout, fetch).await {
+                Ok(Ok(h)) => Ok(h),
+                Ok(Err(e)) => Err(CredsError::Redis(e.to_string())),
+                Err(_) => Err(CredsError::Timeout),
             };
+            self.up.store(result.is_ok(), Ordering::Relaxed);
+            if result.is_err() {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let hash = result?;
             if hash.is_empty() {
                 return Ok(None);
             }
@@ -101,6 +115,13 @@ impl CredentialStore for RedisStore {
 
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    fn health(&self) -> Option<(bool, u64)> {
+        Some((
+            self.up.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        ))
     }
 }
 

@@ -5,9 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use super::{CrlPolicy, LoadError, TrustStore, load};
+use super::{CrlPolicy, Intermediates, LoadError, TrustStore, load};
 
-/// The current trust store, replaceable while requests are in flight.
+/// The current trust store, replaceable while requests are in flight. This
+/// is the server side's store (devices are checked against it), so chains
+/// are built from the directory's intermediates only
+/// ([`Intermediates::DirectoryOnly`]).
 pub struct TrustStoreHandle {
     current: ArcSwap<TrustStore>,
     dir: PathBuf,
@@ -57,7 +60,7 @@ impl TrustStoreHandle {
     /// Loads `dir` as generation 1.
     pub fn open(dir: &Path, policy: CrlPolicy) -> Result<Self, LoadError> {
         let stamp = DirStamp::of(dir);
-        let store = load::load(dir, policy, 1)?;
+        let store = load::load(dir, policy, Intermediates::DirectoryOnly, 1)?;
         Ok(TrustStoreHandle {
             current: ArcSwap::from_pointee(store),
             dir: dir.to_owned(),
@@ -102,7 +105,7 @@ impl TrustStoreHandle {
 
     fn reload_locked(&self) -> Result<u64, LoadError> {
         let next = self.current.load().generation() + 1;
-        let store = load::load(&self.dir, self.policy, next)?;
+        let store = load::load(&self.dir, self.policy, Intermediates::DirectoryOnly, next)?;
         self.current.store(Arc::new(store));
         Ok(next)
     }

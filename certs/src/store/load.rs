@@ -11,7 +11,7 @@ use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
 use openssl::x509::{X509, X509Crl, X509PurposeId, X509Ref};
 
-use super::{CrlPolicy, EntryKind, TrustEntry, TrustStore};
+use super::{CrlPolicy, EntryKind, Intermediates, TrustEntry, TrustStore};
 use crate::time::unix;
 
 /// Why a trust directory could not be loaded. The previous store (if any)
@@ -49,6 +49,7 @@ enum Item {
 pub(super) fn load(
     dir: &Path,
     policy: CrlPolicy,
+    intermediates_from: Intermediates,
     generation: u64,
 ) -> Result<TrustStore, LoadError> {
     let io = |path: &Path| {
@@ -139,6 +140,7 @@ pub(super) fn load(
         generation,
         loaded_at: SystemTime::now(),
         policy,
+        intermediates_from,
         anchors,
         intermediates,
         crls,
@@ -228,7 +230,7 @@ fn self_signed(cert: &X509Ref) -> bool {
 }
 
 /// `C=US, O=Acme, CN=…`
-pub(crate) fn name_string(name: &openssl::x509::X509NameRef) -> String {
+pub fn name_string(name: &openssl::x509::X509NameRef) -> String {
     let parts: Vec<String> = name
         .entries()
         .map(|e| {

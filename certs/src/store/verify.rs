@@ -18,7 +18,7 @@ use openssl::x509::{CrlStatus, X509, X509Crl, X509Ref, X509StoreContext, X509Ver
 use openssl_sys as ffi;
 
 use super::load::name_string;
-use super::{CACHE_CAPACITY, CacheKey, CrlPolicy, TrustStore};
+use super::{CACHE_CAPACITY, CacheKey, CrlPolicy, Intermediates, TrustStore};
 use crate::time::unix;
 
 /// Why a certificate chain was refused. `depth` is the index of the
@@ -185,9 +185,9 @@ impl TrustStore {
     }
 
     /// Verifies `leaf` at Unix time `at`. `presented` are the certificates
-    /// the peer sent besides the leaf (in any order, possibly none); they
-    /// are not used to build the path: only the store's own intermediates
-    /// are (the trust directory is the manufacturer allowlist). Successful results are
+    /// the peer sent besides the leaf (in any order, possibly none); the
+    /// store's own intermediates complete the chain, and under
+    /// [`Intermediates::DirectoryOnly`] they alone build it. Successful results are
     /// cached for this generation, keyed by the leaf fingerprint and the
     /// presented certificates, and reused only when `at` lies inside the
     /// result's validity window.
@@ -233,14 +233,16 @@ impl TrustStore {
         presented: &[X509],
         at: i64,
     ) -> Result<VerifiedChain, ChainError> {
-        // The directory is the manufacturer allowlist: the chain is built
-        // from the store's own intermediates only. A CA the peer presents
-        // (PacketCable devices send their manufacturer CA) counts only if
-        // the directory holds the same certificate, so removing a CA file
-        // refuses its devices even when they carry the CA themselves.
-        let _ = presented;
+        // Under DirectoryOnly the directory is the manufacturer allowlist:
+        // a CA the peer presents (PacketCable devices send their
+        // manufacturer CA) counts only if the directory holds it too, so
+        // removing a CA file refuses its devices.
+        let from_peer = match self.intermediates_from {
+            Intermediates::FromPeer => presented,
+            Intermediates::DirectoryOnly => &[],
+        };
         let mut untrusted = Stack::new().map_err(internal)?;
-        for c in &self.intermediates {
+        for c in from_peer.iter().chain(&self.intermediates) {
             untrusted.push(c.clone()).map_err(internal)?;
         }
         let mut ctx = X509StoreContext::new().map_err(internal)?;

@@ -1,0 +1,192 @@
+//! `pktc-kdc serve`: starts every listener of the config, the metrics
+//! endpoint and the file watch, reloads on SIGHUP, stops on SIGTERM/Ctrl-C.
+//! Logging is set up by the binary before this runs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use certs::store::TrustStoreHandle;
+
+use crate::certboot_service::{self, Watched};
+use crate::config::Config;
+use crate::kdc::Kdc;
+use crate::server;
+use crate::state_metrics::ServiceState;
+
+/// What a reload (file watch tick or SIGHUP) looks at.
+#[derive(Clone)]
+pub struct Reloader {
+    pub trust: Option<Arc<TrustStoreHandle>>,
+    pub certboot: Option<Arc<Watched>>,
+}
+
+impl Reloader {
+    /// File watch: reload what changed.
+    pub fn poll(&self) {
+        if let Some(t) = &self.trust {
+            certboot_service::poll_trust("pkinit", t);
+        }
+        if let Some(c) = &self.certboot {
+            c.poll();
+        }
+    }
+
+    /// SIGHUP: re-read the trust directory whether or not it changed, and
+    /// whatever else changed. A failure keeps the old state (logged, counted).
+    pub fn force(&self) {
+        tracing::info!("SIGHUP: reloading");
+        if let Some(t) = &self.trust {
+            let started = Instant::now();
+            let result = t.reload_from_dir().map(Some);
+            certboot_service::report_trust_reload("pkinit", t, result, started);
+        }
+        if let Some(c) = &self.certboot {
+            c.force();
+        }
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C.
+pub fn run(
+    cfg: Config,
+    banner: Option<String>,
+    responder: Option<crate::mps_responder::ResponderConfig>,
+) -> anyhow::Result<()> {
+    let metrics = crate::metrics::install()?;
+    crate::metrics::init_series(&cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // Inside the runtime: the Redis connection manager starts tasks.
+    let started = Instant::now();
+    let kdc = {
+        let _rt = rt.enter();
+        Arc::new(Kdc::from_config(&cfg)?)
+    };
+    if kdc.pkinit.is_some() {
+        // Dominated by loading the device trust store.
+        metrics::gauge!("pktc_trust_load_duration_seconds", "store" => "device")
+            .set(started.elapsed().as_secs_f64());
+    }
+    rt.block_on(async {
+        if let Some(r) = responder {
+            tokio::spawn(async move {
+                if let Err(e) = crate::mps_responder::run(r).await {
+                    tracing::error!(error = %format!("{e:#}"), "mps-responder stopped");
+                }
+            });
+        }
+        let listeners = server::Listeners::bind(&cfg)?;
+        let mut tasks = server::spawn(kdc.clone(), listeners, &cfg);
+        let trust = kdc.pkinit.as_ref().map(|p| p.trust.clone());
+        let certboot = match &cfg.certboot {
+            Some(c) => {
+                let service = certboot_service::start(&cfg, c, trust.clone())?;
+                let (t, watched) = service.spawn();
+                tasks.extend(t);
+                tracing::info!(pktc = ?c.listen, modern = ?c.modern_listen, "certboot serving");
+                Some(Arc::new(watched))
+            }
+            None => None,
+        };
+        let state = Arc::new(ServiceState {
+            kdc: kdc.clone(),
+            certboot: certboot.clone(),
+        });
+        for addr in &cfg.metrics.listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics {addr}"))?;
+            let state = state.clone();
+            tasks.push(tokio::spawn(crate::metrics::serve(
+                l,
+                metrics.clone(),
+                Arc::new(move || state.refresh()),
+            )));
+        }
+        let reloader = Reloader { trust, certboot };
+        if cfg.reload.watch_interval_ms > 0 {
+            let every = Duration::from_millis(cfg.reload.watch_interval_ms);
+            tasks.push(tokio::spawn(watch_files(every, reloader.clone())));
+        }
+        tasks.push(tokio::spawn(on_sighup(reloader)));
+        let _pid = PidFile::create(cfg.admin.pid_file.as_deref())?;
+        tracing::info!(
+            realm = %cfg.realm,
+            principals = kdc.db.len(),
+            udp = ?cfg.listen.udp,
+            tcp = ?cfg.listen.tcp,
+            metrics = ?cfg.metrics.listen,
+            "pktc-kdc serving"
+        );
+        if let Some(b) = banner {
+            println!("{b}");
+        }
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        for t in tasks {
+            t.abort();
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// The file watch. Reloads parse certificates: off the async workers.
+async fn watch_files(every: Duration, reloader: Reloader) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let r = reloader.clone();
+        let _ = tokio::task::spawn_blocking(move || r.poll()).await;
+    }
+}
+
+async fn on_sighup(reloader: Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload through the file watch only");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let r = reloader.clone();
+        let _ = tokio::task::spawn_blocking(move || r.force()).await;
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+/// `[admin] pid_file`, removed when the service stops.
+struct PidFile(Option<std::path::PathBuf>);
+
+impl PidFile {
+    fn create(path: Option<&std::path::Path>) -> anyhow::Result<PidFile> {
+        if let Some(p) = path {
+            std::fs::write(p, format!("{}\n", std::process::id()))
+                .with_context(|| format!("writing pid file {}", p.display()))?;
+        }
+        Ok(PidFile(path.map(std::path::Path::to_path_buf)))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
