@@ -29,3 +29,4 @@ pub mod service;
 pub mod shared_cache;
 pub mod state_metrics;
 pub mod tgs_exchange;
+pub mod trust_cli;

@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
+    /// Device trust directory of a config: list, add, remove, reload.
+    Trust {
+        #[command(subcommand)]
+        command: kdc::trust_cli::TrustCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -284,6 +289,7 @@ fn main() -> std::process::ExitCode {
                 })
         })(),
         Command::Certs { command } => certs_command(command),
+        Command::Trust { command } => kdc::trust_cli::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
