@@ -47,4 +47,9 @@ pub trait CredentialStore: Send + Sync {
     fn health(&self) -> Option<(bool, u64)> {
         None
     }
+
+    /// Checks a networked store's connection (updates [`Self::health`]).
+    fn probe(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }

@@ -190,6 +190,11 @@ impl Watched {
         self.identity.load()
     }
 
+    /// Pings a networked credential store (see [`Self::redis_gauges`]).
+    pub async fn probe(&self) {
+        self.store.probe().await;
+    }
+
     /// `pktc_redis_up` / `pktc_redis_errors_total` for a Redis credential store.
     pub fn redis_gauges(&self) {
         if let Some((up, errors)) = self.store.health() {

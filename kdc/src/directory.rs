@@ -37,6 +37,12 @@ pub trait DeviceDirectory: Send + Sync {
     fn address_policy(&self) -> AddressPolicy {
         AddressPolicy::Ignore
     }
+
+    /// Checks the health of what the directory depends on (Redis), so the
+    /// metrics say so even when no device asks. Default: nothing to check.
+    fn probe(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }
 
 /// Why a source address is refused, if it is ("device_address_…" reasons).

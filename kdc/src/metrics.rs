@@ -184,8 +184,29 @@ pub fn init_series(cfg: &crate::config::Config) {
     if cfg.pkinit.is_some() {
         reloadable.push("device_trust");
     }
+    if cfg.pkinit.is_some() {
+        // The common refusals; the others appear with their first event.
+        for reason in [
+            "cert_unknown_issuer",
+            "cert_expired",
+            "cert_revoked",
+            "pkinit_skew",
+            "device_unknown_mac",
+            "device_fqdn_mismatch",
+        ] {
+            metrics::counter!("pktc_pkinit_rejections_total", "reason" => reason).increment(0);
+        }
+    }
     if cfg.certboot.is_some() {
         metrics::counter!("pktc_certboot_connections_rejected_total").increment(0);
+        for (status, reason) in [
+            ("200", "profile_served"),
+            ("404", "unknown_device"),
+            ("503", "store_error"),
+        ] {
+            metrics::counter!("pktc_certboot_requests_total", "status" => status, "reason" => reason)
+                .increment(0);
+        }
         reloadable.extend(["certboot_identity", "certboot_credentials"]);
     }
     for what in reloadable {
@@ -207,6 +228,8 @@ pub fn init_series(cfg: &crate::config::Config) {
         ] {
             metrics::counter!("pktc_mps_lookups_total", "outcome" => outcome).increment(0);
         }
+        // Registered without a sample: rendered with zero counts.
+        let _ = metrics::histogram!("pktc_mps_lookup_duration_seconds");
     }
     if cfg.mps.as_ref().is_some_and(|m| m.redis.is_some()) {
         metrics::gauge!("pktc_redis_up", "use" => "mps_cache").set(0.0);

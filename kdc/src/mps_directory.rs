@@ -137,6 +137,14 @@ impl DeviceDirectory for MpsDirectory {
     fn address_policy(&self) -> AddressPolicy {
         self.address_policy
     }
+
+    fn probe(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {
+            if let Some(shared) = &self.shared {
+                shared.ping().await;
+            }
+        })
+    }
 }
 
 impl MpsDirectory {

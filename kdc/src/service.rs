@@ -106,6 +106,10 @@ pub fn run(
                 Arc::new(move || state.refresh()),
             )));
         }
+        tasks.push(tokio::spawn(probe_dependencies(
+            kdc.clone(),
+            certboot.clone(),
+        )));
         let reloader = Reloader { trust, certboot };
         if cfg.reload.watch_interval_ms > 0 {
             let every = Duration::from_millis(cfg.reload.watch_interval_ms);
@@ -131,6 +135,21 @@ pub fn run(
         }
         anyhow::Ok(())
     })
+}
+
+/// Every 10 s: the health of the Redis servers the service depends on, so
+/// `pktc_redis_up` is right on a quiet service too.
+async fn probe_dependencies(kdc: Arc<Kdc>, certboot: Option<Arc<Watched>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if let Some(pk) = &kdc.pkinit {
+            pk.directory.probe().await;
+        }
+        if let Some(c) = &certboot {
+            c.probe().await;
+        }
+    }
 }
 
 /// The file watch. Reloads parse certificates: off the async workers.

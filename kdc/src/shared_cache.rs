@@ -113,6 +113,21 @@ impl SharedMappings {
         }
     }
 
+    /// PING, for the health gauge.
+    pub async fn ping(&self) {
+        let mut conn = self.conn.clone();
+        let r = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await;
+        match r {
+            Ok(Ok(_)) => up(()),
+            Ok(Err(e)) => self.failed("ping", e),
+            Err(_) => self.failed("ping", "timeout"),
+        }
+    }
+
     /// Stores an answer (`None` = unknown MAC) for the other replicas.
     pub async fn put(&self, mac: &[u8; 6], b: Option<&Binding>) {
         let ttl = if b.is_some() {

@@ -1080,13 +1080,21 @@ fn http_get(url: &str) -> String {
     body.to_string()
 }
 
-/// Starts a dev realm, sends it a little traffic (an AS exchange, a TGS
-/// exchange, a request with a skewed clock, an undecodable datagram, plain
-/// HTTP to the certificate-bootstrapping port), scrapes its `metrics_url`
-/// and returns the metric family names of the `# TYPE` lines.
+/// Starts a dev realm sharing its pkt-eue-7 cache through a real
+/// redis-server (as the Kubernetes deployment does), sends it a little
+/// traffic (an AS exchange, a TGS exchange, a request with a skewed clock,
+/// an undecodable datagram, plain HTTP to the certificate-bootstrapping
+/// port), scrapes its `metrics_url` and returns the metric family names of
+/// the `# TYPE` lines.
 fn live_scrape_names() -> BTreeSet<String> {
     use krb::client;
-    let realm = common::Realm::start(testkit::DevKdc::start(Path::new(KDC)));
+    let redis = testkit::Redis::start();
+    let url = redis.url();
+    let kdc = testkit::DevKdc::start_with(Path::new(KDC), |cfg| {
+        *cfg = cfg.replacen("[mps]\n", &format!("[mps]\nredis = \"{url}\"\n"), 1);
+        assert!(cfg.contains("redis = "), "{cfg}");
+    });
+    let realm = common::Realm::start(kdc);
     let tgt = realm.tgt(client::default_options());
     let _ = realm.kdc.udp(&realm.tgs_req(
         &tgt,
@@ -1123,7 +1131,6 @@ fn live_scrape_names() -> BTreeSet<String> {
 }
 
 #[test]
-#[ignore = "needs the metrics endpoint (lands with the metrics commit)"]
 fn dashboard_and_alert_metrics_exist_in_a_real_scrape() {
     let scraped = live_scrape_names();
     // OpenMetrics names counter families without `_total` and info

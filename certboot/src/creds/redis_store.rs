@@ -117,6 +117,19 @@ impl CredentialStore for RedisStore {
         "redis"
     }
 
+    fn probe(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        let mut conn = self.conn.clone();
+        Box::pin(async move {
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<String>(&mut conn);
+            let ok = matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)));
+            self.up.store(ok, Ordering::Relaxed);
+            if !ok {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }
+
     fn health(&self) -> Option<(bool, u64)> {
         Some((
             self.up.load(Ordering::Relaxed),
