@@ -424,6 +424,24 @@ fn refused_handshakes_are_counted_by_reason() {
     assert!(!out.contains("HTTP/1.1"), "TLS 1.0: {out}\n{err}");
     wait_certboot_audit(&kdc, &["step=\"handshake\"", "reason=\"protocol_version\""]);
 
+    // Each refusal counted once under its reason.
+    let series = |reason: &str| {
+        format!(
+            "pktc_certboot_handshakes_total{{profile=\"pktc\",outcome=\"error\",reason=\"{reason}\",version=\"-\",cipher=\"-\"}}"
+        )
+    };
+    let text = kdc.metrics();
+    for reason in [
+        "no_client_cert",
+        "cert_unknown_issuer",
+        "cert_revoked",
+        "cert_expired",
+        "no_shared_cipher",
+        "protocol_version",
+    ] {
+        assert_eq!(kdc.metric(&series(reason)), 1.0, "{reason}:\n{text}");
+    }
+
     // None of this disturbed a good device.
     let mut args: Vec<&str> = aes.to_vec();
     args.extend(good_args.iter().map(String::as_str));

@@ -271,6 +271,41 @@ impl DevKdc {
         }
     }
 
+    /// The Prometheus exposition text of the manifest's `metrics_url`.
+    pub fn metrics(&self) -> String {
+        let url = self.get("metrics_url");
+        let addr = url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .expect("metrics_url host")
+            .to_string();
+        let mut s = TcpStream::connect(&addr).expect("connect to the metrics endpoint");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read the scrape");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_string()
+    }
+
+    /// The value of one series (`name{labels}` exactly as exposed), 0 if absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .find(|(k, _)| *k == series)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// One UDP request/reply, 5 s timeout.
     pub fn udp(&self, request: &[u8]) -> Vec<u8> {
         let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
