@@ -166,11 +166,13 @@ struct Ctx {
 
 impl Ctx {
     fn push(&mut self, severity: Severity, subject: String, message: String, action: String) {
+        // One line each, whatever the underlying error text holds.
+        let line = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
         self.findings.push(Finding {
             severity,
             subject,
-            message,
-            action,
+            message: line(message),
+            action: line(action),
         });
     }
     fn error(&mut self, subject: impl Into<String>, message: impl Into<String>, action: &str) {

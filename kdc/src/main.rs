@@ -343,10 +343,7 @@ fn main() -> std::process::ExitCode {
             let opts = kdc::check::Options { expiry_days, probe };
             let report = kdc::check::run(&config, &opts);
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+                println!("{:#}", report.json());
             } else {
                 print!("{}", report.text());
             }

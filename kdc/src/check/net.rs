@@ -38,6 +38,7 @@ pub(super) fn ports(ctx: &mut Ctx, cfg: &Config) {
         add("certboot.modern_listen", Proto::Tcp, &c.modern_listen);
     }
     add("metrics.listen", Proto::Tcp, &cfg.metrics.listen);
+    let service = running_service(cfg);
     let mut held = Vec::new();
     let mut free = 0;
     for (i, (key, proto, addr)) in wanted.iter().enumerate() {
@@ -56,6 +57,19 @@ pub(super) fn ports(ctx: &mut Ctx, cfg: &Config) {
             Ok(s) => {
                 held.push(s);
                 free += 1;
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && service.is_some_and(|pid| holds_port(pid, *proto, addr.port())) =>
+            {
+                ctx.info(
+                    subject,
+                    format!(
+                        "in use by the running service (pid {}, from admin.pid_file): expected \
+                         before a reload",
+                        service.unwrap_or_default()
+                    ),
+                );
             }
             Err(e) => {
                 let action = match e.kind() {
@@ -101,6 +115,49 @@ fn bind(proto: Proto, addr: SocketAddr) -> std::io::Result<Socket> {
         s.listen(1)?;
     }
     Ok(s)
+}
+
+/// The pid in `[admin] pid_file`, when that process is alive.
+fn running_service(cfg: &Config) -> Option<u32> {
+    let path = cfg.admin.pid_file.as_ref()?;
+    let pid: u32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    std::path::Path::new(&format!("/proc/{pid}"))
+        .exists()
+        .then_some(pid)
+}
+
+/// Whether process `pid` holds a socket of `proto` bound to `port`
+/// (Linux: the socket inodes of /proc/net/* against /proc/PID/fd; false
+/// when either cannot be read).
+fn holds_port(pid: u32, proto: Proto, port: u16) -> bool {
+    let tables = match proto {
+        Proto::Udp => ["udp", "udp6"],
+        Proto::Tcp => ["tcp", "tcp6"],
+    };
+    let mut inodes = std::collections::HashSet::new();
+    for t in tables {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/net/{t}")) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port)
+                && let Some(inode) = f.get(9)
+            {
+                inodes.insert(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|l| l.to_str().is_some_and(|l| inodes.contains(l)))
+    })
 }
 
 /// Redis (always, when configured) and the provisioning servers (with

@@ -328,13 +328,14 @@ fn walk_chain(ctx: &mut Ctx, what: &str, leaf: &X509, chain_subject: &str, rest:
     if ok && remaining.is_empty() {
         ctx.pass(format!("{what} chain of {} verified", total + 1));
     } else if ok {
-        ctx.error(
+        ctx.warn(
             chain_subject,
             format!(
-                "holds certificates not on the {what} certificate's chain: {}",
+                "holds certificates not on the {what} certificate's chain (sent to every \
+                 client, used by none): {}",
                 remaining.iter().map(name).collect::<Vec<_>>().join(" and ")
             ),
-            "remove them (or point the key at the right file)",
+            "remove them (a certificate left over from before a renewal?)",
         );
     }
 }
