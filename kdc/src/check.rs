@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 
+mod chain;
 mod keytab;
 mod net;
 mod pki;

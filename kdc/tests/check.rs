@@ -292,7 +292,7 @@ fn expiring_and_expired_certificates_and_crls() {
     let trust = realm.path("pki/trust/device");
     let mfr = realm.ca("manufacturer-ca", "pki/trust/device");
     let soon = CrlSpec {
-        next_update: now() + 10 * DAY,
+        next_update: now() + 10 * DAY - 3600, // "in 9 days"
         ..CrlSpec::current()
     };
     let crl = pki::crl(&mfr, &[], soon).unwrap();
@@ -305,7 +305,7 @@ fn expiring_and_expired_certificates_and_crls() {
         &[],
         CertSpec::new().validity(Validity::Range {
             not_before: now() - DAY,
-            not_after: now() + 5 * DAY,
+            not_after: now() + 5 * DAY - 3600, // "in 4 days"
         }),
     )
     .unwrap();
