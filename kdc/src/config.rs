@@ -135,6 +135,10 @@ pub struct Pkinit {
     /// dhKeyExpiration). 0: a fresh key for every request (MIT's behaviour).
     #[serde(default)]
     pub dh_key_reuse_secs: u64,
+    /// The realm organization name MTAs are configured with; the KDC
+    /// certificate's O= must equal it (checked by `pktc-kdc check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm_org_name: Option<String>,
     /// Content cipher of PacketCable (padata 15) RSA replies: `des-ede3-cbc`
     /// (what devices decrypt, INFERRED from Heimdal's -19 KDC) or `aes256-cbc`.
     #[serde(default = "defaults::packetcable_reply_cipher")]
@@ -407,6 +411,14 @@ impl Default for Log {
 impl Config {
     /// Reads and validates a config file; relative paths become absolute.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let cfg = Config::read(path)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a config file and makes its relative paths absolute, without
+    /// [`Config::validate`] (`pktc-kdc check` lists [`Config::problems`]).
+    pub fn read(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut cfg: Config =
@@ -447,11 +459,20 @@ impl Config {
                 }
             }
         }
-        cfg.validate()?;
         Ok(cfg)
     }
 
+    /// Fails with every problem [`Config::problems`] finds.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let problems = self.problems();
+        if !problems.is_empty() {
+            bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
+        }
+        Ok(())
+    }
+
+    /// What is wrong with the values (one line each); empty when valid.
+    pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.realm.is_empty() || self.realm.contains(['/', '@', ' ']) {
             problems.push(format!("realm {:?} is not a valid realm name", self.realm));
@@ -543,10 +564,7 @@ impl Config {
         if !matches!(self.log.format.as_str(), "human" | "json") {
             problems.push("log.format must be \"human\" or \"json\"".to_string());
         }
-        if !problems.is_empty() {
-            bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
-        }
-        Ok(())
+        problems
     }
 
     fn validate_certboot(&self, c: &Certboot, problems: &mut Vec<String>) {

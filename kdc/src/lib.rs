@@ -7,6 +7,7 @@
 pub mod as_exchange;
 pub mod certboot_service;
 pub mod certs_cli;
+pub mod check;
 pub mod config;
 pub mod db;
 pub mod dev;

@@ -59,6 +59,21 @@ enum Command {
         #[command(subcommand)]
         command: kdc::trust_cli::TrustCommand,
     },
+    /// Check a config before a start or reload: exit 0 if all is well, 1 on
+    /// errors, 3 on warnings only (docs/configuration.md).
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+        /// Warn about certificates and CRLs expiring within N days (0: never).
+        #[arg(long, default_value_t = 30)]
+        expiry_days: u32,
+        /// Also send one pkt-eue-7 request to every provisioning-server address.
+        #[arg(long)]
+        probe: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -290,6 +305,21 @@ fn main() -> std::process::ExitCode {
         })(),
         Command::Certs { command } => certs_command(command),
         Command::Trust { command } => kdc::trust_cli::run(command),
+        Command::Check {
+            config,
+            expiry_days,
+            probe,
+            json,
+        } => {
+            let opts = kdc::check::Options { expiry_days, probe };
+            let report = kdc::check::run(&config, &opts);
+            if json {
+                println!("{:#}", report.json());
+            } else {
+                print!("{}", report.text());
+            }
+            return std::process::ExitCode::from(report.exit_code());
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -147,9 +147,51 @@ impl DeviceDirectory for MpsDirectory {
     }
 }
 
+/// The pkt-eue-7 client `[mps]` describes (timeouts, retries, the KDC's
+/// name in the AP-REQ, checksum type).
+pub fn client_from_config(cfg: &crate::config::Mps, realm: &str) -> anyhow::Result<MpsClient> {
+    let kdc_name = match &cfg.kdc_principal {
+        Some(p) => krb::principal::Principal::parse(p, Some(realm))?,
+        None => krb::principal::Principal::krbtgt(realm),
+    };
+    let client_cfg = fqdn_map::client::ClientConfig {
+        per_try_timeout: std::time::Duration::from_millis(cfg.timeout_ms),
+        retries: cfg.retries,
+        backoff: std::time::Duration::from_millis(cfg.backoff_ms),
+        max_in_flight: cfg.max_in_flight,
+        skew: 300,
+        enterprise: cfg.enterprise,
+        checksum_type: cfg
+            .checksum_type
+            .and_then(krb::crypto::ChecksumType::from_i32),
+    };
+    Ok(MpsClient::new(client_cfg, kdc_name))
+}
+
+/// One `[[mps.servers]]` entry as a lookup target (its FQDN, lower case
+/// without the trailing dot, and the target): its key is
+/// `mtaprovsrvr/<fqdn>@REALM`'s newest strongest key in the keytab.
+pub fn server_target(
+    s: &crate::config::MpsServer,
+    realm: &str,
+    db: &crate::db::PrincipalDb,
+) -> anyhow::Result<(String, MpsTarget)> {
+    let fqdn = key(&s.fqdn);
+    let name = vec!["mtaprovsrvr".to_string(), fqdn.clone()];
+    let entry = db.get(&name).and_then(|p| p.strongest()).ok_or_else(|| {
+        anyhow::anyhow!("keytab has no key for mtaprovsrvr/{fqdn}@{realm} (needed by [mps])")
+    })?;
+    let target = MpsTarget {
+        service: krb::principal::Principal::service_host("mtaprovsrvr", &fqdn, realm),
+        key: entry.key.clone(),
+        kvno: entry.kvno,
+        addresses: s.addresses.clone(),
+    };
+    Ok((fqdn, target))
+}
+
 impl MpsDirectory {
-    /// From `[mps]`: each server's key is `mtaprovsrvr/<fqdn>@REALM`'s
-    /// newest strongest key in the keytab.
+    /// From `[mps]`: see [`client_from_config`] and [`server_target`].
     pub fn from_config(
         cfg: &crate::config::Mps,
         realm: &str,
@@ -157,40 +199,11 @@ impl MpsDirectory {
     ) -> anyhow::Result<MpsDirectory> {
         let mut servers = HashMap::new();
         for s in &cfg.servers {
-            let fqdn = key(&s.fqdn);
-            let name = vec!["mtaprovsrvr".to_string(), fqdn.clone()];
-            let entry = db.get(&name).and_then(|p| p.strongest()).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "keytab has no key for mtaprovsrvr/{fqdn}@{realm} (needed by [mps])"
-                )
-            })?;
-            servers.insert(
-                fqdn.clone(),
-                MpsTarget {
-                    service: krb::principal::Principal::service_host("mtaprovsrvr", &fqdn, realm),
-                    key: entry.key.clone(),
-                    kvno: entry.kvno,
-                    addresses: s.addresses.clone(),
-                },
-            );
+            let (fqdn, target) = server_target(s, realm, db)?;
+            servers.insert(fqdn, target);
         }
-        let kdc_name = match &cfg.kdc_principal {
-            Some(p) => krb::principal::Principal::parse(p, Some(realm))?,
-            None => krb::principal::Principal::krbtgt(realm),
-        };
-        let client_cfg = fqdn_map::client::ClientConfig {
-            per_try_timeout: std::time::Duration::from_millis(cfg.timeout_ms),
-            retries: cfg.retries,
-            backoff: std::time::Duration::from_millis(cfg.backoff_ms),
-            max_in_flight: cfg.max_in_flight,
-            skew: 300,
-            enterprise: cfg.enterprise,
-            checksum_type: cfg
-                .checksum_type
-                .and_then(krb::crypto::ChecksumType::from_i32),
-        };
         Ok(MpsDirectory {
-            client: MpsClient::new(client_cfg, kdc_name),
+            client: client_from_config(cfg, realm)?,
             servers,
             default_server: key(&cfg.default),
             cache: MappingCache::new(

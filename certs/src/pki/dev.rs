@@ -176,8 +176,15 @@ fn put_ca(ca: &Issued, cert_dir: &Path, key_dir: &Path, stem: &str) -> Result<()
     super::write_secret(&key_dir.join(format!("{stem}.key")), &ca.key_pem()?)
 }
 
+/// An empty CRL with its next update a year away: a dev realm keeps
+/// working under `crl_policy = "require"` (and `pktc-kdc check` warns only
+/// in its last month) without reissuing CRLs.
 fn write_crl(ca: &Issued, path: &Path) -> Result<(), PkiError> {
-    write(path, &crl(ca, &[], CrlSpec::current())?.to_pem()?)
+    let spec = CrlSpec {
+        next_update: crate::time::now() + 365 * super::DAY,
+        ..CrlSpec::current()
+    };
+    write(path, &crl(ca, &[], spec)?.to_pem()?)
 }
 
 fn chain_pem(certs: &[&X509Ref]) -> Result<Vec<u8>, PkiError> {
