@@ -73,6 +73,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Exit 0 when there are warnings but no errors (for a service
+        /// manager's pre-start check: an expiring CRL must not stop a start).
+        #[arg(long)]
+        errors_only: bool,
     },
 }
 
@@ -310,6 +314,7 @@ fn main() -> std::process::ExitCode {
             expiry_days,
             probe,
             json,
+            errors_only,
         } => {
             let opts = kdc::check::Options { expiry_days, probe };
             let report = kdc::check::run(&config, &opts);
@@ -318,7 +323,11 @@ fn main() -> std::process::ExitCode {
             } else {
                 print!("{}", report.text());
             }
-            return std::process::ExitCode::from(report.exit_code());
+            let code = match report.exit_code() {
+                3 if errors_only => 0,
+                c => c,
+            };
+            return std::process::ExitCode::from(code);
         }
     };
     match result {

@@ -683,3 +683,40 @@ fn redis_unreachable_and_reachable() {
         r.1
     );
 }
+
+/// `--errors-only` (the systemd pre-start check): warnings print but pass;
+/// errors still fail.
+#[test]
+fn errors_only_passes_warnings_but_not_errors() {
+    let dir = testkit::TempDir::new("check-errors-only");
+    let realm = dir.path("realm");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pktc-kdc"))
+        .args(["dev", "--init-only", "--port", "0", "--dir"])
+        .arg(&realm)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let config = realm.join("config.toml");
+    let check = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pktc-kdc"))
+            .arg("check")
+            .arg("--config")
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // The dev CRLs run for a year: a 400-day window makes them warnings.
+    let warned = check(&["--expiry-days", "400"]);
+    assert_eq!(
+        warned.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&warned.stdout)
+    );
+    let passed = check(&["--expiry-days", "400", "--errors-only"]);
+    assert_eq!(passed.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&passed.stdout).contains("warning"));
+    std::fs::remove_file(realm.join("kdc.keytab")).unwrap();
+    assert_eq!(check(&["--errors-only"]).status.code(), Some(1));
+}

@@ -71,7 +71,7 @@ fn systemd_unit_is_hardened_and_verifies() {
     );
     assert_eq!(
         one("ExecStartPre"),
-        "/usr/bin/pktc-kdc check --config /etc/pktc-kdc/config.toml"
+        "/usr/bin/pktc-kdc check --errors-only --config /etc/pktc-kdc/config.toml"
     );
     assert_eq!(one("ExecReload"), "/bin/kill -HUP $MAINPID");
     assert_eq!(one("Restart"), "on-failure");
