@@ -51,9 +51,11 @@ pub fn run(args: &BootstrapLoadArgs) -> anyhow::Result<()> {
         bail!("--concurrency must be 1..=64 and --seconds in (0, 600]");
     }
     let manifest = Manifest::load(&args.realm_dir)?;
+    // Legacy RSA-1024 devices speak only the PacketCable profile.
     let clients: Vec<Client> = manifest
         .devices
         .iter()
+        .filter(|d| args.profile == Profile::Pktc || d.key_bits >= 2048)
         .map(|d| {
             Client::new(
                 &manifest,
