@@ -91,7 +91,9 @@ impl PkinitState {
             },
             dh_min_bits: p.dh_min_bits,
             dh_keys: server::DhKeys::new(p.dh_key_reuse_secs),
-            cert_cache: Arc::new(pkinit::cms::CertCache::new(4096)),
+            cert_cache: Arc::new(
+                pkinit::cms::CertCache::new(4096).with_device_capacity(p.device_cache_entries),
+            ),
             directory: match directory {
                 Some(d) => d,
                 None => Arc::new(StaticDirectory::from_config(&p.devices)?),
@@ -99,6 +101,11 @@ impl PkinitState {
             pool: CpuPool::new(p.pool_threads, p.pool_queue),
         })
     }
+}
+
+/// `pkinit.device_cache_entries` when the configuration does not set it.
+pub fn default_device_cache_entries() -> usize {
+    pkinit::cache::DEFAULT_DEVICE_ENTRIES
 }
 
 const PKINIT_TYPES: [i32; 3] = [
@@ -231,7 +238,7 @@ impl Kdc {
         let query = crate::directory::DeviceQuery {
             facts: fqdn_map::client::DeviceFacts {
                 mac: verified.mac,
-                pubkey_hash: verified.public_key_hash().map_err(pk_err)?,
+                pubkey_hash: verified.public_key_hash(),
                 // Manufacturer-CA revocation times are not tracked yet: "not revoked".
                 revocation_time: 0,
             },

@@ -9,12 +9,12 @@
 
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::{PKey, PKeyRef, Private, Public};
 use openssl::stack::Stack;
 use openssl::symm::Cipher;
 use openssl::x509::X509;
 use rasn::types::{ObjectIdentifier, Oid};
-use rasn_cms::{CertificateChoices, ContentInfo, SignedData, SignerIdentifier};
+use rasn_cms::{CertificateChoices, SignedData, SignerIdentifier, SignerInfo};
 
 /// Why CMS content was refused.
 #[derive(Debug, thiserror::Error)]
@@ -46,44 +46,7 @@ pub struct SignedContent {
     pub has_signed_attributes: bool,
 }
 
-/// Parsed certificates by SHA-256 of their DER: the intermediates every
-/// device sends (its manufacturer CA) are parsed once, not per request.
-/// Bounded: cleared when full.
-pub struct CertCache {
-    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], X509>>,
-    capacity: usize,
-}
-
-impl CertCache {
-    pub fn new(capacity: usize) -> CertCache {
-        CertCache {
-            map: std::sync::Mutex::new(std::collections::HashMap::new()),
-            capacity,
-        }
-    }
-
-    fn parse(&self, der: &[u8]) -> Result<X509, CmsError> {
-        let key: [u8; 32] = openssl::sha::sha256(der);
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(x) = map.get(&key) {
-            return Ok(x.clone());
-        }
-        let x = X509::from_der(der)?;
-        if map.len() >= self.capacity {
-            map.clear();
-        }
-        map.insert(key, x.clone());
-        Ok(x)
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use crate::cache::CertCache;
 
 /// Checks the signature of a ContentInfo(SignedData) and returns its content.
 pub fn verify_signed(content_info: &[u8]) -> Result<SignedContent, CmsError> {
@@ -96,33 +59,14 @@ pub fn verify_signed_with(
     content_info: &[u8],
     cache: Option<&CertCache>,
 ) -> Result<SignedContent, CmsError> {
-    let ci: ContentInfo = krb::msg::decode("ContentInfo", content_info).map_err(malformed)?;
-    if *ci.content_type != *crate::asn1::oid::SIGNED_DATA {
-        return Err(malformed("not a SignedData"));
-    }
-    let sd: SignedData =
-        krb::msg::decode("SignedData", ci.content.as_bytes()).map_err(malformed)?;
-    let econtent = sd
-        .encap_content_info
-        .content
-        .as_ref()
-        .ok_or_else(|| malformed("detached content"))?
-        .to_vec();
-    let si = sd.signer_infos.to_vec();
-    let [signer_info] = si.as_slice() else {
-        return Err(malformed(format!("{} signer infos (want 1)", si.len())));
-    };
+    let parts = read_signed(content_info)?;
     let mut certificates = Vec::new();
     let mut signer = None;
-    for c in sd.certificates.iter().flat_map(|s| s.to_vec()) {
-        let CertificateChoices::Certificate(cert) = c else {
-            continue;
-        };
-        let der = rasn::der::encode(cert.as_ref()).map_err(malformed)?;
-        let is_signer = signer.is_none() && is_signer(&signer_info.sid, cert);
+    for (i, der) in parts.cert_ders() {
+        let is_signer = parts.signer == Some(i);
         let x = match cache {
-            Some(cache) if !is_signer => cache.parse(&der)?,
-            _ => X509::from_der(&der)?,
+            Some(cache) if !is_signer => cache.parse(der)?,
+            _ => X509::from_der(der)?,
         };
         if is_signer {
             signer = Some(x.clone());
@@ -130,21 +74,154 @@ pub fn verify_signed_with(
         certificates.push(x);
     }
     let signer = signer.ok_or(CmsError::NoSignerCertificate)?;
-    crate::signer::verify(
-        ci.content.as_bytes(),
-        signer_info,
-        &econtent,
-        &sd.encap_content_info.content_type,
-        &signer,
-    )?;
+    parts.verify(&*signer.public_key()?)?;
     Ok(SignedContent {
-        econtent_type: sd.encap_content_info.content_type.clone(),
-        econtent,
+        econtent_type: parts.econtent_type().clone(),
+        econtent: parts.econtent().to_vec(),
         signer,
         certificates,
-        digest_oid: signer_info.digest_algorithm.algorithm.clone(),
-        has_signed_attributes: signer_info.signed_attrs.is_some(),
+        digest_oid: parts.signer_info().digest_algorithm.algorithm.clone(),
+        has_signed_attributes: parts.signer_info().signed_attrs.is_some(),
     })
+}
+
+/// A ContentInfo(SignedData) read with rasn, before any signature check:
+/// its only SignerInfo, its content, and the exact DER of each certificate
+/// it carries, the signer's found by its SignerIdentifier.
+pub(crate) struct SignedParts<'a> {
+    /// The DER SignedData inside the ContentInfo.
+    signed_data: &'a [u8],
+    sd: SignedData,
+    /// Each element of `certificates`, as sent (any CHOICE).
+    cert_elements: Vec<&'a [u8]>,
+    /// Index (in `cert_elements`) of the signer's certificate.
+    pub(crate) signer: Option<usize>,
+}
+
+fn raw_fields(seq: &[u8]) -> Result<Vec<krb::msg::raw::Tlv<'_>>, CmsError> {
+    let (outer, rest) = krb::msg::raw::read_tlv(seq).map_err(malformed)?;
+    if !rest.is_empty() {
+        return Err(malformed("trailing bytes"));
+    }
+    let mut fields = Vec::new();
+    let mut inner = outer.content;
+    while !inner.is_empty() {
+        let (f, r) = krb::msg::raw::read_tlv(inner).map_err(malformed)?;
+        fields.push(f);
+        inner = r;
+    }
+    Ok(fields)
+}
+
+/// Reads a DER ContentInfo(SignedData) with exactly one SignerInfo.
+pub(crate) fn read_signed(content_info: &[u8]) -> Result<SignedParts<'_>, CmsError> {
+    let ci = raw_fields(content_info)?;
+    let (Some(ty), Some(explicit)) = (ci.first(), ci.get(1)) else {
+        return Err(malformed("ContentInfo needs contentType and content"));
+    };
+    let ty: ObjectIdentifier = krb::msg::decode("ContentInfo", ty.whole).map_err(malformed)?;
+    if *ty != *crate::asn1::oid::SIGNED_DATA {
+        return Err(malformed("not a SignedData"));
+    }
+    if explicit.tag != 0xa0 || ci.len() != 2 {
+        return Err(malformed("ContentInfo content is not [0] EXPLICIT"));
+    }
+    let (sd_tlv, rest) = krb::msg::raw::read_tlv(explicit.content).map_err(malformed)?;
+    if !rest.is_empty() {
+        return Err(malformed("trailing bytes in ContentInfo content"));
+    }
+    let signed_data = sd_tlv.whole;
+    let sd: SignedData = krb::msg::decode("SignedData", signed_data).map_err(malformed)?;
+    if sd.encap_content_info.content.is_none() {
+        return Err(malformed("detached content"));
+    }
+    if sd.signer_infos.len() != 1 {
+        return Err(malformed(format!(
+            "{} signer infos (want 1)",
+            sd.signer_infos.len()
+        )));
+    }
+    let mut cert_elements = Vec::new();
+    if let Some(set) = raw_fields(signed_data)?.iter().find(|f| f.tag == 0xa0) {
+        let mut inner = set.content;
+        while !inner.is_empty() {
+            let (c, r) = krb::msg::raw::read_tlv(inner).map_err(malformed)?;
+            cert_elements.push(c.whole);
+            inner = r;
+        }
+    }
+    let decoded = sd.certificates.as_ref().map_or(0, |s| s.len());
+    if decoded != cert_elements.len() {
+        return Err(malformed("certificate set does not match its encoding"));
+    }
+    let mut parts = SignedParts {
+        signed_data,
+        sd,
+        cert_elements,
+        signer: None,
+    };
+    let sid = &parts.signer_info().sid;
+    let signer = parts
+        .certs()
+        .find(|(_, cert)| is_signer(sid, cert))
+        .map(|(i, _)| i);
+    parts.signer = signer;
+    Ok(parts)
+}
+
+impl<'a> SignedParts<'a> {
+    pub(crate) fn signer_info(&self) -> &SignerInfo {
+        // read_signed checked there is exactly one.
+        self.sd.signer_infos.iter().next().expect("one SignerInfo")
+    }
+
+    pub(crate) fn econtent(&self) -> &[u8] {
+        self.sd
+            .encap_content_info
+            .content
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn econtent_type(&self) -> &ObjectIdentifier {
+        &self.sd.encap_content_info.content_type
+    }
+
+    /// The X.509 certificates (index, decoded), other CHOICEs skipped.
+    pub(crate) fn certs(&self) -> impl Iterator<Item = (usize, &rasn_pkix::Certificate)> {
+        self.sd
+            .certificates
+            .iter()
+            .flat_map(|s| s.iter())
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                CertificateChoices::Certificate(cert) => Some((i, cert.as_ref())),
+                _ => None,
+            })
+    }
+
+    /// The exact DER of each X.509 certificate (index, bytes).
+    pub(crate) fn cert_ders(&self) -> impl Iterator<Item = (usize, &'a [u8])> + '_ {
+        self.certs().map(|(i, _)| (i, self.cert_elements[i]))
+    }
+
+    /// The signer's certificate: its exact DER and its decoding.
+    pub(crate) fn signer_cert(&self) -> Option<(&'a [u8], &rasn_pkix::Certificate)> {
+        let i = self.signer?;
+        let cert = self.certs().find(|(j, _)| *j == i)?.1;
+        Some((self.cert_elements[i], cert))
+    }
+
+    /// Checks the SignerInfo with the signer's public key.
+    pub(crate) fn verify(&self, key: &PKeyRef<Public>) -> Result<(), CmsError> {
+        crate::signer::verify(
+            self.signed_data,
+            self.signer_info(),
+            self.econtent(),
+            self.econtent_type(),
+            key,
+        )
+    }
 }
 
 fn is_signer(sid: &SignerIdentifier, cert: &rasn_pkix::Certificate) -> bool {

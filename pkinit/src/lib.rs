@@ -2,6 +2,7 @@
 //! pre-RFC form (padata 14/15) that real MTAs send and RFC 4556 (16/17).
 
 pub mod asn1;
+pub mod cache;
 pub mod client;
 pub mod cms;
 pub mod dh;

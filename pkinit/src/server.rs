@@ -10,10 +10,11 @@ use krb::msg::consts::{err, padata};
 use krb::msg::raw::tlv;
 use krb::msg::{self, Checksum, EncryptionKey, PaData, time};
 use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::{PKey, Private, Public};
 use openssl::symm::Cipher;
 use openssl::x509::X509;
 use sha1::{Digest, Sha1};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::asn1::{
@@ -185,11 +186,28 @@ pub struct DhRequest {
     pub kdf: Option<Kdf>,
 }
 
+/// A device certificate whose chain verified: what requests with the same
+/// certificate reuse from the [`cms::CertCache`].
+pub struct VerifiedDevice {
+    /// SHA-256 of the certificate's DER.
+    pub fingerprint: [u8; 32],
+    pub cert: X509,
+    /// Its public key: checks request signatures, encrypts RSA replies.
+    pub public_key: PKey<Public>,
+    pub chain: VerifiedChain,
+    /// The MAC address in the CN, if there is one.
+    pub mac: Option<[u8; 6]>,
+    /// SHA-1 of the subjectPublicKey BIT STRING contents (the RSAPublicKey
+    /// DER): the key-identifier method of RFC 5280 §4.2.1.2, pkt-eue-7's
+    /// "MTA public key hash" (INFERRED: PROTOCOL.md §3.2 leaves open which
+    /// bytes are hashed).
+    pub public_key_hash: [u8; 20],
+}
+
 /// A request whose signature, chain, time, checksum and nonce checked out.
 pub struct VerifiedRequest {
     pub form: Form,
-    pub device_cert: X509,
-    pub chain: VerifiedChain,
+    pub device: Arc<VerifiedDevice>,
     /// The MAC address in the device certificate's CN.
     pub mac: [u8; 6],
     /// The PKAuthenticator nonce (echoed in the -19 ReplyKeyPack and in KDCDHKeyInfo).
@@ -198,23 +216,9 @@ pub struct VerifiedRequest {
 }
 
 impl VerifiedRequest {
-    /// SHA-1 of the device's public key as pkt-eue-7's "MTA public key
-    /// hash": the subjectPublicKey BIT STRING contents (the RSAPublicKey
-    /// DER), the key-identifier method of RFC 5280 §4.2.1.2 (INFERRED:
-    /// PROTOCOL.md §3.2 leaves open which bytes are hashed).
-    pub fn public_key_hash(&self) -> Result<[u8; 20], PkinitError> {
-        let spki = self
-            .device_cert
-            .public_key()
-            .and_then(|k| k.public_key_to_der())
-            .map_err(|e| PkinitError::Reply(e.to_string()))?;
-        let malformed = |e: msg::raw::RawError| PkinitError::Reply(e.to_string());
-        let (seq, _) = msg::raw::read_tlv(&spki).map_err(malformed)?;
-        let (_alg, rest) = msg::raw::read_tlv(seq.content).map_err(malformed)?;
-        let (bits, _) = msg::raw::read_tlv(rest).map_err(malformed)?;
-        // Skip the unused-bits octet of the BIT STRING.
-        let key = bits.content.get(1..).unwrap_or_default();
-        Ok(Sha1::digest(key).into())
+    /// pkt-eue-7's "MTA public key hash" ([`VerifiedDevice::public_key_hash`]).
+    pub fn public_key_hash(&self) -> [u8; 20] {
+        self.device.public_key_hash
     }
 }
 
@@ -228,11 +232,17 @@ pub struct RequestContext<'a> {
     pub skew: i64,
     /// Smallest acceptable DH group (MODP bits or equivalent).
     pub dh_min_bits: u32,
-    /// Parsed intermediates shared across requests.
+    /// Parsed intermediates and verified device certificates shared
+    /// across requests (one cache per trust-store handle).
     pub cert_cache: Option<&'a cms::CertCache>,
 }
 
 /// Checks a PKINIT padata (14 or 16; 15 is refused as draft-9).
+///
+/// With `ctx.cert_cache`, a device certificate already verified against
+/// this trust store (same DER, request time inside the cached result's
+/// validity window) is neither parsed nor chain-checked again; the
+/// request's signature is always checked.
 pub fn verify_request(
     pa_type: i32,
     pa_value: &[u8],
@@ -240,28 +250,78 @@ pub fn verify_request(
     trust: &TrustStore,
 ) -> Result<VerifiedRequest, PkinitError> {
     let signed = request::parse(pa_type, pa_value)?;
-    let content = cms::verify_signed_with(&signed.content_info, ctx.cert_cache)?;
-    if *content.econtent_type != *oid::AUTH_DATA {
+    let parts = cms::read_signed(&signed.content_info)?;
+    let (signer_der, signer_cert) = parts.signer_cert().ok_or(CmsError::NoSignerCertificate)?;
+    let fingerprint = openssl::sha::sha256(signer_der);
+    let cached = ctx
+        .cert_cache
+        .and_then(|c| c.device(trust, &fingerprint, ctx.now));
+    // Without a cached entry, check the signature before parsing the
+    // certificate when its RSA key can be read directly.
+    let mut parsed = None;
+    let key = match &cached {
+        Some(d) => d.public_key.clone(),
+        None => match crate::signer::rsa_public_key(
+            &signer_cert.tbs_certificate.subject_public_key_info,
+        ) {
+            Some(k) => k,
+            None => parsed
+                .insert(X509::from_der(signer_der).map_err(CmsError::from)?)
+                .public_key()
+                .map_err(CmsError::from)?,
+        },
+    };
+    parts.verify(&key)?;
+    if **parts.econtent_type() != *oid::AUTH_DATA {
         return Err(PkinitError::WrongContentType(
-            content.econtent_type.to_string(),
+            parts.econtent_type().to_string(),
         ));
     }
-    let presented: Vec<X509> = content
-        .certificates
-        .iter()
-        .filter(|c| c.to_der().ok() != content.signer.to_der().ok())
-        .cloned()
-        .collect();
-    let chain = trust.verify(&content.signer, &presented, ctx.now)?;
-    let (nonce, delivery) = match signed.form {
-        Form::PacketCable => check_auth_pack_19(&content.econtent, ctx)?,
-        Form::Rfc4556 => check_auth_pack(&content.econtent, ctx)?,
+    let device = match cached {
+        Some(d) => d,
+        None => {
+            let cert = match parsed {
+                Some(x) => x,
+                None => X509::from_der(signer_der).map_err(CmsError::from)?,
+            };
+            let mut presented = Vec::new();
+            for (i, der) in parts.cert_ders() {
+                if Some(i) != parts.signer && der != signer_der {
+                    presented.push(match ctx.cert_cache {
+                        Some(c) => c.parse(der)?,
+                        None => X509::from_der(der).map_err(CmsError::from)?,
+                    });
+                }
+            }
+            let chain = trust.verify(&cert, &presented, ctx.now)?;
+            let spki_bits = signer_cert
+                .tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .as_raw_slice();
+            let device = Arc::new(VerifiedDevice {
+                fingerprint,
+                mac: certs::mac::device_mac(&cert).ok(),
+                public_key_hash: Sha1::digest(spki_bits).into(),
+                public_key: key,
+                cert,
+                chain,
+            });
+            if let Some(c) = ctx.cert_cache {
+                c.insert_device(trust, device.clone());
+            }
+            device
+        }
     };
-    let mac = certs::mac::device_mac(&content.signer).map_err(|_| PkinitError::NoMac)?;
+    let econtent = parts.econtent();
+    let (nonce, delivery) = match signed.form {
+        Form::PacketCable => check_auth_pack_19(econtent, ctx)?,
+        Form::Rfc4556 => check_auth_pack(econtent, ctx)?,
+    };
+    let mac = device.mac.ok_or(PkinitError::NoMac)?;
     Ok(VerifiedRequest {
         form: signed.form,
-        device_cert: content.signer,
-        chain,
+        device,
         mac,
         nonce,
         delivery,
@@ -423,7 +483,7 @@ pub fn rsa_reply(
     let enveloped = cms::envelope(
         oid::SIGNED_DATA,
         &bare_signed_data(&signed)?,
-        &req.device_cert,
+        &req.device.cert,
         cipher,
     )?;
     Ok(match req.form {
