@@ -79,7 +79,7 @@ impl PkinitState {
             format!("loading device trust from {}", p.device_trust_dir.display())
         })?;
         Ok(PkinitState {
-            identity: KdcIdentity { cert, key, chain },
+            identity: KdcIdentity::new(cert, key, chain).context("pkinit.kdc_key")?,
             trust,
             reply: ReplyPolicy {
                 packetcable_cipher: if p.packetcable_reply_cipher == "aes256-cbc" {

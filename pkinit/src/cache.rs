@@ -142,7 +142,7 @@ impl CertCache {
         }
         d.map
             .get(fingerprint)
-            .filter(|v| (v.chain.valid_from..=v.chain.valid_until).contains(&at))
+            .filter(|v| (v.valid_from..=v.valid_until).contains(&at))
             .cloned()
     }
 

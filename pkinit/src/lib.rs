@@ -6,6 +6,7 @@ pub mod cache;
 pub mod client;
 pub mod cms;
 pub mod dh;
+pub mod reply;
 pub mod request;
 pub mod server;
 mod signer;

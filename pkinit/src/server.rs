@@ -4,7 +4,7 @@
 //! Error codes follow RFC 4556 §3.2.1–3.2.3 and shared PROTOCOL.md §1.3;
 //! every refusal also has a short `reason()` for the audit log.
 
-use certs::store::{ChainError, TrustStore, VerifiedChain};
+use certs::store::{ChainError, TrustStore};
 use krb::crypto::{ChecksumType, Key, usage, verify_unkeyed_checksum};
 use krb::msg::consts::{err, padata};
 use krb::msg::raw::tlv;
@@ -20,8 +20,9 @@ use subtle::ConstantTimeEq;
 use crate::asn1::{
     self, AuthPack, AuthPack19, PaPkAsRep, ReplyKeyPack, ReplyKeyPack19, nonce_u32, oid,
 };
-use crate::cms::{self, CmsError, SignOptions};
+use crate::cms::{self, CmsError};
 use crate::dh::{self, ClientPublic, DhError, Group, Kdf, ServerKey};
+use crate::reply;
 use crate::request::{self, Form, RequestError};
 
 /// Why a PKINIT request was refused.
@@ -168,6 +169,35 @@ pub struct KdcIdentity {
     pub key: PKey<Private>,
     /// Intermediates sent with replies (not the root).
     pub chain: Vec<X509>,
+    /// The certificate set and signer identifier, encoded once.
+    prepared: reply::Prepared,
+}
+
+impl KdcIdentity {
+    /// Checks that the key type can sign replies (RSA or EC) and encodes
+    /// what every reply carries.
+    pub fn new(cert: X509, key: PKey<Private>, chain: Vec<X509>) -> Result<Self, PkinitError> {
+        let prepared = reply::Prepared::new(&cert, &key, &chain)?;
+        Ok(KdcIdentity {
+            cert,
+            key,
+            chain,
+            prepared,
+        })
+    }
+
+    /// A DER ContentInfo(SignedData) of `content` (type `econtent_type`),
+    /// signed with `md` (RFC 5652 signed attributes) at Unix time `now`.
+    pub fn sign(
+        &self,
+        md: MessageDigest,
+        econtent_type: &rasn::types::Oid,
+        content: &[u8],
+        now: i64,
+    ) -> Result<Vec<u8>, PkinitError> {
+        let sd = reply::signed_data(&self.prepared, &self.key, md, econtent_type, content, now)?;
+        Ok(reply::content_info(oid::SIGNED_DATA, &sd))
+    }
 }
 
 /// What the request asks for in the reply.
@@ -191,10 +221,17 @@ pub struct DhRequest {
 pub struct VerifiedDevice {
     /// SHA-256 of the certificate's DER.
     pub fingerprint: [u8; 32],
-    pub cert: X509,
     /// Its public key: checks request signatures, encrypts RSA replies.
     pub public_key: PKey<Public>,
-    pub chain: VerifiedChain,
+    /// DER IssuerAndSerialNumber, exactly as in the certificate (the
+    /// RecipientInfo of RSA replies).
+    pub issuer_and_serial: Vec<u8>,
+    /// The chain's issuer of the certificate (`C=…, O=…, CN=…`).
+    pub manufacturer: String,
+    /// The verification holds for request times in `valid_from..=valid_until`
+    /// ([`certs::store::VerifiedChain`]).
+    pub valid_from: i64,
+    pub valid_until: i64,
     /// The MAC address in the CN, if there is one.
     pub mac: Option<[u8; 6]>,
     /// SHA-1 of the subjectPublicKey BIT STRING contents (the RSAPublicKey
@@ -304,8 +341,10 @@ pub fn verify_request(
                 mac: certs::mac::device_mac(&cert).ok(),
                 public_key_hash: Sha1::digest(spki_bits).into(),
                 public_key: key,
-                cert,
-                chain,
+                issuer_and_serial: reply::issuer_and_serial(signer_der)?,
+                manufacturer: chain.manufacturer,
+                valid_from: chain.valid_from,
+                valid_until: chain.valid_until,
             });
             if let Some(c) = ctx.cert_cache {
                 c.insert_device(trust, device.clone());
@@ -416,7 +455,8 @@ fn check_auth_pack(
 pub struct ReplyPolicy {
     /// Content cipher of PacketCable RSA replies (3DES for devices).
     pub packetcable_cipher: Cipher,
-    /// Signature digest of PacketCable replies.
+    /// Signature digest of PacketCable replies (RFC 4556 and DH replies
+    /// use SHA-256).
     pub packetcable_digest: MessageDigest,
 }
 
@@ -429,12 +469,6 @@ fn encryption_key(k: &Key) -> EncryptionKey {
 
 fn reply_err(e: impl std::fmt::Display) -> PkinitError {
     PkinitError::Reply(e.to_string())
-}
-
-/// The bare SignedData inside a ContentInfo (what the EnvelopedData carries).
-fn bare_signed_data(content_info: &[u8]) -> Result<Vec<u8>, PkinitError> {
-    let ci: rasn_cms::ContentInfo = msg::decode("ContentInfo", content_info).map_err(reply_err)?;
-    Ok(ci.content.as_bytes().to_vec())
 }
 
 /// RSA key transport: the reply padata delivering `reply_key`.
@@ -454,7 +488,7 @@ pub fn rsa_reply(
             };
             (
                 msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?,
-                Some(policy.packetcable_digest),
+                policy.packetcable_digest,
                 policy.packetcable_cipher,
             )
         }
@@ -469,21 +503,25 @@ pub fn rsa_reply(
             };
             (
                 msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?,
-                None,
+                MessageDigest::sha256(),
                 Cipher::aes_256_cbc(),
             )
         }
     };
-    let opts = SignOptions {
+    // The EnvelopedData carries the bare SignedData (as MIT's KDC does).
+    let signed = reply::signed_data(
+        &kdc.prepared,
+        &kdc.key,
         digest,
-        signed_attributes: true,
-        extra_certs: &kdc.chain,
-    };
-    let signed = cms::sign(oid::RKEY_DATA, &key_pack, &kdc.cert, &kdc.key, &opts)?;
-    let enveloped = cms::envelope(
+        oid::RKEY_DATA,
+        &key_pack,
+        time::now().0,
+    )?;
+    let enveloped = reply::enveloped_data(
         oid::SIGNED_DATA,
-        &bare_signed_data(&signed)?,
-        &req.device.cert,
+        &signed,
+        &req.device.public_key,
+        &req.device.issuer_and_serial,
         cipher,
     )?;
     Ok(match req.form {
@@ -566,12 +604,12 @@ pub fn dh_reply(
         dh_key_expiration: expires.map(time::from_unix),
     };
     let info_der = msg::encode("KDCDHKeyInfo", &info).map_err(reply_err)?;
-    let opts = SignOptions {
-        digest: None,
-        signed_attributes: true,
-        extra_certs: &kdc.chain,
-    };
-    let signed = cms::sign(oid::DH_KEY_DATA, &info_der, &kdc.cert, &kdc.key, &opts)?;
+    let signed = kdc.sign(
+        MessageDigest::sha256(),
+        oid::DH_KEY_DATA,
+        &info_der,
+        time::now().0,
+    )?;
     // A server nonce only answers a client nonce, and only octetstring2key uses them.
     let server_dh_nonce = match (&dh_req.client_dh_nonce, dh_req.kdf) {
         (Some(_), None) => Some(
