@@ -94,6 +94,18 @@ impl DeviceDirectory for MpsDirectory {
         Box::pin(self.resolve(query))
     }
 
+    /// The memory cache only (as the first step of `lookup`).
+    fn lookup_now(
+        &self,
+        query: &DeviceQuery,
+    ) -> Option<Result<fqdn_map::client::Binding, LookupError>> {
+        match self.cache.get_without_miss(&query.facts.mac) {
+            Cached::Hit(b) => Some(Ok(b)),
+            Cached::Negative => Some(Err(LookupError::UnknownMac)),
+            Cached::Miss => None,
+        }
+    }
+
     fn address_policy(&self) -> AddressPolicy {
         self.address_policy
     }
