@@ -100,7 +100,8 @@ impl PkinitState {
                 Some(d) => d,
                 None => Arc::new(StaticDirectory::from_config(&p.devices)?),
             },
-            pool: CpuPool::new(p.pool_threads, p.pool_queue),
+            pool: CpuPool::new(p.pool_threads, p.pool_queue)
+                .context("starting the public-key threads")?,
         })
     }
 }

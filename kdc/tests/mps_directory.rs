@@ -98,7 +98,10 @@ async fn answers_then_serves_from_cache_and_caches_unknown_macs() {
     );
     // Nothing at hand before the server was asked (and not counted as a miss).
     assert!(dir.lookup_now(&query(KNOWN, None)).is_none());
-    assert_eq!(dir.cache.misses.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        dir.cache.misses.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     assert_eq!(
         dir.lookup(&query(KNOWN, None)).await.unwrap().fqdn,
         "mta1.pktc.test"
