@@ -14,7 +14,7 @@ use openssl::stack::Stack;
 use openssl::symm::Cipher;
 use openssl::x509::X509;
 use rasn::types::{ObjectIdentifier, Oid};
-use rasn_cms::{CertificateChoices, SignedData, SignerIdentifier, SignerInfo};
+use rasn_cms::{CertificateChoices, EncapsulatedContentInfo, SignerIdentifier, SignerInfo};
 
 /// Why CMS content was refused.
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +60,11 @@ pub fn verify_signed_with(
     cache: Option<&CertCache>,
 ) -> Result<SignedContent, CmsError> {
     let parts = read_signed(content_info)?;
+    let signer_index = parts.signer()?;
     let mut certificates = Vec::new();
     let mut signer = None;
-    for (i, der) in parts.cert_ders() {
-        let is_signer = parts.signer == Some(i);
+    for (i, der) in parts.cert_ders()? {
+        let is_signer = signer_index == Some(i);
         let x = match cache {
             Some(cache) if !is_signer => cache.parse(der)?,
             _ => X509::from_der(der)?,
@@ -91,20 +92,30 @@ pub fn verify_signed_with(
 pub(crate) struct SignedParts<'a> {
     /// The DER SignedData inside the ContentInfo.
     signed_data: &'a [u8],
-    sd: SignedData,
+    encap: EncapsulatedContentInfo,
+    signer_info: SignerInfo,
+    /// The SignerInfo's sid, exactly as encoded.
+    sid_der: &'a [u8],
     /// Each element of `certificates`, as sent (any CHOICE).
     cert_elements: Vec<&'a [u8]>,
-    /// Index (in `cert_elements`) of the signer's certificate.
-    pub(crate) signer: Option<usize>,
+    /// The certificates decoded, on first use (not needed when the device
+    /// cache knows the signer).
+    decoded: std::cell::OnceCell<Vec<CertificateChoices>>,
 }
+
+/// The signer's certificate: index, exact DER, decoding.
+pub(crate) type SignerCert<'a, 'b> = (usize, &'a [u8], &'b rasn_pkix::Certificate);
 
 fn raw_fields(seq: &[u8]) -> Result<Vec<krb::msg::raw::Tlv<'_>>, CmsError> {
     let (outer, rest) = krb::msg::raw::read_tlv(seq).map_err(malformed)?;
     if !rest.is_empty() {
         return Err(malformed("trailing bytes"));
     }
+    raw_elements(outer.content)
+}
+
+fn raw_elements(mut inner: &[u8]) -> Result<Vec<krb::msg::raw::Tlv<'_>>, CmsError> {
     let mut fields = Vec::new();
-    let mut inner = outer.content;
     while !inner.is_empty() {
         let (f, r) = krb::msg::raw::read_tlv(inner).map_err(malformed)?;
         fields.push(f);
@@ -113,7 +124,9 @@ fn raw_fields(seq: &[u8]) -> Result<Vec<krb::msg::raw::Tlv<'_>>, CmsError> {
     Ok(fields)
 }
 
-/// Reads a DER ContentInfo(SignedData) with exactly one SignerInfo.
+/// Reads a DER ContentInfo(SignedData) with exactly one SignerInfo. The
+/// certificates are only split (their exact DER kept); they are decoded
+/// when first asked for.
 pub(crate) fn read_signed(content_info: &[u8]) -> Result<SignedParts<'_>, CmsError> {
     let ci = raw_fields(content_info)?;
     let (Some(ty), Some(explicit)) = (ci.first(), ci.get(1)) else {
@@ -127,89 +140,141 @@ pub(crate) fn read_signed(content_info: &[u8]) -> Result<SignedParts<'_>, CmsErr
         return Err(malformed("ContentInfo content is not [0] EXPLICIT"));
     }
     let (sd_tlv, rest) = krb::msg::raw::read_tlv(explicit.content).map_err(malformed)?;
-    if !rest.is_empty() {
-        return Err(malformed("trailing bytes in ContentInfo content"));
+    if !rest.is_empty() || sd_tlv.tag != 0x30 {
+        return Err(malformed("ContentInfo content is not one SignedData"));
     }
     let signed_data = sd_tlv.whole;
-    let sd: SignedData = krb::msg::decode("SignedData", signed_data).map_err(malformed)?;
-    if sd.encap_content_info.content.is_none() {
+    // SignedData ::= SEQUENCE { version, digestAlgorithms SET, encapContentInfo,
+    //   certificates [0] IMPLICIT OPTIONAL, crls [1] IMPLICIT OPTIONAL, signerInfos SET }
+    let fields = raw_fields(signed_data)?;
+    let tags: Vec<u8> = fields.iter().map(|f| f.tag).collect();
+    let (certs, crls) = match tags.as_slice() {
+        [0x02, 0x31, 0x30, 0x31] => (None, None),
+        [0x02, 0x31, 0x30, 0xa0, 0x31] => (Some(&fields[3]), None),
+        [0x02, 0x31, 0x30, 0xa1, 0x31] => (None, Some(&fields[3])),
+        [0x02, 0x31, 0x30, 0xa0, 0xa1, 0x31] => (Some(&fields[3]), Some(&fields[4])),
+        _ => return Err(malformed("SignedData fields")),
+    };
+    let _: rasn_cms::CmsVersion =
+        krb::msg::decode("SignedData", fields[0].whole).map_err(malformed)?;
+    let _: rasn_cms::DigestAlgorithmIdentifiers =
+        krb::msg::decode("SignedData", fields[1].whole).map_err(malformed)?;
+    let encap: EncapsulatedContentInfo =
+        krb::msg::decode("SignedData", fields[2].whole).map_err(malformed)?;
+    if encap.content.is_none() {
         return Err(malformed("detached content"));
     }
-    if sd.signer_infos.len() != 1 {
+    if let Some(crls) = crls {
+        // Not used; checked as the rest is.
+        let _: rasn_cms::RevocationInfoChoices =
+            krb::msg::decode("SignedData", &krb::msg::raw::tlv(0x31, crls.content))
+                .map_err(malformed)?;
+    }
+    let infos = fields[fields.len() - 1];
+    let raw_infos = raw_elements(infos.content)?;
+    let [info] = raw_infos.as_slice() else {
         return Err(malformed(format!(
             "{} signer infos (want 1)",
-            sd.signer_infos.len()
+            raw_infos.len()
         )));
-    }
-    let mut cert_elements = Vec::new();
-    if let Some(set) = raw_fields(signed_data)?.iter().find(|f| f.tag == 0xa0) {
-        let mut inner = set.content;
-        while !inner.is_empty() {
-            let (c, r) = krb::msg::raw::read_tlv(inner).map_err(malformed)?;
-            cert_elements.push(c.whole);
-            inner = r;
-        }
-    }
-    let decoded = sd.certificates.as_ref().map_or(0, |s| s.len());
-    if decoded != cert_elements.len() {
-        return Err(malformed("certificate set does not match its encoding"));
-    }
-    let mut parts = SignedParts {
-        signed_data,
-        sd,
-        cert_elements,
-        signer: None,
     };
-    let sid = &parts.signer_info().sid;
-    let signer = parts
-        .certs()
-        .find(|(_, cert)| is_signer(sid, cert))
-        .map(|(i, _)| i);
-    parts.signer = signer;
-    Ok(parts)
+    let signer_info: SignerInfo = krb::msg::decode("SignedData", info.whole).map_err(malformed)?;
+    let sid_der = raw_fields(info.whole)?
+        .get(1)
+        .map(|t| t.whole)
+        .ok_or_else(|| malformed("SignerInfo without sid"))?;
+    let cert_elements = match certs {
+        Some(set) => raw_elements(set.content)?.iter().map(|t| t.whole).collect(),
+        None => Vec::new(),
+    };
+    Ok(SignedParts {
+        signed_data,
+        encap,
+        signer_info,
+        sid_der,
+        cert_elements,
+        decoded: std::cell::OnceCell::new(),
+    })
 }
 
 impl<'a> SignedParts<'a> {
     pub(crate) fn signer_info(&self) -> &SignerInfo {
-        // read_signed checked there is exactly one.
-        self.sd.signer_infos.iter().next().expect("one SignerInfo")
+        &self.signer_info
     }
 
     pub(crate) fn econtent(&self) -> &[u8] {
-        self.sd
-            .encap_content_info
-            .content
-            .as_deref()
-            .unwrap_or_default()
+        self.encap.content.as_deref().unwrap_or_default()
     }
 
     pub(crate) fn econtent_type(&self) -> &ObjectIdentifier {
-        &self.sd.encap_content_info.content_type
+        &self.encap.content_type
+    }
+
+    fn decoded(&self) -> Result<&[CertificateChoices], CmsError> {
+        if let Some(d) = self.decoded.get() {
+            return Ok(d);
+        }
+        let mut d = Vec::with_capacity(self.cert_elements.len());
+        for der in &self.cert_elements {
+            d.push(krb::msg::decode("SignedData", der).map_err(malformed)?);
+        }
+        Ok(self.decoded.get_or_init(|| d))
     }
 
     /// The X.509 certificates (index, decoded), other CHOICEs skipped.
-    pub(crate) fn certs(&self) -> impl Iterator<Item = (usize, &rasn_pkix::Certificate)> {
-        self.sd
-            .certificates
+    pub(crate) fn certs(
+        &self,
+    ) -> Result<impl Iterator<Item = (usize, &rasn_pkix::Certificate)>, CmsError> {
+        Ok(self
+            .decoded()?
             .iter()
-            .flat_map(|s| s.iter())
             .enumerate()
             .filter_map(|(i, c)| match c {
                 CertificateChoices::Certificate(cert) => Some((i, cert.as_ref())),
                 _ => None,
-            })
+            }))
     }
 
     /// The exact DER of each X.509 certificate (index, bytes).
-    pub(crate) fn cert_ders(&self) -> impl Iterator<Item = (usize, &'a [u8])> + '_ {
-        self.certs().map(|(i, _)| (i, self.cert_elements[i]))
+    pub(crate) fn cert_ders(
+        &self,
+    ) -> Result<impl Iterator<Item = (usize, &'a [u8])> + '_, CmsError> {
+        Ok(self.certs()?.map(|(i, _)| (i, self.cert_elements[i])))
     }
 
-    /// The signer's certificate: its exact DER and its decoding.
-    pub(crate) fn signer_cert(&self) -> Option<(&'a [u8], &rasn_pkix::Certificate)> {
-        let i = self.signer?;
-        let cert = self.certs().find(|(j, _)| *j == i)?.1;
-        Some((self.cert_elements[i], cert))
+    /// Index of the signer's certificate: the first whose identifiers match
+    /// the SignerInfo's sid.
+    pub(crate) fn signer(&self) -> Result<Option<usize>, CmsError> {
+        let sid = &self.signer_info.sid;
+        Ok(self
+            .certs()?
+            .find(|(_, cert)| is_signer(sid, cert))
+            .map(|(i, _)| i))
+    }
+
+    /// The signer's certificate: its index, exact DER and decoding.
+    pub(crate) fn signer_cert(&self) -> Result<Option<SignerCert<'a, '_>>, CmsError> {
+        let Some(i) = self.signer()? else {
+            return Ok(None);
+        };
+        Ok(self
+            .certs()?
+            .find(|(j, _)| *j == i)
+            .map(|(_, c)| (i, self.cert_elements[i], c)))
+    }
+
+    /// Without decoding anything: the exact DER of the first certificate
+    /// whose issuer and serial number are byte for byte the sid's (None for
+    /// a subjectKeyIdentifier sid, or when no certificate matches so).
+    pub(crate) fn signer_der_by_bytes(&self) -> Option<&'a [u8]> {
+        let (sid, _) = krb::msg::raw::read_tlv(self.sid_der).ok()?;
+        if sid.tag != 0x30 {
+            return None;
+        }
+        self.cert_elements.iter().copied().find(|der| {
+            crate::reply::issuer_and_serial_parts(der)
+                .is_ok_and(|(issuer, serial)| sid.content == [issuer, serial].concat())
+        })
     }
 
     /// Checks the SignerInfo with the signer's public key.

@@ -106,6 +106,12 @@ fn cipher_oid(cipher: Cipher) -> Option<&'static Oid> {
 /// DER IssuerAndSerialNumber of a DER certificate: its issuer Name and
 /// serialNumber exactly as encoded in the TBSCertificate.
 pub fn issuer_and_serial(cert_der: &[u8]) -> Result<Vec<u8>, CmsError> {
+    let (issuer, serial) = issuer_and_serial_parts(cert_der)?;
+    Ok(seq(&[issuer, serial]))
+}
+
+/// The issuer Name and serialNumber TLVs of a DER certificate.
+pub(crate) fn issuer_and_serial_parts(cert_der: &[u8]) -> Result<(&[u8], &[u8]), CmsError> {
     let (cert, _) = raw::read_tlv(cert_der).map_err(malformed)?;
     let (tbs, _) = raw::read_tlv(cert.content).map_err(malformed)?;
     let mut fields = tbs.content;
@@ -123,7 +129,7 @@ pub fn issuer_and_serial(cert_der: &[u8]) -> Result<Vec<u8>, CmsError> {
     if cert.tag != 0x30 || tbs.tag != 0x30 || serial.tag != 0x02 || issuer.tag != 0x30 {
         return Err(malformed("not an X.509 certificate"));
     }
-    Ok(seq(&[issuer.whole, serial.whole]))
+    Ok((issuer.whole, serial.whole))
 }
 
 /// What every reply SignedData of one KDC identity shares, encoded once.
@@ -259,22 +265,24 @@ pub fn enveloped_data(
     if recipient.id() != Id::RSA {
         return Err(malformed("key transport needs an RSA recipient key"));
     }
-    let mut cek = zeroize::Zeroizing::new(vec![0u8; cipher.key_len()]);
-    openssl::rand::rand_bytes(&mut cek)?;
+    // Key and IV from one call to the DRBG.
+    let key_len = cipher.key_len();
+    let mut key_iv = zeroize::Zeroizing::new(vec![0u8; key_len + cipher.iv_len().unwrap_or(0)]);
+    openssl::rand::rand_bytes(&mut key_iv)?;
+    let (cek, iv) = key_iv.split_at_mut(key_len);
     if cipher.nid() == Nid::DES_EDE3_CBC {
         // Odd parity, as OpenSSL's DES key generation sets it.
         for b in cek.iter_mut() {
             *b = (*b & 0xfe) | u8::from((*b >> 1).count_ones() % 2 == 0);
         }
     }
-    let mut iv = vec![0u8; cipher.iv_len().unwrap_or(0)];
-    openssl::rand::rand_bytes(&mut iv)?;
-    let encrypted = openssl::symm::encrypt(cipher, &cek, Some(&iv), content)?;
+    let (cek, iv) = (&*cek, &*iv);
+    let encrypted = openssl::symm::encrypt(cipher, cek, Some(iv), content)?;
     let mut ctx = PkeyCtx::new(recipient)?;
     ctx.encrypt_init()?;
     ctx.set_rsa_padding(Padding::PKCS1)?;
     let mut encrypted_key = Vec::new();
-    ctx.encrypt_to_vec(&cek, &mut encrypted_key)?;
+    ctx.encrypt_to_vec(cek, &mut encrypted_key)?;
     let recipient_info = seq(&[
         &small_int(0),
         recipient_id,
@@ -283,7 +291,7 @@ pub fn enveloped_data(
     ]);
     let encrypted_content_info = seq(&[
         &oid_tlv(inner_type),
-        &seq(&[&oid_tlv(cipher_oid), &tlv(0x04, &iv)]),
+        &seq(&[&oid_tlv(cipher_oid), &tlv(0x04, iv)]),
         &tlv(0x80, &encrypted),
     ]);
     let enveloped = seq(&[

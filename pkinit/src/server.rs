@@ -288,69 +288,19 @@ pub fn verify_request(
 ) -> Result<VerifiedRequest, PkinitError> {
     let signed = request::parse(pa_type, pa_value)?;
     let parts = cms::read_signed(&signed.content_info)?;
-    let (signer_der, signer_cert) = parts.signer_cert().ok_or(CmsError::NoSignerCertificate)?;
-    let fingerprint = openssl::sha::sha256(signer_der);
-    let cached = ctx
-        .cert_cache
-        .and_then(|c| c.device(trust, &fingerprint, ctx.now));
-    // Without a cached entry, check the signature before parsing the
-    // certificate when its RSA key can be read directly.
-    let mut parsed = None;
-    let key = match &cached {
-        Some(d) => d.public_key.clone(),
-        None => match crate::signer::rsa_public_key(
-            &signer_cert.tbs_certificate.subject_public_key_info,
-        ) {
-            Some(k) => k,
-            None => parsed
-                .insert(X509::from_der(signer_der).map_err(CmsError::from)?)
-                .public_key()
-                .map_err(CmsError::from)?,
-        },
-    };
-    parts.verify(&key)?;
-    if **parts.econtent_type() != *oid::AUTH_DATA {
-        return Err(PkinitError::WrongContentType(
-            parts.econtent_type().to_string(),
-        ));
-    }
+    // A device seen before: its certificate is found by the sid's bytes and
+    // its digest, nothing is decoded or parsed.
+    let cached = ctx.cert_cache.and_then(|c| {
+        let der = parts.signer_der_by_bytes()?;
+        c.device(trust, &openssl::sha::sha256(der), ctx.now)
+    });
     let device = match cached {
-        Some(d) => d,
-        None => {
-            let cert = match parsed {
-                Some(x) => x,
-                None => X509::from_der(signer_der).map_err(CmsError::from)?,
-            };
-            let mut presented = Vec::new();
-            for (i, der) in parts.cert_ders() {
-                if Some(i) != parts.signer && der != signer_der {
-                    presented.push(match ctx.cert_cache {
-                        Some(c) => c.parse(der)?,
-                        None => X509::from_der(der).map_err(CmsError::from)?,
-                    });
-                }
-            }
-            let chain = trust.verify(&cert, &presented, ctx.now)?;
-            let spki_bits = signer_cert
-                .tbs_certificate
-                .subject_public_key_info
-                .subject_public_key
-                .as_raw_slice();
-            let device = Arc::new(VerifiedDevice {
-                fingerprint,
-                mac: certs::mac::device_mac(&cert).ok(),
-                public_key_hash: Sha1::digest(spki_bits).into(),
-                public_key: key,
-                issuer_and_serial: reply::issuer_and_serial(signer_der)?,
-                manufacturer: chain.manufacturer,
-                valid_from: chain.valid_from,
-                valid_until: chain.valid_until,
-            });
-            if let Some(c) = ctx.cert_cache {
-                c.insert_device(trust, device.clone());
-            }
+        Some(device) => {
+            parts.verify(&device.public_key)?;
+            check_content_type(&parts)?;
             device
         }
+        None => verify_new_device(&parts, ctx, trust)?,
     };
     let econtent = parts.econtent();
     let (nonce, delivery) = match signed.form {
@@ -365,6 +315,67 @@ pub fn verify_request(
         nonce,
         delivery,
     })
+}
+
+fn check_content_type(parts: &cms::SignedParts<'_>) -> Result<(), PkinitError> {
+    if **parts.econtent_type() != *oid::AUTH_DATA {
+        return Err(PkinitError::WrongContentType(
+            parts.econtent_type().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The signer of a request whose certificate the cache does not hold:
+/// signature (with the key read from the SubjectPublicKeyInfo, before any
+/// certificate parse, when it is RSA), content type, then the certificate
+/// parse and the chain; a success is remembered in the cache.
+fn verify_new_device(
+    parts: &cms::SignedParts<'_>,
+    ctx: &RequestContext<'_>,
+    trust: &TrustStore,
+) -> Result<Arc<VerifiedDevice>, PkinitError> {
+    let (signer_index, signer_der, signer_cert) =
+        parts.signer_cert()?.ok_or(CmsError::NoSignerCertificate)?;
+    let spki = &signer_cert.tbs_certificate.subject_public_key_info;
+    let mut parsed = None;
+    let key = match crate::signer::rsa_public_key(spki) {
+        Some(k) => k,
+        None => parsed
+            .insert(X509::from_der(signer_der).map_err(CmsError::from)?)
+            .public_key()
+            .map_err(CmsError::from)?,
+    };
+    parts.verify(&key)?;
+    check_content_type(parts)?;
+    let cert = match parsed {
+        Some(x) => x,
+        None => X509::from_der(signer_der).map_err(CmsError::from)?,
+    };
+    let mut presented = Vec::new();
+    for (i, der) in parts.cert_ders()? {
+        if i != signer_index && der != signer_der {
+            presented.push(match ctx.cert_cache {
+                Some(c) => c.parse(der)?,
+                None => X509::from_der(der).map_err(CmsError::from)?,
+            });
+        }
+    }
+    let chain = trust.verify(&cert, &presented, ctx.now)?;
+    let device = Arc::new(VerifiedDevice {
+        fingerprint: openssl::sha::sha256(signer_der),
+        mac: certs::mac::device_mac(&cert).ok(),
+        public_key_hash: Sha1::digest(spki.subject_public_key.as_raw_slice()).into(),
+        public_key: key,
+        issuer_and_serial: reply::issuer_and_serial(signer_der)?,
+        manufacturer: chain.manufacturer,
+        valid_from: chain.valid_from,
+        valid_until: chain.valid_until,
+    });
+    if let Some(c) = ctx.cert_cache {
+        c.insert_device(trust, device.clone());
+    }
+    Ok(device)
 }
 
 fn check_time(
