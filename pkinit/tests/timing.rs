@@ -137,3 +137,75 @@ fn timing() {
         );
     }
 }
+
+#[test]
+#[ignore = "timing print only"]
+fn dh_timing() {
+    use pkinit::dh::{ClientKey, Group, Kdf, ServerKey};
+    let l = common::lab();
+    let body = b"\x30\x03\x02\x01\x07";
+    let cname =
+        krb::principal::Principal::parse("mta/mta-001095000001.pktc.test@PKTC.TEST", None).unwrap();
+    let sname = krb::principal::Principal::krbtgt("PKTC.TEST");
+    let names = server::KdfNames {
+        client: &cname,
+        server: &sname,
+    };
+    let cache = CertCache::new(64);
+    let n = 200;
+    for group in [Group::Modp2048, Group::P256] {
+        let ck = ClientKey::generate(group).unwrap();
+        let pa = client::rfc4556_padata(
+            &l.device,
+            body,
+            1,
+            time::now(),
+            Some(ck.spki()),
+            Some(vec![Kdf::Sha256.algorithm_id()]),
+        )
+        .unwrap();
+        let ctx = RequestContext {
+            req_body: body,
+            body_nonce: 1,
+            now: time::now().0,
+            skew: 300,
+            dh_min_bits: 2048,
+            cert_cache: Some(&cache),
+        };
+        let v = server::verify_request(pa.r#type, &pa.value, &ctx, &l.device_trust).unwrap();
+        let server::KeyDelivery::Dh(dh) = &v.delivery else {
+            panic!("expected DH")
+        };
+        let mut line = format!("{group:?}:");
+        for reuse in [0, 60] {
+            let keys = server::DhKeys::new(reuse);
+            let t = Instant::now();
+            for _ in 0..n {
+                server::dh_reply(
+                    &v,
+                    dh,
+                    EncType::Aes256CtsHmacSha196,
+                    b"as-req",
+                    &names,
+                    &l.kdc,
+                    &keys,
+                )
+                .unwrap();
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+            line += &format!(" dh_reply (key reuse {reuse} s) {ms:.3} ms,");
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            ServerKey::generate(group).unwrap();
+        }
+        let keygen = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        let sk = ServerKey::generate(group).unwrap();
+        let t = Instant::now();
+        for _ in 0..n {
+            sk.agree(&dh.client_public).unwrap();
+        }
+        let agree = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        println!("{line} KDC key generation {keygen:.3} ms, agreement {agree:.3} ms");
+    }
+}
