@@ -6,6 +6,8 @@
 //!
 //! Writing: OpenSSL's CMS_sign/CMS_encrypt, with our eContentType set
 //! through three functions the openssl crate does not wrap (see `ffi`).
+//! The client side (requests) and tests use these; the KDC's replies are
+//! built around a single signature in [`crate::reply`].
 
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::hash::MessageDigest;

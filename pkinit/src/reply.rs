@@ -20,7 +20,7 @@
 //!   the IV as the algorithm's OCTET STRING parameter.
 //!
 //! Everything fixed for a KDC identity (the certificate set, the signer
-//! identifier) is encoded once, in [`Prepared`]. Certificates and issuer
+//! identifier) is encoded once, in `Prepared`. Certificates and issuer
 //! names are copied as their exact DER, never re-encoded.
 
 use krb::msg::raw::{self, tlv};

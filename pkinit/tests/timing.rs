@@ -1,5 +1,6 @@
 //! Where a PKINIT request's time goes, in process (release build):
-//! `cargo test -p pkinit --release --test timing -- --ignored --nocapture`.
+//! `cargo test -p pkinit --release --test timing -- --ignored --nocapture --test-threads=1`
+//! (one test at a time, or the two disturb each other).
 //! Prints only; never asserts on time.
 
 mod common;
