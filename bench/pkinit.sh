@@ -9,7 +9,11 @@
 # Usage: bash bench/pkinit.sh [extra eue-sim pkinit-load args, e.g. --json]
 # Environment: SECONDS_LOAD (default 10), CONCURRENCY (default 8),
 #              TRANSPORT (tcp|udp, default tcp), KDC_LOG (default warn),
-#              SPEED_SECONDS (default 3; 0 skips openssl speed).
+#              SPEED_SECONDS (default 3; 0 skips openssl speed),
+#              FORMS (default "packetcable rfc4556 rfc4556-dh rfc4556-ecdh"),
+#              DH_KEY_REUSE_SECS (default 0: pkinit.dh_key_reuse_secs),
+#              DEVICE_CACHE_ENTRIES (default: the KDC's; 0 measures the
+#              device-certificate cache miss path on every request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +22,9 @@ CONCURRENCY=${CONCURRENCY:-8}
 TRANSPORT=${TRANSPORT:-tcp}
 KDC_LOG=${KDC_LOG:-warn}
 SPEED_SECONDS=${SPEED_SECONDS:-3}
+FORMS=${FORMS:-packetcable rfc4556 rfc4556-dh rfc4556-ecdh}
+DH_KEY_REUSE_SECS=${DH_KEY_REUSE_SECS:-0}
+DEVICE_CACHE_ENTRIES=${DEVICE_CACHE_ENTRIES:-}
 MIT_RSA_MS=1.86
 MIT_DH_MS=4.11
 TARGET_RSA_MS=0.35
@@ -27,6 +34,10 @@ TARGET_DH_MS=0.8
 . bench/lib.sh
 bench_build
 bench_realm
+sed -i "s/^dh_key_reuse_secs = .*/dh_key_reuse_secs = $DH_KEY_REUSE_SECS/" "$work/realm/config.toml"
+if [ -n "$DEVICE_CACHE_ENTRIES" ]; then
+  sed -i "s/^device_cache_entries = .*/device_cache_entries = $DEVICE_CACHE_ENTRIES/" "$work/realm/config.toml"
+fi
 
 if [ "$SPEED_SECONDS" != 0 ]; then
   # Before the KDC starts, so that nothing else competes for the CPU.
@@ -44,8 +55,8 @@ bench_start
 # Ready when one device is provisioned end to end.
 bench_wait_ready "$SIM_BIN" provision --realm-dir "$work/realm" --timeout-ms 500
 
-for form in packetcable rfc4556 rfc4556-dh; do
-  echo "== pktc-kdc pid $kdc_pid (RUST_LOG=$KDC_LOG); $form form, ${SECONDS_LOAD}s, concurrency $CONCURRENCY, $TRANSPORT" >&2
+for form in $FORMS; do
+  echo "== pktc-kdc pid $kdc_pid (RUST_LOG=$KDC_LOG, dh_key_reuse_secs $DH_KEY_REUSE_SECS, device_cache_entries ${DEVICE_CACHE_ENTRIES:-default}); $form form, ${SECONDS_LOAD}s, concurrency $CONCURRENCY, $TRANSPORT" >&2
   "$SIM_BIN" pkinit-load --realm-dir "$work/realm" --kdc-pid "$kdc_pid" --form "$form" \
     --seconds "$SECONDS_LOAD" --concurrency "$CONCURRENCY" --transport "$TRANSPORT" "$@"
 done

@@ -55,6 +55,8 @@ pub enum Form {
     /// RFC 4556 Diffie-Hellman as MIT's kinit sends it: MODP group 14 (2048)
     /// with the RFC 8636 SHA-256 KDF offered; reply in padata 17.
     Rfc4556Dh,
+    /// As `rfc4556-dh` with ECDH on P-256 (RFC 5349).
+    Rfc4556Ecdh,
 }
 
 impl Form {
@@ -63,6 +65,7 @@ impl Form {
             Form::Packetcable => "packetcable",
             Form::Rfc4556 => "rfc4556",
             Form::Rfc4556Dh => "rfc4556-dh",
+            Form::Rfc4556Ecdh => "rfc4556-ecdh",
         }
     }
 }
@@ -218,12 +221,13 @@ pub fn build_as_req(
     let (now, usec) = time::now();
     let etypes: &[EncType] = match form {
         Form::Packetcable => &PACKETCABLE_ETYPES,
-        Form::Rfc4556 | Form::Rfc4556Dh => &EncType::ALL,
+        Form::Rfc4556 | Form::Rfc4556Dh | Form::Rfc4556Ecdh => &EncType::ALL,
     };
     let dh = match form {
         Form::Rfc4556Dh => Some(pkinit::dh::ClientKey::generate(
             pkinit::dh::Group::Modp2048,
         )?),
+        Form::Rfc4556Ecdh => Some(pkinit::dh::ClientKey::generate(pkinit::dh::Group::P256)?),
         _ => None,
     };
     let body = RequestBody {
@@ -240,15 +244,17 @@ pub fn build_as_req(
         Form::Packetcable => {
             pkinit::client::packetcable_padata(&dev.identity, &body_der, nonce, (now, usec), mps)?
         }
-        Form::Rfc4556 | Form::Rfc4556Dh => vec![pkinit::client::rfc4556_padata(
-            &dev.identity,
-            &body_der,
-            nonce,
-            (now, usec),
-            dh.as_ref().map(|k| k.spki()),
-            dh.as_ref()
-                .map(|_| vec![pkinit::dh::Kdf::Sha256.algorithm_id()]),
-        )?],
+        Form::Rfc4556 | Form::Rfc4556Dh | Form::Rfc4556Ecdh => {
+            vec![pkinit::client::rfc4556_padata(
+                &dev.identity,
+                &body_der,
+                nonce,
+                (now, usec),
+                dh.as_ref().map(|k| k.spki()),
+                dh.as_ref()
+                    .map(|_| vec![pkinit::dh::Kdf::Sha256.algorithm_id()]),
+            )?]
+        }
     };
     Ok(AsRequest {
         form,
@@ -324,7 +330,7 @@ pub fn open_as_reply(
     let AsRep(rep) = msg::decode::<AsRep>("AS-REP", reply).context("decoding the AS-REP")?;
     let want = match req.form {
         Form::Packetcable => padata::PK_AS_REP_19,
-        Form::Rfc4556 | Form::Rfc4556Dh => padata::PK_AS_REP,
+        Form::Rfc4556 | Form::Rfc4556Dh | Form::Rfc4556Ecdh => padata::PK_AS_REP,
     };
     let pa = rep
         .padata
@@ -340,7 +346,7 @@ pub fn open_as_reply(
         Form::Rfc4556 => {
             pkinit::client::open_rfc4556_rsa_reply(&pa.value, &dev.identity, sp_trust, &req.bytes)
         }
-        Form::Rfc4556Dh => {
+        Form::Rfc4556Dh | Form::Rfc4556Ecdh => {
             let ck = req.dh.as_ref().context("DH request without a client key")?;
             let etype = EncType::from_i32(rep.enc_part.etype).context("AS-REP etype")?;
             let state = pkinit::client::DhClientState {

@@ -153,7 +153,7 @@ pub fn run(args: &PkinitLoadArgs) -> anyhow::Result<()> {
     }
     let (server, mps) = match args.form {
         Form::Packetcable => (&realm.service, Some(realm.mps_fqdn.as_str())),
-        Form::Rfc4556 | Form::Rfc4556Dh => (&realm.krbtgt, None),
+        Form::Rfc4556 | Form::Rfc4556Dh | Form::Rfc4556Ecdh => (&realm.krbtgt, None),
     };
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -184,6 +184,14 @@ fn as_step(
                 realm.krbtgt
             ),
         ),
+        Form::Rfc4556Ecdh => (
+            &realm.krbtgt,
+            None,
+            format!(
+                "RFC 4556 PKINIT AS-REQ (PA-PK-AS-REQ, ECDH P-256, RFC 8636 KDF) for {}",
+                realm.krbtgt
+            ),
+        ),
         Form::Rfc4556 => (
             &realm.krbtgt,
             None,

@@ -48,6 +48,16 @@ impl MappingCache {
     }
 
     pub fn get(&self, mac: &[u8; 6]) -> Cached {
+        self.get_counting(mac, true)
+    }
+
+    /// As [`MappingCache::get`], but a miss is not counted: for a caller
+    /// that asks once more on the way that can wait ([`MappingCache::get`]).
+    pub fn get_without_miss(&self, mac: &[u8; 6]) -> Cached {
+        self.get_counting(mac, false)
+    }
+
+    fn get_counting(&self, mac: &[u8; 6], count_miss: bool) -> Cached {
         let now = Instant::now();
         let found = match self.lock().get(mac) {
             Some((b, until)) if now < *until => match b {
@@ -56,12 +66,11 @@ impl MappingCache {
             },
             _ => Cached::Miss,
         };
-        let counter = if found == Cached::Miss {
-            &self.misses
-        } else {
-            &self.hits
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if found != Cached::Miss {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        } else if count_miss {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
         found
     }
 

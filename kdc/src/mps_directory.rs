@@ -47,7 +47,19 @@ impl MpsDirectory {
     async fn resolve(&self, query: &DeviceQuery) -> Result<fqdn_map::client::Binding, LookupError> {
         let started = std::time::Instant::now();
         let (result, asked_server) = self.lookup_uncounted(query).await;
-        let outcome = match &result {
+        self.record(query, &result, asked_server, started.elapsed());
+        result
+    }
+
+    /// The metrics and the audit event (exchange `lookup`) of one lookup.
+    fn record(
+        &self,
+        query: &DeviceQuery,
+        result: &Result<fqdn_map::client::Binding, LookupError>,
+        asked_server: bool,
+        elapsed: std::time::Duration,
+    ) {
+        let outcome = match result {
             Ok(_) if asked_server => "miss",
             Ok(_) => "hit",
             Err(LookupError::UnknownMac) => "unknown_mac",
@@ -55,7 +67,6 @@ impl MpsDirectory {
             Err(LookupError::MpsError(_)) => "mps_error",
             Err(LookupError::Busy) => "busy",
         };
-        let elapsed = started.elapsed();
         metrics::counter!("pktc_mps_lookups_total", "outcome" => outcome).increment(1);
         let cached = if asked_server { "miss" } else { "hit" };
         metrics::counter!("pktc_cache_lookups_total", "cache" => "mps", "result" => cached)
@@ -74,7 +85,6 @@ impl MpsDirectory {
             reason = outcome,
             latency_us = elapsed.as_micros() as u64,
         );
-        result
     }
 
     /// The lookup, and whether a provisioning server was asked.
@@ -132,6 +142,21 @@ impl MpsDirectory {
 impl DeviceDirectory for MpsDirectory {
     fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a> {
         Box::pin(self.resolve(query))
+    }
+
+    /// The memory cache only (as the first step of `lookup`).
+    fn lookup_now(
+        &self,
+        query: &DeviceQuery,
+    ) -> Option<Result<fqdn_map::client::Binding, LookupError>> {
+        let started = std::time::Instant::now();
+        let result = match self.cache.get_without_miss(&query.facts.mac) {
+            Cached::Hit(b) => Ok(b),
+            Cached::Negative => Err(LookupError::UnknownMac),
+            Cached::Miss => return None,
+        };
+        self.record(query, &result, false, started.elapsed());
+        Some(result)
     }
 
     fn address_policy(&self) -> AddressPolicy {

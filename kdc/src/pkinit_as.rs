@@ -3,9 +3,11 @@
 //! Devices have no database row: the device certificate chain proves who
 //! they are, the device directory (static table now, the MPS later) says
 //! which FQDN belongs to their MAC, and the cname must be `mta/<that FQDN>`.
-//! Stages: decode and cheap checks on the reactor → signature and chain
-//! on the CPU pool → directory lookup (async) → name check → ticket and
-//! signed reply on the CPU pool.
+//! Stages: decode and cheap checks on the reactor → one pass on the CPU
+//! pool: signature and chain, directory answer when it is at hand (static
+//! table, cache hit), name check, ticket and signed reply. Only a directory
+//! that must be asked (a provisioning-server lookup) sends the request back
+//! to the reactor to wait, and then to the pool again for the reply.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,7 +82,7 @@ impl PkinitState {
             format!("loading device trust from {}", p.device_trust_dir.display())
         })?;
         Ok(PkinitState {
-            identity: KdcIdentity { cert, key, chain },
+            identity: KdcIdentity::new(cert, key, chain).context("pkinit.kdc_key")?,
             trust: Arc::new(trust),
             reply: ReplyPolicy {
                 packetcable_cipher: if p.packetcable_reply_cipher == "aes256-cbc" {
@@ -92,14 +94,22 @@ impl PkinitState {
             },
             dh_min_bits: p.dh_min_bits,
             dh_keys: server::DhKeys::new(p.dh_key_reuse_secs),
-            cert_cache: Arc::new(pkinit::cms::CertCache::new(4096)),
+            cert_cache: Arc::new(
+                pkinit::cms::CertCache::new(4096).with_device_capacity(p.device_cache_entries),
+            ),
             directory: match directory {
                 Some(d) => d,
                 None => Arc::new(StaticDirectory::from_config(&p.devices)?),
             },
-            pool: CpuPool::new(p.pool_threads, p.pool_queue),
+            pool: CpuPool::new(p.pool_threads, p.pool_queue)
+                .context("starting the public-key threads")?,
         })
     }
+}
+
+/// `pkinit.device_cache_entries` when the configuration does not set it.
+pub fn default_device_cache_entries() -> usize {
+    pkinit::cache::DEFAULT_DEVICE_ENTRIES
 }
 
 const PKINIT_TYPES: [i32; 3] = [
@@ -130,6 +140,87 @@ fn pk_err(e: server::PkinitError) -> KdcError {
     let mut k = KdcError::new(e.krb_error_code(), e.reason()).text(e.to_string());
     k.e_data = e.e_data();
     k
+}
+
+/// What the pool's first pass ends with.
+/// What the pool pass learned about the device, for the audit line and
+/// the metrics, whether or not the request then succeeds.
+#[derive(Default)]
+struct Facts {
+    dh: bool,
+    mac: Option<[u8; 6]>,
+    fqdn: Option<String>,
+}
+
+impl Facts {
+    fn apply(self, outcome: &mut Outcome) {
+        if self.dh {
+            outcome.form = "rfc4556_dh";
+        }
+        outcome.mac = self.mac;
+        if self.fqdn.is_some() {
+            outcome.fqdn = self.fqdn;
+        }
+    }
+}
+
+enum FirstPass {
+    /// The whole reply.
+    Done(Vec<u8>),
+    /// The device directory must be asked (and waited for) first.
+    Lookup(Box<(Decoded, VerifiedRequest, crate::directory::DeviceQuery)>),
+}
+
+fn device_query(v: &VerifiedRequest, d: &Decoded) -> crate::directory::DeviceQuery {
+    crate::directory::DeviceQuery {
+        facts: fqdn_map::client::DeviceFacts {
+            mac: v.mac,
+            pubkey_hash: v.public_key_hash(),
+            // Manufacturer-CA revocation times are not tracked yet: "not revoked".
+            revocation_time: 0,
+        },
+        mps_hint: d.mps_hint.clone(),
+    }
+}
+
+fn lookup_error(e: LookupError) -> KdcError {
+    match e {
+        LookupError::UnknownMac => {
+            KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_unknown_mac")
+                .text("device not known to the provisioning system")
+        }
+        LookupError::MpsError(detail) => {
+            // The detail is for operators, not for the device.
+            tracing::warn!(%detail, "provisioning server lookup failed");
+            KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_mps_error")
+                .text("device lookup failed")
+        }
+        LookupError::Timeout => {
+            KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_timeout")
+        }
+        LookupError::Busy => KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_busy"),
+    }
+}
+
+/// The request's source address and cname against the device's binding.
+fn authorize(
+    policy: crate::directory::AddressPolicy,
+    binding: &crate::directory::DeviceBinding,
+    source: SocketAddr,
+    d: &Decoded,
+) -> Result<(), KdcError> {
+    if let Err(reason) = crate::directory::check_address(policy, binding, source.ip()) {
+        return Err(KdcError::new(err::KRB_AP_ERR_BADADDR, reason)
+            .text("request source address is not the device's"));
+    }
+    let c = &d.client.components;
+    if c.len() != 2 || c[0] != "mta" || !same_fqdn(&c[1], &binding.fqdn) {
+        return Err(
+            KdcError::new(err::KDC_ERR_CLIENT_NAME_MISMATCH, "device_fqdn_mismatch")
+                .text("client name does not match the device's FQDN"),
+        );
+    }
+    Ok(())
 }
 
 /// What stage one hands on.
@@ -212,78 +303,69 @@ impl Kdc {
             );
         };
         let trust = pk.trust.load();
-        let skew = self.skew;
-        let dh_min_bits = pk.dh_min_bits;
-        let cert_cache = pk.cert_cache.clone();
-        let body_nonce = d.req.req_body.nonce;
-        let (pa_type, pa_value, req_body) = (d.pa_type, d.pa_value.clone(), d.req_body.clone());
-        let verified = pk
+        let kdc = self.clone();
+        let req = request.clone();
+        // One pass on the pool: signature and chain, then, when the device
+        // directory has the answer at hand, the name checks and the signed
+        // reply; otherwise back here to wait for the directory.
+        let want_fqdn = outcome.audit;
+        let (facts, first) = pk
             .pool
             .run(move || {
-                let ctx = RequestContext {
-                    req_body: &req_body,
-                    body_nonce,
-                    now: time::now().0,
-                    skew,
-                    dh_min_bits,
-                    cert_cache: Some(&cert_cache),
-                };
-                server::verify_request(pa_type, &pa_value, &ctx, &trust)
+                let mut facts = Facts::default();
+                let first = (|| -> Result<FirstPass, KdcError> {
+                    let pk = kdc.pkinit_state()?;
+                    let ctx = RequestContext {
+                        req_body: &d.req_body,
+                        body_nonce: d.req.req_body.nonce,
+                        now: time::now().0,
+                        skew: kdc.skew,
+                        dh_min_bits: pk.dh_min_bits,
+                        cert_cache: Some(&pk.cert_cache),
+                    };
+                    let verified = server::verify_request(d.pa_type, &d.pa_value, &ctx, &trust)
+                        .map_err(pk_err)?;
+                    drop(trust);
+                    facts.dh = matches!(verified.delivery, server::KeyDelivery::Dh(_));
+                    facts.mac = Some(verified.mac);
+                    let query = device_query(&verified, &d);
+                    match pk.directory.lookup_now(&query) {
+                        Some(found) => {
+                            let binding = found.map_err(lookup_error)?;
+                            if want_fqdn {
+                                facts.fqdn = Some(binding.fqdn.clone());
+                            }
+                            authorize(pk.directory.address_policy(), &binding, source, &d)?;
+                            kdc.pkinit_issue(&req, d, verified).map(FirstPass::Done)
+                        }
+                        None => Ok(FirstPass::Lookup(Box::new((d, verified, query)))),
+                    }
+                })();
+                (facts, first)
             })
             .await
-            .map_err(|_| KdcError::new(err::KRB_ERR_GENERIC, "pool_failed"))?
-            .map_err(pk_err)?;
-        if matches!(verified.delivery, server::KeyDelivery::Dh(_)) {
-            outcome.form = "rfc4556_dh";
-        }
-        outcome.mac = Some(verified.mac);
-
-        let query = crate::directory::DeviceQuery {
-            facts: fqdn_map::client::DeviceFacts {
-                mac: verified.mac,
-                pubkey_hash: verified.public_key_hash().map_err(pk_err)?,
-                // Manufacturer-CA revocation times are not tracked yet: "not revoked".
-                revocation_time: 0,
-            },
-            mps_hint: d.mps_hint.clone(),
+            .map_err(|_| KdcError::new(err::KRB_ERR_GENERIC, "pool_failed"))?;
+        facts.apply(outcome);
+        let (d, verified, query) = match first? {
+            FirstPass::Done(reply) => return Ok(reply),
+            FirstPass::Lookup(waiting) => *waiting,
         };
-        let binding = pk.directory.lookup(&query).await.map_err(|e| match e {
-            LookupError::UnknownMac => {
-                KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_unknown_mac")
-                    .text("device not known to the provisioning system")
-            }
-            LookupError::MpsError(detail) => {
-                // The detail is for operators, not for the device.
-                tracing::warn!(%detail, "provisioning server lookup failed");
-                KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_mps_error")
-                    .text("device lookup failed")
-            }
-            LookupError::Timeout => {
-                KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_timeout")
-            }
-            LookupError::Busy => KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_busy"),
-        })?;
+        let binding = pk.directory.lookup(&query).await.map_err(lookup_error)?;
         if outcome.audit {
             outcome.fqdn = Some(binding.fqdn.clone());
         }
-        if let Err(reason) =
-            crate::directory::check_address(pk.directory.address_policy(), &binding, source.ip())
-        {
-            return Err(KdcError::new(err::KRB_AP_ERR_BADADDR, reason)
-                .text("request source address is not the device's"));
-        }
-        let c = &d.client.components;
-        if c.len() != 2 || c[0] != "mta" || !same_fqdn(&c[1], &binding.fqdn) {
-            return Err(
-                KdcError::new(err::KDC_ERR_CLIENT_NAME_MISMATCH, "device_fqdn_mismatch")
-                    .text("client name does not match the device's FQDN"),
-            );
-        }
+        authorize(pk.directory.address_policy(), &binding, source, &d)?;
         let kdc = self.clone();
         pk.pool
             .run(move || kdc.pkinit_issue(&request, d, verified))
             .await
             .map_err(|_| KdcError::new(err::KRB_ERR_GENERIC, "pool_failed"))?
+    }
+
+    fn pkinit_state(&self) -> Result<&PkinitState, KdcError> {
+        self.pkinit
+            .as_ref()
+            .ok_or_else(|| KdcError::new(err::KRB_ERR_GENERIC, "pkinit_not_configured"))
     }
 
     /// Decode and the cheap checks (no public-key work).
@@ -341,10 +423,7 @@ impl Kdc {
         d: Decoded,
         v: VerifiedRequest,
     ) -> Result<Vec<u8>, KdcError> {
-        let pk = self
-            .pkinit
-            .as_ref()
-            .ok_or_else(|| KdcError::new(err::KRB_ERR_GENERIC, "pkinit_not_configured"))?;
+        let pk = self.pkinit_state()?;
         let body = &d.req.req_body;
         let server = self
             .db

@@ -96,6 +96,12 @@ async fn answers_then_serves_from_cache_and_caches_unknown_macs() {
         Duration::from_secs(60),
         OnTimeout::Refuse,
     );
+    // Nothing at hand before the server was asked (and not counted as a miss).
+    assert!(dir.lookup_now(&query(KNOWN, None)).is_none());
+    assert_eq!(
+        dir.cache.misses.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     assert_eq!(
         dir.lookup(&query(KNOWN, None)).await.unwrap().fqdn,
         "mta1.pktc.test"
@@ -105,6 +111,15 @@ async fn answers_then_serves_from_cache_and_caches_unknown_macs() {
         Err(LookupError::UnknownMac)
     );
     task.abort();
+    // Cached answers are at hand without waiting.
+    assert_eq!(
+        dir.lookup_now(&query(KNOWN, None)).unwrap().unwrap().fqdn,
+        "mta1.pktc.test"
+    );
+    assert_eq!(
+        dir.lookup_now(&query([9; 6], None)),
+        Some(Err(LookupError::UnknownMac))
+    );
     // Server gone: both answers still come from the cache.
     assert_eq!(
         dir.lookup(&query(KNOWN, None)).await.unwrap().fqdn,
@@ -114,7 +129,7 @@ async fn answers_then_serves_from_cache_and_caches_unknown_macs() {
         dir.lookup(&query([9; 6], None)).await,
         Err(LookupError::UnknownMac)
     );
-    assert_eq!(dir.cache.hits.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(dir.cache.hits.load(std::sync::atomic::Ordering::Relaxed), 4);
 }
 
 #[tokio::test]

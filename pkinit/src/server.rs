@@ -4,23 +4,25 @@
 //! Error codes follow RFC 4556 §3.2.1–3.2.3 and shared PROTOCOL.md §1.3;
 //! every refusal also has a short `reason()` for the audit log.
 
-use certs::store::{ChainError, TrustStore, VerifiedChain};
+use certs::store::{ChainError, TrustStore};
 use krb::crypto::{ChecksumType, Key, usage, verify_unkeyed_checksum};
 use krb::msg::consts::{err, padata};
 use krb::msg::raw::tlv;
 use krb::msg::{self, Checksum, EncryptionKey, PaData, time};
 use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::{PKey, Private, Public};
 use openssl::symm::Cipher;
 use openssl::x509::X509;
 use sha1::{Digest, Sha1};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::asn1::{
     self, AuthPack, AuthPack19, PaPkAsRep, ReplyKeyPack, ReplyKeyPack19, nonce_u32, oid,
 };
-use crate::cms::{self, CmsError, SignOptions};
+use crate::cms::{self, CmsError};
 use crate::dh::{self, ClientPublic, DhError, Group, Kdf, ServerKey};
+use crate::reply;
 use crate::request::{self, Form, RequestError};
 
 /// Why a PKINIT request was refused.
@@ -156,6 +158,35 @@ pub struct KdcIdentity {
     pub key: PKey<Private>,
     /// Intermediates sent with replies (not the root).
     pub chain: Vec<X509>,
+    /// The certificate set and signer identifier, encoded once.
+    prepared: reply::Prepared,
+}
+
+impl KdcIdentity {
+    /// Checks that the key type can sign replies (RSA or EC) and encodes
+    /// what every reply carries.
+    pub fn new(cert: X509, key: PKey<Private>, chain: Vec<X509>) -> Result<Self, PkinitError> {
+        let prepared = reply::Prepared::new(&cert, &key, &chain)?;
+        Ok(KdcIdentity {
+            cert,
+            key,
+            chain,
+            prepared,
+        })
+    }
+
+    /// A DER ContentInfo(SignedData) of `content` (type `econtent_type`),
+    /// signed with `md` (RFC 5652 signed attributes) at Unix time `now`.
+    pub fn sign(
+        &self,
+        md: MessageDigest,
+        econtent_type: &rasn::types::Oid,
+        content: &[u8],
+        now: i64,
+    ) -> Result<Vec<u8>, PkinitError> {
+        let sd = reply::signed_data(&self.prepared, &self.key, md, econtent_type, content, now)?;
+        Ok(reply::content_info(oid::SIGNED_DATA, &sd))
+    }
 }
 
 /// What the request asks for in the reply.
@@ -174,11 +205,35 @@ pub struct DhRequest {
     pub kdf: Option<Kdf>,
 }
 
+/// A device certificate whose chain verified: what requests with the same
+/// certificate reuse from the [`cms::CertCache`].
+pub struct VerifiedDevice {
+    /// SHA-256 of the certificate's DER.
+    pub fingerprint: [u8; 32],
+    /// Its public key: checks request signatures, encrypts RSA replies.
+    pub public_key: PKey<Public>,
+    /// DER IssuerAndSerialNumber, exactly as in the certificate (the
+    /// RecipientInfo of RSA replies).
+    pub issuer_and_serial: Vec<u8>,
+    /// The chain's issuer of the certificate (`C=…, O=…, CN=…`).
+    pub manufacturer: String,
+    /// The verification holds for request times in `valid_from..=valid_until`
+    /// ([`certs::store::VerifiedChain`]).
+    pub valid_from: i64,
+    pub valid_until: i64,
+    /// The MAC address in the CN, if there is one.
+    pub mac: Option<[u8; 6]>,
+    /// SHA-1 of the subjectPublicKey BIT STRING contents (the RSAPublicKey
+    /// DER): the key-identifier method of RFC 5280 §4.2.1.2, pkt-eue-7's
+    /// "MTA public key hash" (INFERRED: PROTOCOL.md §3.2 leaves open which
+    /// bytes are hashed).
+    pub public_key_hash: [u8; 20],
+}
+
 /// A request whose signature, chain, time, checksum and nonce checked out.
 pub struct VerifiedRequest {
     pub form: Form,
-    pub device_cert: X509,
-    pub chain: VerifiedChain,
+    pub device: Arc<VerifiedDevice>,
     /// The MAC address in the device certificate's CN.
     pub mac: [u8; 6],
     /// The PKAuthenticator nonce (echoed in the -19 ReplyKeyPack and in KDCDHKeyInfo).
@@ -187,23 +242,9 @@ pub struct VerifiedRequest {
 }
 
 impl VerifiedRequest {
-    /// SHA-1 of the device's public key as pkt-eue-7's "MTA public key
-    /// hash": the subjectPublicKey BIT STRING contents (the RSAPublicKey
-    /// DER), the key-identifier method of RFC 5280 §4.2.1.2 (INFERRED:
-    /// PROTOCOL.md §3.2 leaves open which bytes are hashed).
-    pub fn public_key_hash(&self) -> Result<[u8; 20], PkinitError> {
-        let spki = self
-            .device_cert
-            .public_key()
-            .and_then(|k| k.public_key_to_der())
-            .map_err(|e| PkinitError::Reply(e.to_string()))?;
-        let malformed = |e: msg::raw::RawError| PkinitError::Reply(e.to_string());
-        let (seq, _) = msg::raw::read_tlv(&spki).map_err(malformed)?;
-        let (_alg, rest) = msg::raw::read_tlv(seq.content).map_err(malformed)?;
-        let (bits, _) = msg::raw::read_tlv(rest).map_err(malformed)?;
-        // Skip the unused-bits octet of the BIT STRING.
-        let key = bits.content.get(1..).unwrap_or_default();
-        Ok(Sha1::digest(key).into())
+    /// pkt-eue-7's "MTA public key hash" ([`VerifiedDevice::public_key_hash`]).
+    pub fn public_key_hash(&self) -> [u8; 20] {
+        self.device.public_key_hash
     }
 }
 
@@ -217,11 +258,17 @@ pub struct RequestContext<'a> {
     pub skew: i64,
     /// Smallest acceptable DH group (MODP bits or equivalent).
     pub dh_min_bits: u32,
-    /// Parsed intermediates shared across requests.
+    /// Parsed intermediates and verified device certificates shared
+    /// across requests (one cache per trust-store handle).
     pub cert_cache: Option<&'a cms::CertCache>,
 }
 
 /// Checks a PKINIT padata (14 or 16; 15 is refused as draft-9).
+///
+/// With `ctx.cert_cache`, a device certificate already verified against
+/// this trust store (same DER, request time inside the cached result's
+/// validity window) is neither parsed nor chain-checked again; the
+/// request's signature is always checked.
 pub fn verify_request(
     pa_type: i32,
     pa_value: &[u8],
@@ -229,32 +276,98 @@ pub fn verify_request(
     trust: &TrustStore,
 ) -> Result<VerifiedRequest, PkinitError> {
     let signed = request::parse(pa_type, pa_value)?;
-    let content = cms::verify_signed_with(&signed.content_info, ctx.cert_cache)?;
-    if *content.econtent_type != *oid::AUTH_DATA {
-        return Err(PkinitError::WrongContentType(
-            content.econtent_type.to_string(),
-        ));
-    }
-    let presented: Vec<X509> = content
-        .certificates
-        .iter()
-        .filter(|c| c.to_der().ok() != content.signer.to_der().ok())
-        .cloned()
-        .collect();
-    let chain = trust.verify(&content.signer, &presented, ctx.now)?;
-    let (nonce, delivery) = match signed.form {
-        Form::PacketCable => check_auth_pack_19(&content.econtent, ctx)?,
-        Form::Rfc4556 => check_auth_pack(&content.econtent, ctx)?,
+    let parts = cms::read_signed(&signed.content_info)?;
+    // A device seen before: its certificate is found by the sid's bytes and
+    // its digest, nothing is decoded or parsed.
+    let cached = ctx.cert_cache.and_then(|c| {
+        let der = parts.signer_der_by_bytes()?;
+        c.device(trust, &openssl::sha::sha256(der), ctx.now)
+    });
+    let device = match cached {
+        Some(device) => {
+            parts.verify(&device.public_key)?;
+            check_content_type(&parts)?;
+            device
+        }
+        None => verify_new_device(&parts, ctx, trust)?,
     };
-    let mac = certs::mac::device_mac(&content.signer).map_err(|_| PkinitError::NoMac)?;
+    let econtent = parts.econtent();
+    let (nonce, delivery) = match signed.form {
+        Form::PacketCable => check_auth_pack_19(econtent, ctx)?,
+        Form::Rfc4556 => check_auth_pack(econtent, ctx)?,
+    };
+    let mac = device.mac.ok_or(PkinitError::NoMac)?;
     Ok(VerifiedRequest {
         form: signed.form,
-        device_cert: content.signer,
-        chain,
+        device,
         mac,
         nonce,
         delivery,
     })
+}
+
+fn check_content_type(parts: &cms::SignedParts<'_>) -> Result<(), PkinitError> {
+    if **parts.econtent_type() != *oid::AUTH_DATA {
+        return Err(PkinitError::WrongContentType(
+            parts.econtent_type().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The signer of a request whose certificate the cache does not hold:
+/// signature (with the key read from the SubjectPublicKeyInfo, before any
+/// certificate parse, when it is RSA), content type, then the certificate
+/// parse and the chain; a success is remembered in the cache.
+fn verify_new_device(
+    parts: &cms::SignedParts<'_>,
+    ctx: &RequestContext<'_>,
+    trust: &TrustStore,
+) -> Result<Arc<VerifiedDevice>, PkinitError> {
+    let (signer_index, signer_der, signer_cert) =
+        parts.signer_cert()?.ok_or(CmsError::NoSignerCertificate)?;
+    let spki = &signer_cert.tbs_certificate.subject_public_key_info;
+    let mut parsed = None;
+    let key = match crate::signer::rsa_public_key(spki) {
+        Some(k) => k,
+        None => parsed
+            .insert(X509::from_der(signer_der).map_err(CmsError::from)?)
+            .public_key()
+            .map_err(CmsError::from)?,
+    };
+    parts.verify(&key)?;
+    check_content_type(parts)?;
+    let cert = match parsed {
+        Some(x) => x,
+        None => X509::from_der(signer_der).map_err(CmsError::from)?,
+    };
+    let mut presented = Vec::new();
+    for (i, der) in parts.cert_ders()? {
+        if i != signer_index && der != signer_der {
+            presented.push(match ctx.cert_cache {
+                Some(c) => c.parse(der)?,
+                None => X509::from_der(der).map_err(CmsError::from)?,
+            });
+        }
+    }
+    let chain = trust.verify(&cert, &presented, ctx.now)?;
+    let device = Arc::new(VerifiedDevice {
+        fingerprint: openssl::sha::sha256(signer_der),
+        mac: certs::mac::device_mac(&cert).ok(),
+        public_key_hash: Sha1::digest(spki.subject_public_key.as_raw_slice()).into(),
+        // The parsed certificate's key, not the one built for the first
+        // check: OpenSSL keeps a legacy-built key twice (≈ 0.75 KB more per
+        // cache entry).
+        public_key: cert.public_key().map_err(CmsError::from)?,
+        issuer_and_serial: reply::issuer_and_serial(signer_der)?,
+        manufacturer: chain.manufacturer,
+        valid_from: chain.valid_from,
+        valid_until: chain.valid_until,
+    });
+    if let Some(c) = ctx.cert_cache {
+        c.insert_device(trust, device.clone());
+    }
+    Ok(device)
 }
 
 fn check_time(
@@ -345,7 +458,8 @@ fn check_auth_pack(
 pub struct ReplyPolicy {
     /// Content cipher of PacketCable RSA replies (3DES for devices).
     pub packetcable_cipher: Cipher,
-    /// Signature digest of PacketCable replies.
+    /// Signature digest of PacketCable replies (RFC 4556 and DH replies
+    /// use SHA-256).
     pub packetcable_digest: MessageDigest,
 }
 
@@ -358,12 +472,6 @@ fn encryption_key(k: &Key) -> EncryptionKey {
 
 fn reply_err(e: impl std::fmt::Display) -> PkinitError {
     PkinitError::Reply(e.to_string())
-}
-
-/// The bare SignedData inside a ContentInfo (what the EnvelopedData carries).
-fn bare_signed_data(content_info: &[u8]) -> Result<Vec<u8>, PkinitError> {
-    let ci: rasn_cms::ContentInfo = msg::decode("ContentInfo", content_info).map_err(reply_err)?;
-    Ok(ci.content.as_bytes().to_vec())
 }
 
 /// RSA key transport: the reply padata delivering `reply_key`.
@@ -383,7 +491,7 @@ pub fn rsa_reply(
             };
             (
                 msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?,
-                Some(policy.packetcable_digest),
+                policy.packetcable_digest,
                 policy.packetcable_cipher,
             )
         }
@@ -398,21 +506,25 @@ pub fn rsa_reply(
             };
             (
                 msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?,
-                None,
+                MessageDigest::sha256(),
                 Cipher::aes_256_cbc(),
             )
         }
     };
-    let opts = SignOptions {
+    // The EnvelopedData carries the bare SignedData (as MIT's KDC does).
+    let signed = reply::signed_data(
+        &kdc.prepared,
+        &kdc.key,
         digest,
-        signed_attributes: true,
-        extra_certs: &kdc.chain,
-    };
-    let signed = cms::sign(oid::RKEY_DATA, &key_pack, &kdc.cert, &kdc.key, &opts)?;
-    let enveloped = cms::envelope(
+        oid::RKEY_DATA,
+        &key_pack,
+        time::now().0,
+    )?;
+    let enveloped = reply::enveloped_data(
         oid::SIGNED_DATA,
-        &bare_signed_data(&signed)?,
-        &req.device_cert,
+        &signed,
+        &req.device.public_key,
+        &req.device.issuer_and_serial,
         cipher,
     )?;
     Ok(match req.form {
@@ -495,12 +607,12 @@ pub fn dh_reply(
         dh_key_expiration: expires.map(time::from_unix),
     };
     let info_der = msg::encode("KDCDHKeyInfo", &info).map_err(reply_err)?;
-    let opts = SignOptions {
-        digest: None,
-        signed_attributes: true,
-        extra_certs: &kdc.chain,
-    };
-    let signed = cms::sign(oid::DH_KEY_DATA, &info_der, &kdc.cert, &kdc.key, &opts)?;
+    let signed = kdc.sign(
+        MessageDigest::sha256(),
+        oid::DH_KEY_DATA,
+        &info_der,
+        time::now().0,
+    )?;
     // A server nonce only answers a client nonce, and only octetstring2key uses them.
     let server_dh_nonce = match (&dh_req.client_dh_nonce, dh_req.kdf) {
         (Some(_), None) => Some(

@@ -5,11 +5,18 @@
 //! 3.0 decodes every certificate's public key again on each parse — the
 //! largest cost of a PKINIT request before this (docs/benchmarks.md). The
 //! check itself stays OpenSSL's (EVP_DigestVerify).
+//!
+//! An RSA key can also be built straight from a certificate's
+//! SubjectPublicKeyInfo ([`rsa_public_key`]): OpenSSL 3.0 spends most of a
+//! certificate parse setting up a decoder for the key; the modulus and
+//! exponent need none.
 
 use krb::msg::raw;
+use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, PKeyRef, Public};
+use openssl::rsa::Rsa;
 use openssl::sign::Verifier;
-use openssl::x509::X509;
 use rasn::types::{ObjectIdentifier, Oid};
 use rasn_cms::SignerInfo;
 
@@ -106,7 +113,7 @@ pub(crate) fn verify(
     si: &SignerInfo,
     econtent: &[u8],
     econtent_type: &ObjectIdentifier,
-    signer: &X509,
+    key: &PKeyRef<Public>,
 ) -> Result<(), CmsError> {
     let md = digest_for(&si.digest_algorithm.algorithm).ok_or_else(|| {
         bad(format!(
@@ -120,8 +127,7 @@ pub(crate) fn verify(
             si.signature_algorithm.algorithm
         )));
     }
-    let key = signer.public_key()?;
-    let mut v = Verifier::new(md, &key)?;
+    let mut v = Verifier::new(md, key)?;
     match signed_attrs_as_set(signed_data)? {
         None => v.update(econtent)?,
         Some(set) => {
@@ -145,4 +151,28 @@ pub(crate) fn verify(
     } else {
         Err(bad("signature does not verify"))
     }
+}
+
+const RSA_ENCRYPTION: &Oid = Oid::const_new(&[1, 2, 840, 113549, 1, 1, 1]);
+
+/// The RSA public key of an rsaEncryption SubjectPublicKeyInfo, from its
+/// modulus and exponent; None for other key types or an encoding this
+/// strict reader does not take (the caller then parses the certificate).
+pub(crate) fn rsa_public_key(spki: &rasn_pkix::SubjectPublicKeyInfo) -> Option<PKey<Public>> {
+    if *spki.algorithm.algorithm != *RSA_ENCRYPTION {
+        return None;
+    }
+    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+    let (seq, rest) = raw::read_tlv(spki.subject_public_key.as_raw_slice()).ok()?;
+    let (n, after_n) = raw::read_tlv(seq.content).ok()?;
+    let (e, after_e) = raw::read_tlv(after_n).ok()?;
+    let positive =
+        |t: &raw::Tlv<'_>| t.tag == 0x02 && t.content.first().is_some_and(|b| b & 0x80 == 0);
+    if seq.tag != 0x30 || !rest.is_empty() || !after_e.is_empty() || !positive(&n) || !positive(&e)
+    {
+        return None;
+    }
+    let n = BigNum::from_slice(n.content).ok()?;
+    let e = BigNum::from_slice(e.content).ok()?;
+    PKey::from_rsa(Rsa::from_public_components(n, e).ok()?).ok()
 }

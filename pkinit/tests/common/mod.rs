@@ -26,11 +26,12 @@ pub fn lab() -> Lab {
     )
     .unwrap();
     let kdc_chain = X509::stack_from_pem(&std::fs::read(&p.kdc_chain).unwrap()).unwrap();
-    let kdc = KdcIdentity {
-        cert: X509::from_pem(&std::fs::read(&p.kdc_cert).unwrap()).unwrap(),
-        key: PKey::private_key_from_pem(&std::fs::read(&p.kdc_key).unwrap()).unwrap(),
-        chain: kdc_chain[1..].to_vec(),
-    };
+    let kdc = KdcIdentity::new(
+        X509::from_pem(&std::fs::read(&p.kdc_cert).unwrap()).unwrap(),
+        PKey::private_key_from_pem(&std::fs::read(&p.kdc_key).unwrap()).unwrap(),
+        kdc_chain[1..].to_vec(),
+    )
+    .unwrap();
     let d = &p.devices[0];
     let device = DeviceIdentity::load(
         &d.join("cert.pem"),
