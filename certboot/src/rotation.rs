@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+
+use certs::watch::FileWatch;
 
 use arc_swap::ArcSwap;
 use certs::store::{TrustStore, TrustStoreHandle};
@@ -13,42 +14,30 @@ use openssl::ssl::SslContext;
 
 use crate::tls::{ServerIdentity, TlsError, TlsSettings, build_context};
 
-type FileStamp = Option<(u64, Option<SystemTime>, u64)>;
-
-fn file_stamp(path: &Path) -> FileStamp {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.len(), m.modified().ok(), m.ino()))
-}
-
 /// The server certificate, key and chain files, re-read when they change.
 pub struct IdentitySource {
     cert: PathBuf,
     key: PathBuf,
     chain: Option<PathBuf>,
     current: ArcSwap<(u64, ServerIdentity)>,
-    stamps: Mutex<Vec<FileStamp>>,
+    watch: FileWatch,
 }
 
 impl IdentitySource {
     pub fn open(cert: &Path, key: &Path, chain: Option<&Path>) -> Result<Self, TlsError> {
-        let src = IdentitySource {
+        let paths = [Some(cert), Some(key), chain]
+            .into_iter()
+            .flatten()
+            .map(Path::to_path_buf)
+            .collect();
+        let watch = FileWatch::new(paths);
+        Ok(IdentitySource {
             cert: cert.to_owned(),
             key: key.to_owned(),
             chain: chain.map(Path::to_owned),
             current: ArcSwap::from_pointee((0, ServerIdentity::load(cert, key, chain)?)),
-            stamps: Mutex::new(Vec::new()),
-        };
-        *src.stamps.lock().unwrap_or_else(|e| e.into_inner()) = src.stamps();
-        Ok(src)
-    }
-
-    fn stamps(&self) -> Vec<FileStamp> {
-        [Some(&self.cert), Some(&self.key), self.chain.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|p| file_stamp(p))
-            .collect()
+            watch,
+        })
     }
 
     /// The current identity and its generation (0 at start).
@@ -60,12 +49,9 @@ impl IdentitySource {
     /// failed attempt (say, a new certificate written before its key) keeps
     /// the old identity and is retried when the files change again.
     pub fn refresh(&self) -> Result<bool, TlsError> {
-        let mut last = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.stamps();
-        if now == *last {
+        if !self.watch.changed() {
             return Ok(false);
         }
-        *last = now;
         let id = ServerIdentity::load(&self.cert, &self.key, self.chain.as_deref())?;
         let next = self.current.load().0 + 1;
         self.current.store(Arc::new((next, id)));

@@ -17,6 +17,7 @@ pub mod mac;
 pub mod pki;
 pub mod store;
 pub mod time;
+pub mod watch;
 
 pub use mac::{MacError, device_mac, format_mac, parse_mac};
 pub use pki::{

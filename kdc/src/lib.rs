@@ -15,6 +15,7 @@ pub mod dev_certboot;
 pub mod directory;
 pub mod issue;
 pub mod kdc;
+pub mod kdc_identity;
 pub mod kerr;
 pub mod keytab_cli;
 pub mod lookaside;

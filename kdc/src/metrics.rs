@@ -182,7 +182,7 @@ pub fn init_series(cfg: &crate::config::Config) {
     }
     let mut reloadable = vec![];
     if cfg.pkinit.is_some() {
-        reloadable.push("device_trust");
+        reloadable.extend(["device_trust", "kdc_identity"]);
     }
     if cfg.pkinit.is_some() {
         // The common refusals; the others appear with their first event.

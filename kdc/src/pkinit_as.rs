@@ -20,12 +20,8 @@ use krb::msg::flags::{Flags, bit};
 use krb::msg::{self, AsRep, EncAsRepPart, KdcRep, KdcReq, PaData, raw, time};
 use krb::principal::Principal;
 use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
 use openssl::symm::Cipher;
-use openssl::x509::X509;
-use pkinit::server::{
-    self, KdcIdentity, KeyDelivery, ReplyPolicy, RequestContext, VerifiedRequest,
-};
+use pkinit::server::{self, KeyDelivery, ReplyPolicy, RequestContext, VerifiedRequest};
 
 use crate::directory::{DeviceDirectory, LookupError, StaticDirectory, same_fqdn};
 use crate::issue::{self, Limits, TicketContent};
@@ -35,7 +31,8 @@ use crate::pool::CpuPool;
 
 /// PKINIT configuration loaded once at start-up.
 pub struct PkinitState {
-    pub identity: KdcIdentity,
+    /// The signing certificate, key and chain; reloadable.
+    pub identity: Arc<crate::kdc_identity::KdcIdentitySource>,
     /// Shared with the certificate-bootstrapping endpoint and the file watch.
     pub trust: Arc<TrustStoreHandle>,
     pub reply: ReplyPolicy,
@@ -51,28 +48,7 @@ impl PkinitState {
         p: &crate::config::Pkinit,
         directory: Option<Arc<dyn DeviceDirectory>>,
     ) -> anyhow::Result<PkinitState> {
-        let read = |path: &std::path::Path| {
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-        };
-        let cert = X509::from_pem(&read(&p.kdc_cert)?).context("parsing pkinit.kdc_cert")?;
-        let key =
-            PKey::private_key_from_pem(&read(&p.kdc_key)?).context("parsing pkinit.kdc_key")?;
-        if !cert.public_key()?.public_eq(&key) {
-            anyhow::bail!(
-                "pkinit.kdc_key does not match pkinit.kdc_cert ({} / {})",
-                p.kdc_key.display(),
-                p.kdc_cert.display()
-            );
-        }
-        let own = cert.to_der()?;
-        let chain = match &p.kdc_chain {
-            Some(path) => X509::stack_from_pem(&read(path)?)
-                .context("parsing pkinit.kdc_chain")?
-                .into_iter()
-                .filter(|c| c.to_der().ok().as_deref() != Some(&own[..]))
-                .collect(),
-            None => Vec::new(),
-        };
+        let identity = Arc::new(crate::kdc_identity::KdcIdentitySource::open(p)?);
         let policy = match p.crl_policy.as_str() {
             "if-present" => CrlPolicy::IfPresent,
             "off" => CrlPolicy::Off,
@@ -82,7 +58,7 @@ impl PkinitState {
             format!("loading device trust from {}", p.device_trust_dir.display())
         })?;
         Ok(PkinitState {
-            identity: KdcIdentity::new(cert, key, chain).context("pkinit.kdc_key")?,
+            identity,
             trust: Arc::new(trust),
             reply: ReplyPolicy {
                 packetcable_cipher: if p.packetcable_reply_cipher == "aes256-cbc" {
@@ -454,7 +430,7 @@ impl Kdc {
         let (pa_rep, reply_key) = match &v.delivery {
             KeyDelivery::Rsa => {
                 let reply_key = Key::random(reply_etype);
-                let pa = server::rsa_reply(&v, &reply_key, request, &pk.identity, &pk.reply)
+                let pa = server::rsa_reply(&v, &reply_key, request, &pk.identity.load(), &pk.reply)
                     .map_err(pk_err)?;
                 (pa, reply_key)
             }
@@ -469,7 +445,7 @@ impl Kdc {
                     reply_etype,
                     request,
                     &names,
-                    &pk.identity,
+                    &pk.identity.load(),
                     &pk.dh_keys,
                 )
                 .map_err(pk_err)?

@@ -11,6 +11,7 @@ use certs::store::TrustStoreHandle;
 use crate::certboot_service::{self, Watched};
 use crate::config::Config;
 use crate::kdc::Kdc;
+use crate::kdc_identity::KdcIdentitySource;
 use crate::server;
 use crate::state_metrics::ServiceState;
 
@@ -18,6 +19,7 @@ use crate::state_metrics::ServiceState;
 #[derive(Clone)]
 pub struct Reloader {
     pub trust: Option<Arc<TrustStoreHandle>>,
+    pub kdc_identity: Option<Arc<KdcIdentitySource>>,
     pub certboot: Option<Arc<Watched>>,
 }
 
@@ -27,6 +29,7 @@ impl Reloader {
         if let Some(t) = &self.trust {
             certboot_service::poll_trust("pkinit", t);
         }
+        self.kdc_identity(false);
         if let Some(c) = &self.certboot {
             c.poll();
         }
@@ -41,8 +44,28 @@ impl Reloader {
             let result = t.reload_from_dir().map(Some);
             certboot_service::report_trust_reload("pkinit", t, result, started);
         }
+        self.kdc_identity(true);
         if let Some(c) = &self.certboot {
             c.force();
+        }
+    }
+
+    /// The PKINIT signing certificate, key and chain.
+    fn kdc_identity(&self, force: bool) {
+        let Some(id) = &self.kdc_identity else { return };
+        match id.refresh(force) {
+            Ok(true) => {
+                crate::metrics::reload("kdc_identity", true);
+                tracing::info!("KDC certificate reloaded");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                crate::metrics::reload("kdc_identity", false);
+                tracing::error!(
+                    error = %format!("{e:#}"),
+                    "KDC certificate reload failed; keeping the current one"
+                );
+            }
         }
     }
 }
@@ -110,7 +133,11 @@ pub fn run(
             kdc.clone(),
             certboot.clone(),
         )));
-        let reloader = Reloader { trust, certboot };
+        let reloader = Reloader {
+            trust,
+            kdc_identity: kdc.pkinit.as_ref().map(|p| p.identity.clone()),
+            certboot,
+        };
         if cfg.reload.watch_interval_ms > 0 {
             let every = Duration::from_millis(cfg.reload.watch_interval_ms);
             tasks.push(tokio::spawn(watch_files(every, reloader.clone())));

@@ -40,8 +40,9 @@ impl ServiceState {
             metrics::counter!("pktc_cache_lookups_total", "cache" => "cert_chain", "result" => "hit")
                 .absolute(store.cache_hits());
             trust_gauges("device", &pk.trust, &mut expiry);
-            cert_expiry("kdc", &pk.identity.cert, &mut expiry);
-            for c in &pk.identity.chain {
+            let identity = pk.identity.load();
+            cert_expiry("kdc", &identity.cert, &mut expiry);
+            for c in &identity.chain {
                 cert_expiry("kdc_chain", c, &mut expiry);
             }
         }

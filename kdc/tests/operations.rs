@@ -471,3 +471,64 @@ fn udp_reply_too_big_sends_mit_kinit_to_tcp() {
     let s = scrape(&kdc);
     assert!(get(&s, "pktc_udp_too_big_total") >= 1.0);
 }
+
+/// The PKINIT signing certificate rotates on SIGHUP: a half-written pair
+/// (new certificate, old key) is refused and the old identity keeps
+/// signing; the complete pair is used for the next request.
+#[test]
+fn kdc_certificate_rotates_on_sighup() {
+    let kdc = DevKdc::start_with(Path::new(KDC), |cfg| {
+        *cfg = cfg.replace("watch_interval_ms = 1000", "watch_interval_ms = 0");
+    });
+    let expiry = |kdc: &DevKdc| {
+        kdc.metrics()
+            .lines()
+            .find(|l| l.starts_with("pktc_cert_expiry_seconds{kind=\"kdc\""))
+            .and_then(|l| l.rsplit_once(' '))
+            .map(|(_, v)| v.parse::<f64>().unwrap())
+            .expect("KDC certificate expiry series")
+    };
+    let five_years = expiry(&kdc);
+    let lsca = kdc::certs_cli::load_ca(
+        &kdc.realm_path("pki/sp/local-system-ca.pem"),
+        &kdc.realm_path("pki/ca-keys/local-system-ca.key"),
+    )
+    .unwrap();
+    let fresh = certs::pki::kdc_cert(
+        &lsca,
+        "PKTC.TEST",
+        "PKTC Dev Realm",
+        "kdc.pktc.test",
+        certs::pki::CertSpec::new().years(2),
+    )
+    .unwrap();
+    // The certificate first: the pair does not match yet.
+    std::fs::write(kdc.realm_path("pki/sp/kdc.pem"), fresh.cert_pem().unwrap()).unwrap();
+    sighup(&kdc);
+    assert!(
+        kdc.wait_log(|l| l.contains("KDC certificate reload failed")),
+        "{}",
+        kdc.log()
+    );
+    assert_eq!(kdc.metric("pktc_reload_failed{what=\"kdc_identity\"}"), 1.0);
+    let cc = kdc.dir.path("cc");
+    let (ok, out) = kinit_device(&kdc, "krb5_conf_tcp", 0, &cc);
+    assert!(ok, "PKINIT on the old identity: {out}\n{}", kdc.log());
+
+    std::fs::write(kdc.realm_path("pki/sp/kdc.key"), fresh.key_pem().unwrap()).unwrap();
+    sighup(&kdc);
+    assert!(
+        kdc.wait_log(|l| l.contains("KDC certificate reloaded")),
+        "{}",
+        kdc.log()
+    );
+    assert_eq!(kdc.metric("pktc_reload_failed{what=\"kdc_identity\"}"), 0.0);
+    let two_years = expiry(&kdc);
+    assert!(
+        two_years < five_years - 86_400.0 * 365.0,
+        "{two_years} vs {five_years}"
+    );
+    // MIT's client checks the new KDC certificate (same SP chain) and accepts it.
+    let (ok, out) = kinit_device(&kdc, "krb5_conf_tcp", 1, &cc);
+    assert!(ok, "PKINIT with the new identity: {out}\n{}", kdc.log());
+}

@@ -13,11 +13,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
+use certs::watch::FileWatch;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -50,24 +50,21 @@ struct Row {
 
 type Table = HashMap<[u8; 6], DeviceCredentials>;
 
-/// Size, modification time and inode: a changed file is re-read.
-type Stamp = (u64, Option<SystemTime>, u64);
-
 pub struct FileStore {
     path: PathBuf,
     table: ArcSwap<Table>,
-    stamp: Mutex<Option<Stamp>>,
+    watch: FileWatch,
 }
 
 impl FileStore {
     /// Reads the file; any bad row fails the whole load, naming the row.
     pub fn open(path: &Path) -> Result<FileStore, CredsError> {
-        let stamp = stamp(path);
+        let watch = FileWatch::new(vec![path.to_owned()]);
         let table = read(path)?;
         Ok(FileStore {
             path: path.to_owned(),
             table: ArcSwap::from_pointee(table),
-            stamp: Mutex::new(stamp),
+            watch,
         })
     }
 
@@ -78,12 +75,6 @@ impl FileStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.len(), m.modified().ok(), m.ino()))
 }
 
 fn file_error(path: &Path, detail: impl std::fmt::Display) -> CredsError {
@@ -149,13 +140,10 @@ impl CredentialStore for FileStore {
     }
 
     fn refresh(&self) -> Result<bool, CredsError> {
-        let mut last = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
-        let now = stamp(&self.path);
-        if now == *last {
+        // A broken file is reported once: the watch remembers the attempt.
+        if !self.watch.changed() {
             return Ok(false);
         }
-        // Remember the attempt either way: a broken file is reported once.
-        *last = now;
         let table = read(&self.path)?;
         self.table.store(Arc::new(table));
         Ok(true)
