@@ -32,7 +32,8 @@ use pkinit::asn1::{AuthPack, AuthPack19, PkAuthenticator, PkAuthenticator19, oid
 use pkinit::client::{DeviceIdentity, packetcable_padata, rfc4556_padata};
 use pkinit::cms::{self, SignOptions};
 use pkinit::request;
-use pkinit::server::{RequestContext, explicit_tag, verify_request};
+use krb::msg::raw::tlv as explicit_tag;
+use pkinit::server::{RequestContext, verify_request};
 
 /// The KDC-REQ-BODY bytes the paChecksum must cover (any bytes do).
 const REQ_BODY: &[u8] = b"0\x0bpktc-fuzz-req-body";
@@ -78,6 +79,8 @@ fn ctx(now: i64) -> RequestContext<'static> {
         // Far beyond Config::validate's limit, so committed seeds keep
         // passing the time check (as in kdc_request).
         skew: 100 * 365 * 86_400,
+        dh_min_bits: 2048,
+        cert_cache: None,
     }
 }
 
