@@ -229,7 +229,8 @@ fn kdc_serves_a_keytab_written_by_mit_ktutil() {
         &cfg,
         format!(
             "realm = \"{realm}\"\nkeytab = \"mit.keytab\"\n[listen]\n\
-             udp = [\"127.0.0.1:{port}\"]\ntcp = [\"127.0.0.1:{port}\"]\n"
+             udp = [\"127.0.0.1:{port}\"]\ntcp = [\"127.0.0.1:{port}\"]\n\
+             [metrics]\nlisten = []\n[log]\naudit = \"audit.jsonl\"\n"
         ),
     )
     .unwrap();
