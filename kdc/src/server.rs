@@ -78,6 +78,24 @@ fn audit(h: &Handled, source: SocketAddr, transport: &'static str, started: Inst
     );
 }
 
+/// The per-reply series of one label combination.
+struct ReplyHandles {
+    requests: metrics::Counter,
+    replies: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// (exchange, transport, form, code)
+type ReplyKey = (&'static str, &'static str, &'static str, i32);
+
+thread_local! {
+    /// Series handles by label combination: registering a labelled series
+    /// costs microseconds (key building and a registry look-up), a TGS
+    /// request about twenty; each worker thread keeps the handles it used.
+    static REPLY_HANDLES: std::cell::RefCell<std::collections::HashMap<ReplyKey, ReplyHandles>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// docs/metrics.md, "Kerberos requests". Label values are all static.
 fn record_metrics(o: &Outcome, transport: &'static str, elapsed: Duration) {
     let exchange = o.exchange;
@@ -86,19 +104,32 @@ fn record_metrics(o: &Outcome, transport: &'static str, elapsed: Duration) {
     } else {
         o.form
     };
-    let outcome = if o.code == 0 { "ok" } else { "error" };
-    metrics::counter!("pktc_requests_total", "exchange" => exchange, "transport" => transport)
-        .increment(1);
-    metrics::counter!(
-        "pktc_replies_total",
-        "exchange" => exchange,
-        "form" => form,
-        "outcome" => outcome,
-        "code" => crate::metrics::code_label(o.code),
-    )
-    .increment(1);
-    metrics::histogram!("pktc_request_duration_seconds", "exchange" => exchange)
-        .record(elapsed.as_secs_f64());
+    REPLY_HANDLES.with(|cell| {
+        let mut map = cell.borrow_mut();
+        let h = map
+            .entry((exchange, transport, form, o.code))
+            .or_insert_with(|| ReplyHandles {
+                requests: metrics::counter!(
+                    "pktc_requests_total", "exchange" => exchange, "transport" => transport
+                ),
+                replies: metrics::counter!(
+                    "pktc_replies_total",
+                    "exchange" => exchange,
+                    "form" => form,
+                    "outcome" => if o.code == 0 { "ok" } else { "error" },
+                    "code" => crate::metrics::code_label(o.code),
+                ),
+                duration: metrics::histogram!(
+                    "pktc_request_duration_seconds", "exchange" => exchange
+                ),
+            });
+        h.requests.increment(1);
+        h.replies.increment(1);
+        h.duration.record(elapsed.as_secs_f64());
+    });
+    if o.code == 0 && !o.lookaside_hit {
+        return;
+    }
     if o.lookaside_hit {
         metrics::counter!("pktc_lookaside_hits_total").increment(1);
         return;
@@ -113,7 +144,7 @@ fn record_metrics(o: &Outcome, transport: &'static str, elapsed: Duration) {
             metrics::counter!("pktc_shed_total", "reason" => reason).increment(1);
         }
     }
-    if exchange == "pkinit" && o.code != 0 {
+    if exchange == "pkinit" {
         metrics::counter!("pktc_pkinit_rejections_total", "reason" => o.reason).increment(1);
         let lookup = match o.reason {
             "device_fqdn_mismatch" => Some("mismatch_fqdn"),
