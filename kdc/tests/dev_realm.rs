@@ -201,3 +201,33 @@ fn dev_realm_with_pkinit_section_serves_password_kinit() {
     }
     assert!(kdc.wait_audit(|l| l.contains("transport=\"udp\"")));
 }
+
+/// A realm port taken by someone else between `dev --init-only` and
+/// `serve` (here the certificate-bootstrapping one) is moved by the test
+/// harness in every realm file, and the realm starts.
+#[test]
+fn a_port_taken_since_the_realm_was_made_is_moved() {
+    let old = std::sync::Mutex::new(0u16);
+    let kdc = DevKdc::start_prepared(Path::new(KDC), |dir, _| {
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("dev-realm.json")).unwrap())
+                .unwrap();
+        let url = manifest["certboot_url"].as_str().unwrap();
+        let port: u16 = url
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Held for the rest of the test process.
+        std::mem::forget(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+        *old.lock().unwrap() = port;
+    });
+    let old = old.into_inner().unwrap();
+    let url = kdc.get("certboot_url");
+    assert!(!url.contains(&format!(":{old}/")), "{url}");
+    assert!(kdc.log().contains("certboot serving"), "{}", kdc.log());
+}

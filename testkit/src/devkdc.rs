@@ -100,16 +100,23 @@ impl DevKdc {
 
     /// Moves a realm port (`old`) to a free one in every realm file.
     fn relocate_port(&mut self, old: u16) -> u16 {
-        let new = loop {
-            let p = std::net::TcpListener::bind("127.0.0.1:0")
-                .expect("bind")
-                .local_addr()
-                .expect("addr")
-                .port();
-            if UdpSocket::bind(("127.0.0.1", p)).is_ok() && p != old {
-                break p;
-            }
+        // Free for TCP and UDP on both loopbacks (the realm listens on
+        // [::1] too), and below the ephemeral range (from 20 000 up, spread
+        // by the process id and time), where client sockets do not land.
+        let free = |p: u16| {
+            std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+                && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+                && (std::net::TcpListener::bind(("::1", p)).is_ok()
+                    || UdpSocket::bind("[::1]:0").is_err())
         };
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            ^ std::process::id();
+        let new = (0..5000u32)
+            .map(|i| 20_000 + ((seed.wrapping_add(i.wrapping_mul(7919))) % 10_000) as u16)
+            .find(|&p| p != old && free(p))
+            .expect("a free loopback port");
         let realm = self.dir.path("realm");
         for entry in std::fs::read_dir(&realm).expect("realm dir").flatten() {
             let path = entry.path();
