@@ -270,13 +270,19 @@ pub async fn serve(
             }
         });
     }
+    // Scrapers are few: a bounded number of connections, the rest closed.
+    let slots = Arc::new(tokio::sync::Semaphore::new(16));
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
         let (handle, refresh) = (handle.clone(), refresh.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let (handle, refresh) = (handle.clone(), refresh.clone());
                 async move {

@@ -8,13 +8,13 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use certs::pki::{self, CertSpec, CrlSpec, Validity};
 use kdc::certs_cli::{DeviceRequest, issue_device, load_ca};
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream, SslVerifyMode, SslVersion};
-use testkit::{DevKdc, TempDir, require_tool};
+use testkit::{DevKdc, TempDir, require_tool, run_bounded};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
 const XSD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/certboot-profile.xsd");
@@ -134,54 +134,22 @@ fn port(kdc: &DevKdc, key: &str) -> u16 {
 
 /// `openssl s_client` with `args`, sending one GET; returns (stdout, stderr).
 fn s_client(kdc: &DevKdc, port: u16, args: &[&str]) -> (String, String) {
-    let openssl = require_tool("openssl", "openssl");
-    let mut child = Command::new(openssl)
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-quiet",
-        ])
-        .arg("-CAfile")
-        .arg(kdc.realm_path(&kdc.get("certboot_ca")))
-        .args(["-verify_return_error"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning openssl s_client");
     let req = format!("GET {PATH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let _ = child.stdin.take().unwrap().write_all(req.as_bytes());
-    wait_output(child, "openssl s_client")
-}
-
-/// Waits (bounded) for a child and returns its (stdout, stderr).
-fn wait_output(mut child: std::process::Child, what: &str) -> (String, String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} still running after 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (out, err)
+    run_bounded(
+        Command::new(require_tool("openssl", "openssl"))
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-quiet",
+            ])
+            .arg("-CAfile")
+            .arg(kdc.realm_path(&kdc.get("certboot_ca")))
+            .arg("-verify_return_error")
+            .args(args),
+        req.as_bytes(),
+        "openssl s_client",
+    )
 }
 
 fn device_args(d: &Dev) -> Vec<String> {

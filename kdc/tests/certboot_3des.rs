@@ -4,12 +4,10 @@
 //! with weak ciphers) the suite is negotiated and the profile served; in the
 //! default build the same client is refused at the handshake.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use testkit::{DevKdc, require_tool};
+use testkit::{DevKdc, require_tool, run_bounded};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
 const PRIORITY: &str = "NONE:+VERS-TLS1.2:+RSA:+3DES-CBC:+SHA1:+COMP-NULL:+SIGN-ALL:+CTYPE-X509";
@@ -19,55 +17,27 @@ fn gnutls_3des(kdc: &DevKdc) -> String {
     let port = url.rsplit_once(':').unwrap().1.split('/').next().unwrap();
     let d = &kdc.manifest["devices"][0];
     let gnutls = require_tool("gnutls-cli", "gnutls-bin");
-    let mut child = Command::new(gnutls)
-        .args([
-            "--port",
-            port,
-            "--priority",
-            PRIORITY,
-            "--verify-hostname",
-            "localhost",
-        ])
-        .arg("--x509cafile")
-        .arg(kdc.realm_path(&kdc.get("certboot_ca")))
-        .arg("--x509certfile")
-        .arg(kdc.realm_path(d["cert"].as_str().unwrap()))
-        .arg("--x509keyfile")
-        .arg(kdc.realm_path(d["key"].as_str().unwrap()))
-        .arg("127.0.0.1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning gnutls-cli");
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = stdin.write_all(
+    let (out, err) = run_bounded(
+        Command::new(gnutls)
+            .args([
+                "--port",
+                port,
+                "--priority",
+                PRIORITY,
+                "--verify-hostname",
+                "localhost",
+            ])
+            .arg("--x509cafile")
+            .arg(kdc.realm_path(&kdc.get("certboot_ca")))
+            .arg("--x509certfile")
+            .arg(kdc.realm_path(d["cert"].as_str().unwrap()))
+            .arg("--x509keyfile")
+            .arg(kdc.realm_path(d["key"].as_str().unwrap()))
+            .arg("127.0.0.1"),
         b"GET /certboot/v1/profile HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        "gnutls-cli",
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("gnutls-cli still running after 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(stdin);
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    out
+    out + &err
 }
 
 #[test]

@@ -7,16 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use testkit::{DevKdc, Pty, TempDir, mit_env, require_tool, run};
+use testkit::{DevKdc, Pty, TempDir, mit, mit_env, require_tool, run};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
-
-fn mit(tool: &str, conf: &Path, ccache: &Path) -> Command {
-    let mut c = Command::new(require_tool(tool, "krb5-user"));
-    mit_env(&mut c, conf);
-    c.env("KRB5CCNAME", format!("FILE:{}", ccache.display()));
-    c
-}
 
 fn kinit(kdc: &DevKdc, conf: &Path, cc: &Path, extra: &[&str]) -> (bool, String) {
     let (name, password) = kdc.password();

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{KDC, Realm, error_code, rand_nonce};
-use testkit::{DevKdc, mit_env, require_tool, run};
+use testkit::{DevKdc, require_tool};
 
 /// One scrape: `name{labels}` → value.
 type Scrape = BTreeMap<String, f64>;
@@ -88,56 +88,15 @@ fn promtool() -> PathBuf {
     )
 }
 
-fn mit(tool: &str, conf: &Path, cc: &Path) -> Command {
-    let mut c = Command::new(require_tool(tool, "krb5-user"));
-    mit_env(&mut c, conf);
-    c.env("KRB5CCNAME", format!("FILE:{}", cc.display()));
-    c
-}
-
 /// MIT kinit PKINIT (RSA mode) with device `index`.
 fn kinit_device(kdc: &DevKdc, conf_key: &str, index: usize, cc: &Path) -> (bool, String) {
-    let dev = &kdc.manifest["devices"][index];
-    let path = |k: &str| {
-        kdc.realm_path(dev[k].as_str().unwrap())
-            .display()
-            .to_string()
-    };
-    let conf = kdc.realm_path(&kdc.get(conf_key));
-    run(
-        mit("kinit", &conf, cc)
-            .args([
-                "-X",
-                &format!("X509_user_identity=FILE:{},{}", path("cert"), path("key")),
-            ])
-            .args(["-X", "flag_RSA_PROTOCOL=yes"])
-            .arg(dev["principal"].as_str().unwrap()),
-        "",
-    )
+    kdc.kinit_device(conf_key, index, &["-X", "flag_RSA_PROTOCOL=yes"], cc)
 }
 
 fn curl_profile(kdc: &DevKdc, index: usize) -> String {
     let dev = &kdc.manifest["devices"][index];
-    let out = Command::new(require_tool("curl", "curl"))
-        .args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--cacert",
-        ])
-        .arg(kdc.realm_path(&kdc.get("certboot_ca")))
-        .arg("--cert")
-        .arg(kdc.realm_path(dev["cert"].as_str().unwrap()))
-        .arg("--key")
-        .arg(kdc.realm_path(dev["key"].as_str().unwrap()))
-        .arg(kdc.get("certboot_url"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let path = |k: &str| kdc.realm_path(dev[k].as_str().unwrap());
+    kdc.certboot_status(&path("cert"), &path("key"))
 }
 
 fn key(name: &str, labels: &[(&str, &str)]) -> String {

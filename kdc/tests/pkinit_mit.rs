@@ -3,62 +3,15 @@
 //! kvno with the PKINIT TGT.
 
 use std::path::Path;
-use std::process::Command;
 
-use testkit::{DevKdc, mit_env, require_tool, run};
+use testkit::{DevKdc, mit, run};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
-
-fn mit(tool: &str, conf: &Path, cc: &Path) -> Command {
-    let mut c = Command::new(require_tool(tool, "krb5-user"));
-    mit_env(&mut c, conf);
-    c.env("KRB5CCNAME", format!("FILE:{}", cc.display()));
-    c
-}
-
-fn require_pkinit_plugin() {
-    let found = [
-        "/usr/lib/x86_64-linux-gnu/krb5/plugins/preauth/pkinit.so",
-        "/usr/lib/aarch64-linux-gnu/krb5/plugins/preauth/pkinit.so",
-    ]
-    .iter()
-    .any(|p| Path::new(p).exists());
-    assert!(
-        found,
-        "MIT's PKINIT plugin is missing: apt-get install -y krb5-pkinit"
-    );
-}
-
-/// kinit with device `index` of the manifest; returns kinit's output.
-fn kinit_device(
-    kdc: &DevKdc,
-    conf_key: &str,
-    index: usize,
-    extra: &[&str],
-    cc: &Path,
-) -> (bool, String) {
-    require_pkinit_plugin();
-    let dev = &kdc.manifest["devices"][index];
-    let path = |k: &str| {
-        kdc.realm_path(dev[k].as_str().unwrap())
-            .display()
-            .to_string()
-    };
-    let identity = format!("FILE:{},{}", path("cert"), path("key"));
-    let conf = kdc.realm_path(&kdc.get(conf_key));
-    run(
-        mit("kinit", &conf, cc)
-            .args(["-X", &format!("X509_user_identity={identity}")])
-            .args(extra)
-            .arg(dev["principal"].as_str().unwrap()),
-        "",
-    )
-}
 
 fn pkinit_then_kvno(conf_key: &str, transport: &str, index: usize, extra: &[&str]) {
     let kdc = DevKdc::start(Path::new(KDC));
     let cc = kdc.dir.path("cc");
-    let (ok, out) = kinit_device(&kdc, conf_key, index, extra, &cc);
+    let (ok, out) = kdc.kinit_device(conf_key, index, extra, &cc);
     assert!(ok, "kinit PKINIT failed: {out}\nKDC log:\n{}", kdc.log());
     assert!(
         kdc.wait_audit(|l| l.contains("exchange=\"pkinit\"")

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use certs::pki::{self, CertSpec, CrlSpec};
 use kdc::certs_cli::{DeviceRequest, issue_device, load_ca};
-use testkit::{DevKdc, require_tool};
+use testkit::DevKdc;
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
 
@@ -31,26 +31,7 @@ fn trust(kdc: &DevKdc, args: &[&str]) -> (bool, String) {
 /// HTTP status of a profile fetch by the device in `dir`, or "000" when
 /// the handshake is refused.
 fn fetch(kdc: &DevKdc, dir: &Path) -> String {
-    let out = Command::new(require_tool("curl", "curl"))
-        .args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--cacert",
-        ])
-        .arg(kdc.realm_path(&kdc.get("certboot_ca")))
-        .arg("--cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .arg(kdc.get("certboot_url"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    kdc.certboot_status(&dir.join("cert.pem"), &dir.join("key.pem"))
 }
 
 #[test]

@@ -302,6 +302,66 @@ impl DevKdc {
         body.to_string()
     }
 
+    /// MIT kinit PKINIT (MIT's plugin, krb5-pkinit) as device `index` of
+    /// the manifest with the krb5.conf of manifest key `conf_key`; returns
+    /// (success, kinit's output).
+    pub fn kinit_device(
+        &self,
+        conf_key: &str,
+        index: usize,
+        extra: &[&str],
+        cc: &Path,
+    ) -> (bool, String) {
+        let plugin = [
+            "/usr/lib/x86_64-linux-gnu/krb5/plugins/preauth/pkinit.so",
+            "/usr/lib/aarch64-linux-gnu/krb5/plugins/preauth/pkinit.so",
+        ];
+        assert!(
+            plugin.iter().any(|p| Path::new(p).exists()),
+            "MIT's PKINIT plugin is missing: apt-get install -y krb5-pkinit"
+        );
+        let dev = &self.manifest["devices"][index];
+        let path = |k: &str| {
+            self.realm_path(dev[k].as_str().expect(k))
+                .display()
+                .to_string()
+        };
+        let identity = format!("FILE:{},{}", path("cert"), path("key"));
+        let conf = self.realm_path(&self.get(conf_key));
+        crate::run(
+            crate::mit("kinit", &conf, cc)
+                .args(["-X", &format!("X509_user_identity={identity}")])
+                .args(extra)
+                .arg(dev["principal"].as_str().expect("principal")),
+            "",
+        )
+    }
+
+    /// HTTP status of one certificate-bootstrapping profile fetch by `curl`
+    /// with this certificate and key ("000" when the handshake is refused).
+    pub fn certboot_status(&self, cert: &Path, key: &Path) -> String {
+        let out = Command::new(crate::require_tool("curl", "curl"))
+            .args([
+                "-sS",
+                "--max-time",
+                "20",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg("--cacert")
+            .arg(self.realm_path(&self.get("certboot_ca")))
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg(self.get("certboot_url"))
+            .output()
+            .expect("running curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The value of one series (`name{labels}` exactly as exposed), 0 if absent.
     pub fn metric(&self, series: &str) -> f64 {
         self.metrics()

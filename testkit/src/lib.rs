@@ -62,6 +62,14 @@ impl Drop for TempDir {
     }
 }
 
+/// An MIT tool (krb5-user) with `mit_env` and its credential cache at `cc`.
+pub fn mit(tool: &str, krb5_conf: &std::path::Path, cc: &std::path::Path) -> Command {
+    let mut c = Command::new(require_tool(tool, "krb5-user"));
+    mit_env(&mut c, krb5_conf);
+    c.env("KRB5CCNAME", format!("FILE:{}", cc.display()));
+    c
+}
+
 /// Runs MIT tools with only the given krb5.conf, C locale and UTC.
 pub fn mit_env(cmd: &mut Command, krb5_conf: &std::path::Path) {
     cmd.env("KRB5_CONFIG", krb5_conf)
@@ -70,6 +78,44 @@ pub fn mit_env(cmd: &mut Command, krb5_conf: &std::path::Path) {
         .env("LC_ALL", "C")
         .env("TZ", "UTC")
         .env("TERM", "dumb");
+}
+
+/// Runs a command with stdin bytes (stdin stays open, as for TLS clients
+/// that must not hang up before the answer) and waits at most 20 s;
+/// returns (stdout, stderr). Panics, killing it, when it runs longer.
+pub fn run_bounded(cmd: &mut Command, stdin: &[u8], what: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
+    let mut input = child.stdin.take().expect("stdin");
+    let _ = input.write_all(stdin);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("waiting").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(input);
+    let (mut out, mut err) = (String::new(), String::new());
+    let _ = child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out);
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    (out, err)
 }
 
 /// Runs a command to completion with stdin text; returns (success, stdout+stderr).
