@@ -121,11 +121,8 @@ pub struct Pkinit {
     /// `require` (fail closed: every CA needs a current CRL), `if-present` or `off`.
     #[serde(default = "defaults::crl_policy")]
     pub crl_policy: String,
-    /// Threads doing public-key work (0 = one per core).
-    #[serde(default)]
-    pub pool_threads: usize,
-    /// Requests waiting for a pool thread beyond which the KDC answers
-    /// KDC_ERR_SVC_UNAVAILABLE without doing public-key work.
+    /// Admitted requests waiting for a serving thread's public-key work
+    /// beyond which the KDC answers KDC_ERR_SVC_UNAVAILABLE without doing any.
     #[serde(default = "defaults::pool_queue")]
     pub pool_queue: usize,
     /// Smallest MODP group accepted for DH (bits); smaller: KDC_ERR_KEY_TOO_WEAK.
@@ -181,6 +178,10 @@ pub struct Listen {
     /// Open TCP connections beyond this are refused (closed at accept).
     #[serde(default = "defaults::max_tcp_connections")]
     pub max_tcp_connections: usize,
+    /// Serving threads (0 = one per core); each also does the public-key
+    /// work of the requests it reads.
+    #[serde(default)]
+    pub threads: usize,
     /// Largest UDP reply; a larger one is replaced by
     /// KRB_ERR_RESPONSE_TOO_BIG so the client retries over TCP.
     #[serde(default = "defaults::max_udp_reply_bytes")]
@@ -372,6 +373,7 @@ impl Default for Listen {
             max_request_bytes: defaults::max_request_bytes(),
             tcp_idle_timeout_secs: defaults::tcp_idle_timeout_secs(),
             max_tcp_connections: defaults::max_tcp_connections(),
+            threads: 0,
             max_udp_reply_bytes: defaults::max_udp_reply_bytes(),
         }
     }

@@ -108,7 +108,11 @@ impl Kdc {
                         )),
                         None => None,
                     };
-                Some(crate::pkinit_as::PkinitState::from_config(p, directory)?)
+                Some(crate::pkinit_as::PkinitState::from_config(
+                    p,
+                    directory,
+                    cfg.listen.threads,
+                )?)
             }
         };
         let skew = cfg.policy.clock_skew_secs as i64;

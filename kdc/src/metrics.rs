@@ -89,9 +89,12 @@ fn describe() {
     );
     describe_gauge!(
         "pktc_cpu_pool_queue_depth",
-        "PKINIT requests waiting for a public-key thread"
+        "Admitted PKINIT requests waiting for their serving thread"
     );
-    describe_gauge!("pktc_cpu_pool_threads", "Public-key threads");
+    describe_gauge!(
+        "pktc_cpu_pool_threads",
+        "Threads doing public-key work (the serving threads)"
+    );
     describe_counter!(
         "pktc_mps_lookups_total",
         "pkt-eue-7 device lookups by outcome"

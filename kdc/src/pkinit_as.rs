@@ -47,6 +47,7 @@ impl PkinitState {
     pub fn from_config(
         p: &crate::config::Pkinit,
         directory: Option<Arc<dyn DeviceDirectory>>,
+        serving_threads: usize,
     ) -> anyhow::Result<PkinitState> {
         let identity = Arc::new(crate::kdc_identity::KdcIdentitySource::open(p)?);
         let policy = match p.crl_policy.as_str() {
@@ -77,8 +78,10 @@ impl PkinitState {
                 Some(d) => d,
                 None => Arc::new(StaticDirectory::from_config(&p.devices)?),
             },
-            pool: CpuPool::new(p.pool_threads, p.pool_queue)
-                .context("starting the public-key threads")?,
+            pool: CpuPool::new(
+                crate::server::serving_threads(serving_threads),
+                p.pool_queue,
+            ),
         })
     }
 }

@@ -1,76 +1,48 @@
-//! The bounded CPU pool for public-key work.
+//! Admission to public-key work.
 //!
 //! Admission is decided up front: a request takes one of `threads + queue`
 //! permits or is shed (KDC_ERR_SVC_UNAVAILABLE) before any public-key work.
-//! Admitted work runs on `threads` dedicated threads fed from one queue, so
-//! RSA/DH never stalls the reactor and never oversubscribes cores. Under
-//! load a thread that finishes a request takes the next one from the queue
-//! without sleeping; tokio's blocking pool behind a "running" semaphore
-//! (the first version) parked and woke a thread for every request.
+//! The work itself runs on the serving thread that read the request
+//! (`server.rs`): handing it to separate threads cost two context switches
+//! per request, more than everything around the signature but the
+//! signature itself. Before running, an admitted request yields once, so
+//! the other requests already readable on that thread reach admission (or
+//! are shed) first: admitted requests wait their turn as in a queue.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-type Job = Box<dyn FnOnce() + Send + 'static>;
 
 pub struct CpuPool {
     admission: Arc<Semaphore>,
     capacity: usize,
     shed: AtomicUsize,
     threads: usize,
-    /// Jobs sent and not yet taken by a thread.
-    queued: Arc<AtomicUsize>,
-    /// Closing it (dropping the pool) ends the threads.
-    jobs: mpsc::Sender<Job>,
+    /// Admitted requests doing public-key work right now.
+    running: AtomicUsize,
 }
 
 /// Why pool work did not produce a result.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    #[error("public-key work panicked or was cancelled")]
+    #[error("public-key work panicked")]
     Failed,
 }
 
 impl CpuPool {
-    /// `threads` 0 means one per core.
-    pub fn new(threads: usize, queue: usize) -> std::io::Result<CpuPool> {
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            threads
-        };
-        let (jobs, queue_rx) = mpsc::channel::<Job>();
-        let queue_rx = Arc::new(Mutex::new(queue_rx));
-        let queued = Arc::new(AtomicUsize::new(0));
-        for i in 0..threads {
-            let queue_rx = queue_rx.clone();
-            let queued = queued.clone();
-            std::thread::Builder::new()
-                .name(format!("pktc-pk-{i}"))
-                .spawn(move || {
-                    loop {
-                        let next = queue_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        match next {
-                            Ok(job) => {
-                                queued.fetch_sub(1, Ordering::Relaxed);
-                                job()
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                })?;
-        }
-        Ok(CpuPool {
+    /// `threads`: the serving threads that do the work; `queue`: admitted
+    /// requests that may wait for one.
+    pub fn new(threads: usize, queue: usize) -> CpuPool {
+        let threads = threads.max(1);
+        CpuPool {
             admission: Arc::new(Semaphore::new(threads + queue)),
             capacity: threads + queue,
             threads,
-            queued,
+            running: AtomicUsize::new(0),
             shed: AtomicUsize::new(0),
-            jobs,
-        })
+        }
     }
 
     /// A permit for one request, or None (counted) when the queue is full.
@@ -82,25 +54,17 @@ impl CpuPool {
         p
     }
 
-    /// Runs `f` on a pool thread (in queue order) and waits for it.
+    /// Runs `f` on this thread after the requests already readable here
+    /// have been admitted or shed. A panic in `f` is an error, not a crash.
     pub async fn run<T, F>(&self, f: F) -> Result<T, PoolError>
     where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
+        F: FnOnce() -> T,
     {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            // A panic drops `done`: the caller gets PoolError, the thread lives on.
-            if let Ok(v) = catch_unwind(AssertUnwindSafe(f)) {
-                let _ = done.send(v);
-            }
-        });
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.jobs.send(job).is_err() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            return Err(PoolError::Failed);
-        }
-        result.await.map_err(|_| PoolError::Failed)
+        tokio::task::yield_now().await;
+        self.running.fetch_add(1, Ordering::Relaxed);
+        let result = catch_unwind(AssertUnwindSafe(f)).map_err(|_| PoolError::Failed);
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        result
     }
 
     /// Requests admitted and not yet finished (running + waiting).
@@ -108,14 +72,15 @@ impl CpuPool {
         self.capacity - self.admission.available_permits()
     }
 
-    /// Public-key threads.
+    /// Threads doing public-key work (the serving threads).
     pub fn threads(&self) -> usize {
         self.threads
     }
 
-    /// Jobs waiting for a thread.
+    /// Admitted requests waiting for their turn.
     pub fn waiting(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.in_flight()
+            .saturating_sub(self.running.load(Ordering::Relaxed))
     }
 
     /// Requests shed because the queue was full.
@@ -130,7 +95,7 @@ mod tests {
 
     #[tokio::test]
     async fn sheds_beyond_capacity_and_runs_work() {
-        let pool = CpuPool::new(1, 1).unwrap();
+        let pool = CpuPool::new(1, 1);
         let a = pool.admit().expect("first");
         let b = pool.admit().expect("second (queued)");
         assert!(pool.admit().is_none());
@@ -142,36 +107,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panic_is_an_error_and_the_thread_keeps_working() {
-        let pool = CpuPool::new(1, 0).unwrap();
+    async fn a_panic_is_an_error_and_work_goes_on() {
+        let pool = CpuPool::new(1, 0);
         let r: Result<(), _> = pool.run(|| panic!("boom")).await;
         assert!(matches!(r, Err(PoolError::Failed)));
         assert_eq!(pool.run(|| "still here").await.unwrap(), "still here");
     }
 
     #[tokio::test]
-    async fn work_runs_on_at_most_the_pool_threads() {
-        let pool = CpuPool::new(2, 8).unwrap();
-        let names: Vec<_> = thread_names(&pool, 8).await;
-        assert!(names.iter().all(|n| n.starts_with("pktc-pk-")), "{names:?}");
-        let distinct: std::collections::HashSet<_> = names.iter().collect();
-        assert!(distinct.len() <= 2, "{distinct:?}");
-    }
-
-    async fn thread_names(pool: &CpuPool, n: usize) -> Vec<String> {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            out.push(
-                pool.run(|| {
-                    std::thread::current()
-                        .name()
-                        .unwrap_or_default()
-                        .to_string()
-                })
-                .await
-                .unwrap(),
-            );
+    async fn admitted_work_yields_to_requests_already_waiting() {
+        // Two tasks on one thread: the first admitted yields, so the second
+        // reaches admission before any work runs (tokio resumes yielded
+        // tasks in either order).
+        let pool = Arc::new(CpuPool::new(1, 1));
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let local = tokio::task::LocalSet::new();
+        for name in ["a", "b"] {
+            let (pool, order) = (pool.clone(), order.clone());
+            local.spawn_local(async move {
+                let _permit = pool.admit().expect("admitted");
+                order.lock().unwrap().push(format!("admit {name}"));
+                let o = order.clone();
+                pool.run(move || o.lock().unwrap().push(format!("run {name}")))
+                    .await
+                    .unwrap();
+            });
         }
-        out
+        local.await;
+        let order = order.lock().unwrap();
+        assert_eq!(order[..2], ["admit a", "admit b"], "{order:?}");
+        let mut runs = order[2..].to_vec();
+        runs.sort();
+        assert_eq!(runs, ["run a", "run b"]);
+        assert_eq!((pool.in_flight(), pool.waiting()), (0, 0));
     }
 }

@@ -102,7 +102,8 @@ pub fn run(
             });
         }
         let listeners = server::Listeners::bind(&cfg)?;
-        let mut tasks = server::spawn(kdc.clone(), listeners, &cfg);
+        let serving = server::start(kdc.clone(), listeners, &cfg)?;
+        let mut tasks = Vec::new();
         let trust = kdc.pkinit.as_ref().map(|p| p.trust.clone());
         let certboot = match &cfg.certboot {
             Some(c) => {
@@ -157,6 +158,7 @@ pub fn run(
         }
         shutdown_signal().await;
         tracing::info!("shutting down");
+        serving.stop();
         for t in tasks {
             t.abort();
         }

@@ -3,7 +3,8 @@
 //! (curl) traffic, checked by `promtool check metrics` and by the exact
 //! counter deltas; the JSON audit log; SIGHUP reloads with a broken and a
 //! fixed trust directory; per-source rate limiting; KRB_ERR_RESPONSE_TOO_BIG
-//! sending MIT's client to TCP.
+//! sending MIT's client to TCP; serving threads sharing the sockets and a
+//! clean stop on SIGTERM.
 
 mod common;
 
@@ -490,4 +491,44 @@ fn kdc_certificate_rotates_on_sighup() {
     // MIT's client checks the new KDC certificate (same SP chain) and accepts it.
     let (ok, out) = kinit_device(&kdc, "krb5_conf_tcp", 1, &cc);
     assert!(ok, "PKINIT with the new identity: {out}\n{}", kdc.log());
+}
+
+/// `listen.threads` serving threads share the sockets: with 3 the process
+/// has exactly 3 `pktc-serve-*` threads, concurrent MIT kinit PKINIT over
+/// UDP and TCP from several devices all succeed, the threads gauge says 3,
+/// and SIGTERM ends the service with exit status 0.
+#[test]
+fn serving_threads_share_the_sockets_and_stop_on_sigterm() {
+    let mut kdc = DevKdc::start_with(Path::new(KDC), |cfg| {
+        *cfg = cfg.replace("\nthreads = 0", "\nthreads = 3");
+        assert!(cfg.contains("\nthreads = 3"));
+    });
+    let pid = kdc.pid().expect("running");
+    let serving = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("pktc-serve-"))
+        .count();
+    assert_eq!(serving, 3);
+    assert_eq!(kdc.metric("pktc_cpu_pool_threads"), 3.0);
+
+    let devices = kdc.manifest["devices"].as_array().unwrap().len().min(3);
+    let results: Vec<(bool, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..devices)
+            .flat_map(|i| [("krb5_conf_udp", i), ("krb5_conf_tcp", i)])
+            .map(|(conf, i)| {
+                let (kdc, cc) = (&kdc, kdc.dir.path(&format!("cc-{conf}-{i}")));
+                s.spawn(move || kinit_device(kdc, conf, i, &cc))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.len(), devices * 2);
+    for (ok, out) in &results {
+        assert!(ok, "{out}\n{}", kdc.log());
+    }
+    let status = kdc
+        .stop()
+        .expect("SIGTERM did not stop the service within 5 s");
+    assert!(status.success(), "{status:?}");
 }

@@ -592,7 +592,7 @@ fn tail(kdc: &DevKdc) -> String {
 fn full_pool_sheds_with_svc_unavailable() {
     let kdc = DevKdc::start_with(Path::new(KDC), |cfg| {
         *cfg = cfg
-            .replace("pool_threads = 0", "pool_threads = 1")
+            .replace("\nthreads = 0", "\nthreads = 1")
             .replace("pool_queue = 256", "pool_queue = 1");
     });
     let lab = Lab {
