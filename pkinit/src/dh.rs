@@ -19,6 +19,7 @@
 
 mod der;
 mod kdf;
+mod mont;
 mod primes;
 
 use std::fmt;
@@ -501,19 +502,37 @@ impl Drop for SecretBn {
 
 /// An ephemeral MODP key pair: private exponent x, public y = g^x mod p.
 struct ModpKey {
-    p: BigNum,
+    p: &'static mont::MontModulus,
     x: SecretBn,
     y: BigNum,
 }
 
+/// The groups' Montgomery contexts, made on first use.
+static MONT: [std::sync::OnceLock<mont::MontModulus>; 4] =
+    [const { std::sync::OnceLock::new() }; 4];
+
+fn modulus(group: Group) -> Result<&'static mont::MontModulus, DhError> {
+    let slot = match group {
+        Group::Modp1024 => &MONT[0],
+        Group::Modp2048 => &MONT[1],
+        Group::Modp3072 => &MONT[2],
+        Group::Modp4096 => &MONT[3],
+        _ => return Err(DhError::UnknownGroup),
+    };
+    Ok(mont::for_prime(
+        slot,
+        group.prime().ok_or(DhError::UnknownGroup)?,
+    )?)
+}
+
 impl ModpKey {
     fn generate(group: Group) -> Result<ModpKey, DhError> {
-        let p = BigNum::from_slice(group.prime().ok_or(DhError::UnknownGroup)?)?;
+        let p = modulus(group)?;
         let g = BigNum::from_u32(2)?;
         let x = SecretBn::random(group.exponent_bits())?;
         let mut ctx = BigNumContext::new_secure()?;
         let mut y = BigNum::new()?;
-        y.mod_exp(&g, &x.0, &p, &mut ctx)?;
+        p.exp_consttime(&mut y, &g, &x.0, &mut ctx)?;
         Ok(ModpKey { p, x, y })
     }
 
@@ -522,13 +541,14 @@ impl ModpKey {
         let peer = BigNum::from_slice(peer)?;
         let mut ctx = BigNumContext::new_secure()?;
         let mut zz = SecretBn::new()?;
-        zz.0.mod_exp(&peer, &self.x.0, &self.p, &mut ctx)?;
+        self.p
+            .exp_consttime(&mut zz.0, &peer, &self.x.0, &mut ctx)?;
         // ZZ in {0, 1, p-1} would mean a degenerate peer value, which the
         // range check already excludes; check anyway, it costs nothing.
-        if zz.0.num_bits() <= 1 || is_p_minus_1(&zz.0, &self.p)? {
+        if zz.0.num_bits() <= 1 || is_p_minus_1(&zz.0, self.p.p())? {
             return Err(DhError::BadPublicValue);
         }
-        let len = self.p.num_bytes();
+        let len = self.p.p().num_bytes();
         Ok(Zeroizing::new(zz.0.to_vec_padded(len)?))
     }
 

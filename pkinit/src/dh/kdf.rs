@@ -123,7 +123,9 @@ pub fn octetstring2key(
     random_to_key(etype, &stream[..need])
 }
 
-/// OtherInfo of RFC 8636 §5 (SP 800-56A), with explicit tags.
+/// OtherInfo of RFC 8636 §5 (SP 800-56A), with explicit tags; the
+/// reference encoding [`OtherInfoParts`] is tested against.
+#[cfg(test)]
 #[derive(AsnType, Encode)]
 struct OtherInfo {
     algorithm_id: AlgorithmIdentifier,
@@ -136,6 +138,7 @@ struct OtherInfo {
 }
 
 /// PkinitSuppPubInfo of RFC 8636 §5.
+#[cfg(test)]
 #[derive(AsnType, Encode)]
 struct PkinitSuppPubInfo {
     #[rasn(tag(explicit(0)))]
@@ -169,30 +172,108 @@ pub fn other_info(
     as_req: &[u8],
     pk_as_rep: &[u8],
 ) -> Result<Vec<u8>, DhError> {
-    let supp = encode(&PkinitSuppPubInfo {
-        enctype: etype.as_i32(),
-        as_req: OctetString::from_slice(as_req),
-        pk_as_rep: OctetString::from_slice(pk_as_rep),
-    })?;
-    encode(&OtherInfo {
-        algorithm_id: AlgorithmIdentifier {
+    let parts = OtherInfoParts::new(kdf, etype, client, kdc, as_req, pk_as_rep)?;
+    Ok(parts.pieces().concat())
+}
+
+/// OtherInfo as `head | as_req | mid | pk_as_rep`: the two large fields are
+/// hashed where they lie instead of being copied into a DER buffer (they
+/// are several kilobytes; the rest is a few hundred bytes). The encoding
+/// is the same as [`OtherInfo`]'s, checked against it in the tests.
+struct OtherInfoParts<'a> {
+    head: Vec<u8>,
+    as_req: &'a [u8],
+    mid: Vec<u8>,
+    pk_as_rep: &'a [u8],
+}
+
+/// A DER tag and length (definite form).
+fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+/// Length of a TLV with `len` content bytes.
+fn tlv_len(len: usize) -> usize {
+    let mut header = Vec::with_capacity(10);
+    push_header(&mut header, 0, len);
+    header.len() + len
+}
+
+/// `[tag] EXPLICIT OCTET STRING` holding `content`: header bytes only.
+fn explicit_octets_header(out: &mut Vec<u8>, tag: u8, content_len: usize) {
+    push_header(out, tag, tlv_len(content_len));
+    push_header(out, 0x04, content_len);
+}
+
+impl<'a> OtherInfoParts<'a> {
+    fn new(
+        kdf: Kdf,
+        etype: EncType,
+        client: &Principal,
+        kdc: &Principal,
+        as_req: &'a [u8],
+        pk_as_rep: &'a [u8],
+    ) -> Result<OtherInfoParts<'a>, DhError> {
+        let algorithm = encode(&AlgorithmIdentifier {
             algorithm: kdf.oid().to_owned(),
             parameters: None,
-        },
-        party_u_info: krb5_principal_name(client)?.into(),
-        party_v_info: krb5_principal_name(kdc)?.into(),
-        supp_pub_info: supp.into(),
-    })
+        })?;
+        let mut enctype = Vec::new();
+        let int = encode(&etype.as_i32())?;
+        push_header(&mut enctype, 0xa0, int.len());
+        enctype.extend_from_slice(&int);
+        let mut names = Vec::new();
+        for (tag, p) in [(0xa0, client), (0xa1, kdc)] {
+            let name = krb5_principal_name(p)?;
+            explicit_octets_header(&mut names, tag, name.len());
+            names.extend_from_slice(&name);
+        }
+        // PkinitSuppPubInfo { [0] enctype, [1] AS-REQ, [2] PA-PK-AS-REP }.
+        let supp_content =
+            enctype.len() + tlv_len(tlv_len(as_req.len())) + tlv_len(tlv_len(pk_as_rep.len()));
+        let supp = tlv_len(supp_content);
+        let outer = algorithm.len() + names.len() + tlv_len(tlv_len(supp));
+        let mut head = Vec::with_capacity(outer - supp + 64);
+        push_header(&mut head, 0x30, outer);
+        head.extend_from_slice(&algorithm);
+        head.extend_from_slice(&names);
+        explicit_octets_header(&mut head, 0xa2, supp);
+        push_header(&mut head, 0x30, supp_content);
+        head.extend_from_slice(&enctype);
+        explicit_octets_header(&mut head, 0xa1, as_req.len());
+        let mut mid = Vec::with_capacity(12);
+        explicit_octets_header(&mut mid, 0xa2, pk_as_rep.len());
+        Ok(OtherInfoParts {
+            head,
+            as_req,
+            mid,
+            pk_as_rep,
+        })
+    }
+
+    fn pieces(&self) -> [&[u8]; 4] {
+        [&self.head, self.as_req, &self.mid, self.pk_as_rep]
+    }
 }
 
 /// SP 800-56A single-step KDF: H(counter32 | Z | OtherInfo) blocks, counter from 1.
-fn concat_kdf<D: Digest>(z: &[u8], info: &[u8], out: &mut [u8]) {
+fn concat_kdf<D: Digest>(z: &[u8], info: &OtherInfoParts<'_>, out: &mut [u8]) {
     let mut counter: u32 = 1;
     for chunk in out.chunks_mut(<D as Digest>::output_size()) {
         let mut h = D::new();
         h.update(counter.to_be_bytes());
         h.update(z);
-        h.update(info);
+        for piece in info.pieces() {
+            h.update(piece);
+        }
         let block = h.finalize();
         chunk.copy_from_slice(&block[..chunk.len()]);
         counter = counter.wrapping_add(1);
@@ -216,7 +297,7 @@ pub fn kdf_rfc8636(
     as_req: &[u8],
     pk_as_rep: &[u8],
 ) -> Result<Key, DhError> {
-    let info = other_info(kdf, etype, client, kdc, as_req, pk_as_rep)?;
+    let info = OtherInfoParts::new(kdf, etype, client, kdc, as_req, pk_as_rep)?;
     let mut seed = Zeroizing::new(vec![0u8; seed_len(etype)]);
     match kdf {
         Kdf::Sha1 => concat_kdf::<Sha1>(shared_secret, &info, &mut seed),
@@ -229,6 +310,39 @@ pub fn kdf_rfc8636(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The streamed encoding equals rasn's DER of the same OtherInfo, with
+    /// short and long (multi-byte length) fields.
+    #[test]
+    fn streamed_other_info_is_the_der_encoding() {
+        let client = Principal::parse("mta/mta1.example.net@EXAMPLE.NET", None).unwrap();
+        let kdc = Principal::parse("krbtgt/EXAMPLE.NET@EXAMPLE.NET", None).unwrap();
+        for (a, b) in [(10, 20), (127, 128), (300, 5000), (70000, 3)] {
+            let as_req = vec![0x5a; a];
+            let pk_as_rep = vec![0xa5; b];
+            for kdf in Kdf::ALL {
+                let etype = EncType::Aes256CtsHmacSha384192;
+                let reference = encode(&OtherInfo {
+                    algorithm_id: AlgorithmIdentifier {
+                        algorithm: kdf.oid().to_owned(),
+                        parameters: None,
+                    },
+                    party_u_info: krb5_principal_name(&client).unwrap().into(),
+                    party_v_info: krb5_principal_name(&kdc).unwrap().into(),
+                    supp_pub_info: encode(&PkinitSuppPubInfo {
+                        enctype: etype.as_i32(),
+                        as_req: OctetString::from_slice(&as_req),
+                        pk_as_rep: OctetString::from_slice(&pk_as_rep),
+                    })
+                    .unwrap()
+                    .into(),
+                })
+                .unwrap();
+                let streamed = other_info(kdf, etype, &client, &kdc, &as_req, &pk_as_rep).unwrap();
+                assert_eq!(streamed, reference, "{a} {b} {kdf:?}");
+            }
+        }
+    }
 
     #[test]
     fn select_kdf_cases() {
