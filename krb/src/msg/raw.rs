@@ -61,8 +61,15 @@ pub fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), RawError> {
 
 /// Writes one TLV: single-byte `tag`, DER length, `content`.
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let len = content.len();
-    let mut out = Vec::with_capacity(len + 6);
+    let mut out = Vec::with_capacity(content.len() + 6);
+    push_header(&mut out, tag, content.len());
+    out.extend_from_slice(content);
+    out
+}
+
+/// Appends a TLV's header: single-byte `tag` and the DER (definite) length
+/// `len`, for content the caller writes (or hashes) itself.
+pub fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
     if len < 0x80 {
         out.push(len as u8);
@@ -72,8 +79,6 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
-    out.extend_from_slice(content);
-    out
 }
 
 /// The message's outer tag, e.g. `0x6a` for AS-REQ: enough to dispatch.

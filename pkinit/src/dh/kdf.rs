@@ -2,6 +2,7 @@
 //! octetstring2key and the RFC 8636 §5 KDF over OtherInfo.
 
 use krb::crypto::{EncType, Key};
+use krb::msg::raw::push_header;
 use krb::principal::Principal;
 use rasn::prelude::*;
 use rasn::types::Oid;
@@ -185,19 +186,6 @@ struct OtherInfoParts<'a> {
     as_req: &'a [u8],
     mid: Vec<u8>,
     pk_as_rep: &'a [u8],
-}
-
-/// A DER tag and length (definite form).
-fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
-    out.push(tag);
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
 }
 
 /// Length of a TLV with `len` content bytes.
