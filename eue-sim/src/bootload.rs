@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use serde_json::json;
 
 use crate::bootstrap::{Client, Profile, summarize};
-use crate::cpu::CpuUse;
-use crate::load::{clk_tck, machine_ticks, percentile, proc_cpu_ticks};
+use crate::cpu::{self, CpuUse};
 use kdc::dev::Manifest;
 
 #[derive(Debug, Args)]
@@ -67,10 +66,7 @@ pub fn run(args: &BootstrapLoadArgs) -> anyhow::Result<()> {
             )
         })
         .collect::<anyhow::Result<_>>()?;
-    let stat = args.kdc_pid.map(|p| format!("/proc/{p}/stat"));
-    if let Some(p) = &stat {
-        proc_cpu_ticks(p).with_context(|| format!("reading {p} (--kdc-pid)"))?;
-    }
+    let stat = cpu::kdc_stat_path(args.kdc_pid)?;
     // The warm-up may use a quarter of --max-requests, the measured phase the rest.
     let phase = |len: Duration, limit: u64| -> Stats {
         let issued = AtomicU64::new(0);
@@ -125,22 +121,14 @@ pub fn run(args: &BootstrapLoadArgs) -> anyhow::Result<()> {
     if warm.ok == 0 {
         bail!("no successful fetch in the warm-up: {:?}", warm.first_error);
     }
-    let tck = clk_tck();
-    let kdc0 = stat.as_deref().map(proc_cpu_ticks).transpose()?;
-    let me0 = proc_cpu_ticks("/proc/self/stat")?;
-    let m0 = machine_ticks();
-    let t0 = Instant::now();
+    let sampler = cpu::Sampler::start(stat.as_deref())?;
     let mut st = phase(
         Duration::from_secs_f64(args.seconds),
         args.max_requests
             .saturating_sub(warm.ok + warm.failed)
             .max(1),
     );
-    let wall = t0.elapsed();
-    let me1 = proc_cpu_ticks("/proc/self/stat")?;
-    let m1 = machine_ticks();
-    let kdc1 = stat.as_deref().map(proc_cpu_ticks).transpose()?;
-    let cpu = CpuUse::new(wall, tck, kdc0.zip(kdc1), (me0, me1), m0.zip(m1));
+    let cpu = sampler.finish()?;
     st.latencies_us.sort_unstable();
     let l = &st.latencies_us;
     let per = |c: f64| CpuUse::per_request(c, st.ok);
@@ -152,7 +140,7 @@ pub fn run(args: &BootstrapLoadArgs) -> anyhow::Result<()> {
         "failed": st.failed,
         "first_error": st.first_error,
         "fetches_per_s": st.ok as f64 / cpu.wall_s,
-        "latency_us": {"p50": percentile(l, 0.5), "p99": percentile(l, 0.99), "max": l.last()},
+        "latency_us": {"p50": cpu::percentile(l, 0.5), "p99": cpu::percentile(l, 0.99), "max": l.last()},
         "server_cpu_ms_per_fetch": cpu.kdc_cpu_ms.and_then(per),
         "server_cores": cpu.kdc_cores,
         "client_cpu_ms_per_fetch": per(cpu.client_cpu_ms),

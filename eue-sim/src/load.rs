@@ -32,7 +32,7 @@ use krb::principal::Principal;
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-use crate::cpu::CpuUse;
+use crate::cpu::{self, CpuUse};
 
 /// Client etype preference, as MIT 1.20's default: aes256-sha1 first.
 const ETYPES: [EncType; 5] = [
@@ -152,10 +152,7 @@ pub fn run(args: &TgsLoadArgs) -> anyhow::Result<()> {
     if !kdc_addr.ip().is_loopback() {
         bail!("refusing to load a non-loopback KDC address {kdc_addr}");
     }
-    let kdc_stat = args.kdc_pid.map(|p| format!("/proc/{p}/stat"));
-    if let Some(p) = &kdc_stat {
-        proc_cpu_ticks(p).with_context(|| format!("reading {p} (--kdc-pid)"))?;
-    }
+    let kdc_stat = cpu::kdc_stat_path(args.kdc_pid)?;
 
     let tgt = get_tgt(&manifest, kdc_addr).context("AS exchange for the TGT")?;
     let service = Principal::parse(&manifest.service_principal, None)?;
@@ -198,32 +195,17 @@ pub fn run(args: &TgsLoadArgs) -> anyhow::Result<()> {
         }
     }
 
-    let tck = clk_tck();
-    let kdc_before = kdc_stat.as_deref().map(proc_cpu_ticks).transpose()?;
-    let self_before = proc_cpu_ticks("/proc/self/stat")?;
-    let machine_before = machine_ticks();
-    let started = Instant::now();
+    let sampler = cpu::Sampler::start(kdc_stat.as_deref())?;
     let mut stats = rt.block_on(phase(
         shared.clone(),
         args.concurrency,
         Duration::from_secs_f64(args.seconds),
     ))?;
-    let wall = started.elapsed();
-    let self_after = proc_cpu_ticks("/proc/self/stat")?;
-    let machine_after = machine_ticks();
-    let kdc_after = kdc_stat.as_deref().map(proc_cpu_ticks).transpose()?;
+    let cpu = sampler.finish()?;
     drop(rt);
 
     stats.latencies_us.sort_unstable();
-    let report = Report::new(
-        args,
-        &stats,
-        wall,
-        tck,
-        kdc_before.zip(kdc_after),
-        (self_before, self_after),
-        machine_before.zip(machine_after),
-    );
+    let report = Report::new(args, cpu);
     if args.json {
         println!("{}", serde_json::to_string(&report.json(&stats))?);
     } else {
@@ -396,74 +378,8 @@ async fn worker(shared: Arc<Shared>, deadline: tokio::time::Instant) -> anyhow::
     Ok(st)
 }
 
-/// utime + stime of a process, in clock ticks, from a /proc/.../stat file.
-pub(crate) fn proc_cpu_ticks(path: &str) -> anyhow::Result<u64> {
-    let s = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    // Fields after the parenthesised comm (which may contain spaces):
-    // state(3) ... utime(14) stime(15).
-    let rest = s
-        .rfind(')')
-        .map(|i| &s[i + 1..])
-        .with_context(|| format!("parsing {path}"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> anyhow::Result<u64> {
-        f.get(n - 3)
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("parsing field {n} of {path}"))
-    };
-    Ok(field(14)? + field(15)?)
-}
-
-/// (busy, total) clock ticks of all CPUs, from the first line of /proc/stat.
-pub(crate) fn machine_ticks() -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string("/proc/stat").ok()?;
-    let v: Vec<u64> = s
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let total: u64 = v.iter().sum();
-    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
-pub(crate) fn clk_tck() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|&v| v > 0)
-        .unwrap_or(100)
-}
-
-pub(crate) fn percentile(sorted: &[u32], q: f64) -> Option<u32> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    Some(sorted[i])
-}
-
 struct Report {
-    wall_s: f64,
-    req_per_s: f64,
-    kdc_cpu_ms: Option<f64>,
-    kdc_cpu_ms_per_req: Option<f64>,
-    kdc_cores: Option<f64>,
-    client_cpu_ms: f64,
-    client_cpu_ms_per_req: Option<f64>,
-    client_cores: f64,
-    /// Busy fraction of all CPUs during the phase, whatever ran on them.
-    machine_busy: Option<f64>,
-    nproc: usize,
-    clk_tck: u64,
+    cpu: CpuUse,
     bottleneck: &'static str,
     concurrency: usize,
     threads: usize,
@@ -471,29 +387,10 @@ struct Report {
 }
 
 impl Report {
-    fn new(
-        args: &TgsLoadArgs,
-        st: &Stats,
-        wall: Duration,
-        tck: u64,
-        kdc: Option<(u64, u64)>,
-        me: (u64, u64),
-        machine: Option<((u64, u64), (u64, u64))>,
-    ) -> Report {
-        let cpu = CpuUse::new(wall, tck, kdc, me, machine);
-        let CpuUse {
-            wall_s,
-            nproc,
-            kdc_cpu_ms,
-            kdc_cores,
-            client_cpu_ms,
-            client_cores,
-            machine_busy,
-        } = cpu;
-        let per = |c: f64| CpuUse::per_request(c, st.ok);
+    fn new(args: &TgsLoadArgs, cpu: CpuUse) -> Report {
         // The client can use at most `threads` cores; the KDC, the client and
         // anything else running share the machine's CPUs.
-        let bottleneck = if client_cores >= 0.9 * args.threads as f64 {
+        let bottleneck = if cpu.client_cores >= 0.9 * args.threads as f64 {
             "client"
         } else if cpu.saturated() {
             "machine"
@@ -501,17 +398,7 @@ impl Report {
             "none"
         };
         Report {
-            wall_s,
-            req_per_s: st.ok as f64 / wall_s,
-            kdc_cpu_ms,
-            kdc_cpu_ms_per_req: kdc_cpu_ms.and_then(per),
-            kdc_cores,
-            client_cpu_ms,
-            client_cpu_ms_per_req: per(client_cpu_ms),
-            client_cores,
-            machine_busy,
-            nproc,
-            clk_tck: tck,
+            cpu,
             bottleneck,
             concurrency: args.concurrency,
             threads: args.threads,
@@ -520,18 +407,15 @@ impl Report {
     }
 
     fn json(&self, st: &Stats) -> serde_json::Value {
-        let l = &st.latencies_us;
         let errors: BTreeMap<String, u64> = st
             .krb_errors
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
-        json!({
+        let mut j = json!({
             "transport": "udp",
             "concurrency": self.concurrency,
             "client_threads": self.threads,
-            "nproc": self.nproc,
-            "seconds": self.wall_s,
             "sent": st.sent,
             "ok": st.ok,
             "verified": st.verified,
@@ -540,35 +424,22 @@ impl Report {
             "other_replies": st.other_replies,
             "timeouts": st.timeouts,
             "io_errors": st.io_errors,
-            "req_per_s": self.req_per_s,
-            "latency_us": {
-                "p50": percentile(l, 0.50),
-                "p90": percentile(l, 0.90),
-                "p99": percentile(l, 0.99),
-                "max": l.last(),
-            },
-            "kdc_pid": self.kdc_pid,
-            "kdc_cpu_ms": self.kdc_cpu_ms,
-            "kdc_cpu_ms_per_req": self.kdc_cpu_ms_per_req,
-            "kdc_cpu_cores": self.kdc_cores,
-            "client_cpu_ms": self.client_cpu_ms,
-            "client_cpu_ms_per_req": self.client_cpu_ms_per_req,
-            "client_cpu_cores": self.client_cores,
-            "machine_cpu_busy": self.machine_busy,
-            "clk_tck": self.clk_tck,
+            "latency_us": cpu::latency_json(&st.latencies_us),
             "bottleneck": self.bottleneck,
-        })
+        });
+        if let Some(o) = j.as_object_mut() {
+            o.extend(self.cpu.json_fields(st.ok, self.kdc_pid));
+        }
+        j
     }
 
     fn human(&self, st: &Stats) -> String {
         let l = &st.latencies_us;
-        let us = |q| percentile(l, q).map_or("-".to_string(), |v| format!("{v} µs"));
-        let opt =
-            |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
+        let us = |q| cpu::percentile(l, q).map_or("-".to_string(), |v| format!("{v} µs"));
         let mut s = String::new();
         s += &format!(
             "tgs-load: {:.2} s, concurrency {}, {} client thread(s), {} CPU(s), UDP loopback\n",
-            self.wall_s, self.concurrency, self.threads, self.nproc
+            self.cpu.wall_s, self.concurrency, self.threads, self.cpu.nproc
         );
         s += &format!(
             "  requests sent {}, TGS-REP ok {} ({} fully opened, {} failed to open)\n",
@@ -578,7 +449,7 @@ impl Report {
             "  KRB-ERRORs {:?}, other replies {}, timeouts {}, io errors {}\n",
             st.krb_errors, st.other_replies, st.timeouts, st.io_errors
         );
-        s += &format!("  throughput {:.0} req/s\n", self.req_per_s);
+        s += &format!("  throughput {:.0} req/s\n", self.cpu.rate(st.ok));
         s += &format!(
             "  latency p50 {}, p90 {}, p99 {}, max {}\n",
             us(0.50),
@@ -586,28 +457,14 @@ impl Report {
             us(0.99),
             l.last().map_or("-".to_string(), |v| format!("{v} µs"))
         );
-        match self.kdc_pid {
-            Some(pid) => {
-                s += &format!(
-                    "  KDC pid {pid}: CPU {} ms = {} cores; {} ms CPU per TGS request\n",
-                    opt(self.kdc_cpu_ms, 0),
-                    opt(self.kdc_cores, 2),
-                    opt(self.kdc_cpu_ms_per_req, 4)
-                );
-            }
-            None => s += "  KDC CPU: not measured (no --kdc-pid)\n",
-        }
+        s += &self.cpu.kdc_line(self.kdc_pid, st.ok, "TGS request", 4);
         s += &format!(
             "  client CPU {:.0} ms = {:.2} cores; {} ms per request\n",
-            self.client_cpu_ms,
-            self.client_cores,
-            opt(self.client_cpu_ms_per_req, 4),
+            self.cpu.client_cpu_ms,
+            self.cpu.client_cores,
+            cpu::opt(self.cpu.client_ms_per(st.ok), 4),
         );
-        s += &format!(
-            "  all CPUs busy {}% (every process); bottleneck: {}\n",
-            opt(self.machine_busy.map(|b| b * 100.0), 0),
-            self.bottleneck
-        );
+        s += &self.cpu.busy_line(self.bottleneck);
         s
     }
 }

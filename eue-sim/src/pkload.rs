@@ -25,14 +25,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use krb::msg::consts::err;
 use krb::principal::Principal;
 use serde_json::json;
 
-use crate::cpu::CpuUse;
-use crate::load::{clk_tck, machine_ticks, percentile, proc_cpu_ticks};
+use crate::cpu::{self, CpuUse};
 use crate::pk::{self, Conn, Device, Failure, Form, Realm, TAG_AS_REP, TAG_KRB_ERROR, Transport};
 
 #[derive(Debug, Args)]
@@ -147,10 +146,7 @@ pub fn run(args: &PkinitLoadArgs) -> anyhow::Result<()> {
     }
     let realm = Realm::load(&args.realm_dir, args.kdc)?;
     let devices = realm.devices()?;
-    let kdc_stat = args.kdc_pid.map(|p| format!("/proc/{p}/stat"));
-    if let Some(p) = &kdc_stat {
-        proc_cpu_ticks(p).with_context(|| format!("reading {p} (--kdc-pid)"))?;
-    }
+    let kdc_stat = cpu::kdc_stat_path(args.kdc_pid)?;
     let (server, mps) = match args.form {
         Form::Packetcable => (&realm.service, Some(realm.mps_fqdn.as_str())),
         Form::Rfc4556 | Form::Rfc4556Dh | Form::Rfc4556Ecdh => (&realm.krbtgt, None),
@@ -194,31 +190,16 @@ pub fn run(args: &PkinitLoadArgs) -> anyhow::Result<()> {
         }
     }
 
-    let tck = clk_tck();
-    let kdc_before = kdc_stat.as_deref().map(proc_cpu_ticks).transpose()?;
-    let self_before = proc_cpu_ticks("/proc/self/stat")?;
-    let machine_before = machine_ticks();
-    let started = Instant::now();
+    let sampler = cpu::Sampler::start(kdc_stat.as_deref())?;
     let mut stats = phase(
         &shared,
         args.concurrency,
         Duration::from_secs_f64(args.seconds),
     )?;
-    let wall = started.elapsed();
-    let self_after = proc_cpu_ticks("/proc/self/stat")?;
-    let machine_after = machine_ticks();
-    let kdc_after = kdc_stat.as_deref().map(proc_cpu_ticks).transpose()?;
+    let cpu = sampler.finish()?;
 
     stats.latencies_us.sort_unstable();
-    let report = Report::new(
-        args,
-        &stats,
-        wall,
-        tck,
-        kdc_before.zip(kdc_after),
-        (self_before, self_after),
-        machine_before.zip(machine_after),
-    );
+    let report = Report::new(args, &stats, cpu);
     if args.json {
         println!("{}", serde_json::to_string(&report.json(&stats))?);
     } else {
@@ -353,18 +334,8 @@ fn worker(sh: &Shared<'_>, deadline: Instant) -> Stats {
 }
 
 struct Report {
-    wall_s: f64,
-    req_per_s: f64,
-    kdc_cpu_ms: Option<f64>,
-    kdc_cpu_ms_per_req: Option<f64>,
-    kdc_cores: Option<f64>,
-    client_cpu_ms: f64,
-    client_cpu_ms_per_req: Option<f64>,
+    cpu: CpuUse,
     client_build_ms_per_req: Option<f64>,
-    client_cores: f64,
-    machine_busy: Option<f64>,
-    nproc: usize,
-    clk_tck: u64,
     bottleneck: &'static str,
     client_bound: bool,
     args_form: Form,
@@ -374,26 +345,7 @@ struct Report {
 }
 
 impl Report {
-    fn new(
-        args: &PkinitLoadArgs,
-        st: &Stats,
-        wall: Duration,
-        tck: u64,
-        kdc: Option<(u64, u64)>,
-        me: (u64, u64),
-        machine: Option<((u64, u64), (u64, u64))>,
-    ) -> Report {
-        let cpu = CpuUse::new(wall, tck, kdc, me, machine);
-        let CpuUse {
-            wall_s,
-            nproc,
-            kdc_cpu_ms,
-            kdc_cores,
-            client_cpu_ms,
-            client_cores,
-            machine_busy,
-        } = cpu;
-        let per = |c: f64| CpuUse::per_request(c, st.ok);
+    fn new(args: &PkinitLoadArgs, st: &Stats, cpu: CpuUse) -> Report {
         let shed = st
             .krb_errors
             .get(&err::KDC_ERR_SVC_UNAVAILABLE)
@@ -403,10 +355,10 @@ impl Report {
         // On a saturated machine the client and the KDC compete for the same
         // CPUs; the client is "the bottleneck" when it takes at least as much
         // of them as the KDC does (the KDC would go faster without it).
-        let client_bound = saturated && kdc_cores.is_some_and(|k| client_cores >= k);
+        let client_bound = saturated && cpu.kdc_cores.is_some_and(|k| cpu.client_cores >= k);
         let bottleneck = if shed > 0 {
             "kdc (shedding: KDC_ERR_SVC_UNAVAILABLE)"
-        } else if saturated && kdc_cores.is_none() {
+        } else if saturated && cpu.kdc_cores.is_none() {
             "machine (CPUs saturated; KDC CPU not measured, pass --kdc-pid)"
         } else if client_bound {
             "client (its RSA signing takes as much CPU as the KDC)"
@@ -416,19 +368,9 @@ impl Report {
             "none (CPUs not saturated: latency-bound, raise --concurrency)"
         };
         Report {
-            wall_s,
-            req_per_s: st.ok as f64 / wall_s,
-            kdc_cpu_ms,
-            kdc_cpu_ms_per_req: kdc_cpu_ms.and_then(per),
-            kdc_cores,
-            client_cpu_ms,
-            client_cpu_ms_per_req: per(client_cpu_ms),
+            cpu,
             client_build_ms_per_req: (st.sent > 0)
                 .then(|| st.build_us as f64 / 1000.0 / st.sent as f64),
-            client_cores,
-            machine_busy,
-            nproc,
-            clk_tck: tck,
             bottleneck,
             client_bound,
             args_form: args.form,
@@ -439,18 +381,15 @@ impl Report {
     }
 
     fn json(&self, st: &Stats) -> serde_json::Value {
-        let l = &st.latencies_us;
         let errors: BTreeMap<String, u64> = st
             .krb_errors
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
-        json!({
+        let mut j = json!({
             "form": self.args_form.name(),
             "transport": self.transport.name(),
             "concurrency": self.concurrency,
-            "nproc": self.nproc,
-            "seconds": self.wall_s,
             "sent": st.sent,
             "ok": st.ok,
             "verified": st.verified,
@@ -463,42 +402,30 @@ impl Report {
             "timeouts": st.timeouts,
             "io_errors": st.io_errors,
             "errors": st.errors(),
-            "req_per_s": self.req_per_s,
-            "latency_us": {
-                "p50": percentile(l, 0.50),
-                "p90": percentile(l, 0.90),
-                "p99": percentile(l, 0.99),
-                "max": l.last(),
-            },
-            "kdc_pid": self.kdc_pid,
-            "kdc_cpu_ms": self.kdc_cpu_ms,
-            "kdc_cpu_ms_per_req": self.kdc_cpu_ms_per_req,
-            "kdc_cpu_cores": self.kdc_cores,
-            "client_cpu_ms": self.client_cpu_ms,
-            "client_cpu_ms_per_req": self.client_cpu_ms_per_req,
+            "latency_us": cpu::latency_json(&st.latencies_us),
             "client_build_ms_per_req": self.client_build_ms_per_req,
-            "client_cpu_cores": self.client_cores,
-            "machine_cpu_busy": self.machine_busy,
-            "clk_tck": self.clk_tck,
             "bottleneck": self.bottleneck,
             "client_bound": self.client_bound,
-        })
+        });
+        if let Some(o) = j.as_object_mut() {
+            o.extend(self.cpu.json_fields(st.ok, self.kdc_pid));
+        }
+        j
     }
 
     fn human(&self, st: &Stats) -> String {
         let l = &st.latencies_us;
         let ms = |q| {
-            percentile(l, q).map_or("-".to_string(), |v| format!("{:.2} ms", v as f64 / 1000.0))
+            cpu::percentile(l, q)
+                .map_or("-".to_string(), |v| format!("{:.2} ms", v as f64 / 1000.0))
         };
-        let opt =
-            |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
         let mut s = String::new();
         s += &format!(
             "pkinit-load ({}): {:.2} s, concurrency {}, {} CPU(s), {} loopback\n",
             self.args_form.name(),
-            self.wall_s,
+            self.cpu.wall_s,
             self.concurrency,
-            self.nproc,
+            self.cpu.nproc,
             self.transport.name()
         );
         s += &format!(
@@ -515,7 +442,7 @@ impl Report {
         if let Some(e) = &st.first_verify_error {
             s += &format!("  first reply that failed to open: {e}\n");
         }
-        s += &format!("  throughput {:.1} req/s\n", self.req_per_s);
+        s += &format!("  throughput {:.1} req/s\n", self.cpu.rate(st.ok));
         s += &format!(
             "  latency p50 {}, p90 {}, p99 {}, max {}\n",
             ms(0.50),
@@ -524,29 +451,17 @@ impl Report {
             l.last()
                 .map_or("-".to_string(), |v| format!("{:.2} ms", *v as f64 / 1000.0))
         );
-        match self.kdc_pid {
-            Some(pid) => {
-                s += &format!(
-                    "  KDC pid {pid}: CPU {} ms = {} cores; {} ms CPU per PKINIT AS request\n",
-                    opt(self.kdc_cpu_ms, 0),
-                    opt(self.kdc_cores, 2),
-                    opt(self.kdc_cpu_ms_per_req, 3)
-                );
-            }
-            None => s += "  KDC CPU: not measured (no --kdc-pid)\n",
-        }
+        s += &self
+            .cpu
+            .kdc_line(self.kdc_pid, st.ok, "PKINIT AS request", 3);
         s += &format!(
             "  client CPU {:.0} ms = {:.2} cores; {} ms per request (building+signing {} ms)\n",
-            self.client_cpu_ms,
-            self.client_cores,
-            opt(self.client_cpu_ms_per_req, 3),
-            opt(self.client_build_ms_per_req, 3),
+            self.cpu.client_cpu_ms,
+            self.cpu.client_cores,
+            cpu::opt(self.cpu.client_ms_per(st.ok), 3),
+            cpu::opt(self.client_build_ms_per_req, 3),
         );
-        s += &format!(
-            "  all CPUs busy {}% (every process); bottleneck: {}\n",
-            opt(self.machine_busy.map(|b| b * 100.0), 0),
-            self.bottleneck
-        );
+        s += &self.cpu.busy_line(self.bottleneck);
         s
     }
 }

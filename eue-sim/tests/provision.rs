@@ -230,6 +230,64 @@ fn pkinit_load_smoke_both_forms() {
     }
 }
 
+/// The load generators' CPU accounting against the real KDC process:
+/// `tgs-load` and `pkinit-load` with `--kdc-pid` report the KDC's CPU per
+/// request (positive, below the wall time per request times the cores), the
+/// rate and the machine's busy share; a pid that is not running fails
+/// before any load with a message naming `--kdc-pid`.
+#[test]
+fn load_reports_measure_the_kdc_process() {
+    let kdc = DevKdc::start(&kdc_binary());
+    let dir = realm_dir(&kdc);
+    let dir = dir.to_str().expect("utf-8 path");
+    let pid = kdc.pid().expect("running").to_string();
+    let common = [
+        "--realm-dir",
+        dir,
+        "--seconds",
+        "1",
+        "--warmup-seconds",
+        "0.2",
+    ];
+    for cmd in [
+        vec!["tgs-load", "--concurrency", "4", "--max-requests", "20000"],
+        vec![
+            "pkinit-load",
+            "--concurrency",
+            "2",
+            "--max-requests",
+            "2000",
+        ],
+    ] {
+        let mut args = cmd.clone();
+        args.extend(common);
+        args.extend(["--kdc-pid", &pid, "--json"]);
+        let (ok, out, err) = sim(&args);
+        assert!(ok, "{cmd:?}: {err}\n{out}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON report");
+        let ok_count = v["ok"].as_u64().unwrap();
+        assert!(ok_count > 0, "{v}");
+        assert_eq!(v["kdc_pid"].as_u64(), pid.parse().ok(), "{v}");
+        let per_req = v["kdc_cpu_ms_per_req"].as_f64().expect("KDC CPU measured");
+        let seconds = v["seconds"].as_f64().unwrap();
+        let nproc = v["nproc"].as_f64().unwrap();
+        assert!(per_req > 0.0, "{v}");
+        assert!(
+            per_req <= seconds * 1000.0 * nproc / ok_count as f64,
+            "more KDC CPU than the machine has: {v}"
+        );
+        let rate = v["req_per_s"].as_f64().unwrap();
+        assert!(
+            (rate - ok_count as f64 / seconds).abs() < 1e-6 * rate.max(1.0),
+            "{v}"
+        );
+        assert!(v["machine_cpu_busy"].as_f64().is_some(), "{v}");
+    }
+    let (ok, _, err) = sim(&["tgs-load", "--realm-dir", dir, "--kdc-pid", "999999999"]);
+    assert!(!ok);
+    assert!(err.contains("--kdc-pid"), "{err}");
+}
+
 /// `eue-sim bootstrap` for every device over the PacketCable TLS profile
 /// (the RSA-1024 device included) and one over the modern profile; a
 /// device not in the manifest fails with a clear message.
