@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,16 +27,7 @@ impl Realm {
     fn new() -> Realm {
         let tmp = TempDir::new("check");
         let dir = tmp.path("realm");
-        let out = Command::new(KDC)
-            .args(["dev", "--init-only", "--port", "0", "--dir"])
-            .arg(&dir)
-            .output()
-            .expect("running pktc-kdc dev --init-only");
-        assert!(
-            out.status.success(),
-            "pktc-kdc dev --init-only failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        testkit::init_dev_realm(Path::new(KDC), &dir);
         Realm { _tmp: tmp, dir }
     }
 
@@ -688,15 +679,8 @@ fn redis_unreachable_and_reachable() {
 /// errors still fail.
 #[test]
 fn errors_only_passes_warnings_but_not_errors() {
-    let dir = testkit::TempDir::new("check-errors-only");
-    let realm = dir.path("realm");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pktc-kdc"))
-        .args(["dev", "--init-only", "--port", "0", "--dir"])
-        .arg(&realm)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let config = realm.join("config.toml");
+    let realm = Realm::new();
+    let config = realm.path("config.toml");
     let check = |extra: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_pktc-kdc"))
             .arg("check")
@@ -717,6 +701,6 @@ fn errors_only_passes_warnings_but_not_errors() {
     let passed = check(&["--expiry-days", "400", "--errors-only"]);
     assert_eq!(passed.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&passed.stdout).contains("warning"));
-    std::fs::remove_file(realm.join("kdc.keytab")).unwrap();
+    std::fs::remove_file(realm.path("kdc.keytab")).unwrap();
     assert_eq!(check(&["--errors-only"]).status.code(), Some(1));
 }

@@ -15,16 +15,7 @@ use testkit::{DevKdc, TempDir, mit_env, require_tool, run};
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
 
 fn init_realm(dir: &Path) {
-    let out = Command::new(KDC)
-        .args(["dev", "--init-only", "--port", "0", "--dir"])
-        .arg(dir)
-        .output()
-        .expect("running pktc-kdc dev");
-    assert!(
-        out.status.success(),
-        "pktc-kdc dev --init-only: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::init_dev_realm(Path::new(KDC), dir);
 }
 
 fn pems(path: &Path) -> Vec<X509> {

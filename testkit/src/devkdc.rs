@@ -19,6 +19,21 @@ pub struct DevKdc {
     binary: PathBuf,
 }
 
+/// Creates a dev realm in `dir` without serving it (`pktc-kdc dev
+/// --init-only --port 0`); panics with pktc-kdc's stderr if that fails.
+pub fn init_dev_realm(binary: &Path, dir: &Path) {
+    let out = Command::new(binary)
+        .args(["dev", "--init-only", "--port", "0", "--dir"])
+        .arg(dir)
+        .output()
+        .expect("running pktc-kdc dev --init-only");
+    assert!(
+        out.status.success(),
+        "pktc-kdc dev --init-only failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl DevKdc {
     /// Creates a dev realm with `pktc-kdc dev --init-only --port 0` and serves it.
     pub fn start(binary: &Path) -> DevKdc {
@@ -35,16 +50,7 @@ impl DevKdc {
     pub fn start_prepared(binary: &Path, prepare: impl FnOnce(&Path, &mut String)) -> DevKdc {
         let dir = TempDir::new("devkdc");
         let realm_dir = dir.path("realm");
-        let out = Command::new(binary)
-            .args(["dev", "--init-only", "--port", "0", "--dir"])
-            .arg(&realm_dir)
-            .output()
-            .expect("running pktc-kdc dev --init-only");
-        assert!(
-            out.status.success(),
-            "pktc-kdc dev --init-only failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        init_dev_realm(binary, &realm_dir);
         let cfg_path = realm_dir.join("config.toml");
         let mut cfg = std::fs::read_to_string(&cfg_path).expect("config.toml");
         prepare(&realm_dir, &mut cfg);

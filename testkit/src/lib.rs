@@ -7,7 +7,7 @@ mod pty;
 mod redis;
 pub mod wire;
 
-pub use devkdc::DevKdc;
+pub use devkdc::{DevKdc, init_dev_realm};
 pub use pty::Pty;
 pub use redis::Redis;
 
