@@ -226,34 +226,16 @@ impl Watched {
     }
 
     fn poll_files(&self) {
-        match self.identity.refresh() {
-            Ok(true) => {
-                crate::metrics::reload("certboot_identity", true);
-                tracing::info!("certboot server certificate reloaded");
-            }
-            Ok(false) => {}
-            Err(e) => {
-                crate::metrics::reload("certboot_identity", false);
-                tracing::error!(
-                    error = %e,
-                    "certboot server certificate reload failed; keeping the current one"
-                );
-            }
-        }
-        match self.store.refresh() {
-            Ok(true) => {
-                crate::metrics::reload("certboot_credentials", true);
-                tracing::info!(store = self.store.kind(), "certboot credentials reloaded");
-            }
-            Ok(false) => {}
-            Err(e) => {
-                crate::metrics::reload("certboot_credentials", false);
-                tracing::error!(
-                    error = %e,
-                    "certboot credentials reload failed; keeping the current ones"
-                );
-            }
-        }
+        crate::metrics::report_refresh(
+            "certboot_identity",
+            "certboot server certificate",
+            self.identity.refresh(),
+        );
+        crate::metrics::report_refresh(
+            "certboot_credentials",
+            "certboot credentials",
+            self.store.refresh(),
+        );
     }
 }
 

@@ -247,6 +247,31 @@ pub fn reload(what: &'static str, ok: bool) {
     metrics::gauge!("pktc_reload_failed", "what" => what).set(if ok { 0.0 } else { 1.0 });
 }
 
+/// Counts and logs one refresh of a watched set of files (`Ok(false)`:
+/// nothing changed). `subject` names it in the log ("KDC certificate"); a
+/// failed refresh keeps what was loaded before, and the log says so.
+pub fn report_refresh<E: std::fmt::Display>(
+    what: &'static str,
+    subject: &str,
+    result: Result<bool, E>,
+) {
+    match result {
+        Ok(true) => {
+            reload(what, true);
+            tracing::info!(what, "{subject} reloaded");
+        }
+        Ok(false) => {}
+        Err(e) => {
+            reload(what, false);
+            tracing::error!(
+                what,
+                error = %format!("{e:#}"),
+                "{subject} reload failed; keeping the version loaded before"
+            );
+        }
+    }
+}
+
 /// Seconds from now until `unix` (negative when past).
 pub fn seconds_until(unix: i64) -> f64 {
     let now = krb::msg::time::now().0;

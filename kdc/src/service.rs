@@ -53,20 +53,7 @@ impl Reloader {
     /// The PKINIT signing certificate, key and chain.
     fn kdc_identity(&self, force: bool) {
         let Some(id) = &self.kdc_identity else { return };
-        match id.refresh(force) {
-            Ok(true) => {
-                crate::metrics::reload("kdc_identity", true);
-                tracing::info!("KDC certificate reloaded");
-            }
-            Ok(false) => {}
-            Err(e) => {
-                crate::metrics::reload("kdc_identity", false);
-                tracing::error!(
-                    error = %format!("{e:#}"),
-                    "KDC certificate reload failed; keeping the current one"
-                );
-            }
-        }
+        crate::metrics::report_refresh("kdc_identity", "KDC certificate", id.refresh(force));
     }
 }
 
