@@ -16,6 +16,15 @@ use pkinit::client;
 use pkinit::cms::CertCache;
 use pkinit::server::{self, ReplyPolicy, RequestContext};
 
+/// Milliseconds per call of `f`, over `n` calls.
+fn ms_per(n: usize, mut f: impl FnMut()) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1e3 / n as f64
+}
+
 #[test]
 #[ignore = "timing print only"]
 fn timing() {
@@ -50,11 +59,9 @@ fn timing() {
             cert_cache: Some(&cache),
         };
         let v = server::verify_request(pa.r#type, &pa.value, &ctx, trust).unwrap();
-        let t = Instant::now();
-        for _ in 0..n {
+        let verify = ms_per(n, || {
             server::verify_request(pa.r#type, &pa.value, &ctx, trust).unwrap();
-        }
-        let verify = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         // A device-cache miss: the device certificate is parsed and its
         // chain checked (intermediates still cached; the trust store's own
         // result cache answers the chain check).
@@ -63,35 +70,28 @@ fn timing() {
             cert_cache: Some(&no_devices),
             ..ctx
         };
-        let t = Instant::now();
-        for _ in 0..n {
+        let verify_miss = ms_per(n, || {
             server::verify_request(pa.r#type, &pa.value, &uncached, trust).unwrap();
-        }
-        let verify_miss = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         let key = Key::random(EncType::Aes128CtsHmacSha196);
-        let t = Instant::now();
-        for _ in 0..n {
+        let reply = ms_per(n, || {
             server::rsa_reply(&v, &key, b"as-req", kdc, &policy).unwrap();
-        }
-        let reply = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         let signed = pkinit::cms::verify_signed(
             &pkinit::request::parse(pa.r#type, &pa.value)
                 .unwrap()
                 .content_info,
         )
         .unwrap();
-        let t = Instant::now();
-        for _ in 0..n {
+        let parse = ms_per(n, || {
             let _ = X509::from_der(&signed.signer.to_der().unwrap()).unwrap();
-        }
-        let parse = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         let md = if name == "packetcable" {
             MessageDigest::sha1()
         } else {
             MessageDigest::sha256()
         };
-        let t = Instant::now();
-        for _ in 0..n {
+        let sign = ms_per(n, || {
             let _ = kdc
                 .sign(
                     md,
@@ -100,20 +100,17 @@ fn timing() {
                     time::now().0,
                 )
                 .unwrap();
-        }
-        let sign = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         // The one private-key operation alone, for reference.
         let digest = [7u8; 32];
-        let t = Instant::now();
-        for _ in 0..n {
+        let rsa = ms_per(n, || {
             let mut ctx = openssl::pkey_ctx::PkeyCtx::new(&kdc.key).unwrap();
             ctx.sign_init().unwrap();
             ctx.set_rsa_padding(openssl::rsa::Padding::PKCS1).unwrap();
             ctx.set_signature_md(openssl::md::Md::sha256()).unwrap();
             let mut sig = Vec::new();
             ctx.sign_to_vec(&digest, &mut sig).unwrap();
-        }
-        let rsa = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         let rid = pkinit::reply::issuer_and_serial(&dev.cert.to_der().unwrap()).unwrap();
         let dev_key = dev.cert.public_key().unwrap();
         let cipher = if name == "packetcable" {
@@ -121,8 +118,7 @@ fn timing() {
         } else {
             Cipher::aes_256_cbc()
         };
-        let t = Instant::now();
-        for _ in 0..n {
+        let env = ms_per(n, || {
             let _ = pkinit::reply::enveloped_data(
                 pkinit::asn1::oid::SIGNED_DATA,
                 &[0u8; 3300],
@@ -131,8 +127,7 @@ fn timing() {
                 cipher,
             )
             .unwrap();
-        }
-        let env = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         println!(
             "{name}: verify_request {verify:.3} ms (device cache miss {verify_miss:.3}, device cert parse {parse:.3}), rsa_reply {reply:.3} ms (SignedData {sign:.3} of which RSA-2048 signature {rsa:.3}, EnvelopedData of 3.3 KB {env:.3})"
         );
@@ -180,8 +175,7 @@ fn dh_timing() {
         let mut line = format!("{group:?}:");
         for reuse in [0, 60] {
             let keys = server::DhKeys::new(reuse);
-            let t = Instant::now();
-            for _ in 0..n {
+            let ms = ms_per(n, || {
                 server::dh_reply(
                     &v,
                     dh,
@@ -192,21 +186,16 @@ fn dh_timing() {
                     &keys,
                 )
                 .unwrap();
-            }
-            let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+            });
             line += &format!(" dh_reply (key reuse {reuse} s) {ms:.3} ms,");
         }
-        let t = Instant::now();
-        for _ in 0..n {
+        let keygen = ms_per(n, || {
             ServerKey::generate(group).unwrap();
-        }
-        let keygen = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         let sk = ServerKey::generate(group).unwrap();
-        let t = Instant::now();
-        for _ in 0..n {
+        let agree = ms_per(n, || {
             sk.agree(&dh.client_public).unwrap();
-        }
-        let agree = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         println!("{line} KDC key generation {keygen:.3} ms, agreement {agree:.3} ms");
     }
 }
