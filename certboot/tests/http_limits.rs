@@ -11,6 +11,7 @@ use certboot::creds::{CredentialStore, LookupFuture};
 use certboot::http::RequestContext;
 use certboot::profile::{CredsType, DeviceCredentials};
 use certboot::server::{Event, Limits, Observer, serve_http};
+use testkit::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
@@ -173,23 +174,6 @@ async fn idle_keepalive_is_closed() {
         "{:?}",
         started.elapsed()
     );
-}
-
-/// xorshift64*: deterministic, seedable, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 /// Random requests: the server always ends the connection, answers only

@@ -22,6 +22,7 @@ use krb::crypto::{EncType, Key};
 use krb::keytab::Keytab;
 use krb::msg::{self, ApReq, AsRep, AsReq, Authenticator, EncTicketPart, KrbError, TgsRep, TgsReq};
 use krb::principal::Principal;
+use testkit::Rng;
 
 const REALM: &str = "PKTC.TEST";
 const KRBTGT_PW: &str = "fuzz-krbtgt-password";
@@ -121,24 +122,6 @@ fn seeds(kdc: &Kdc) -> Vec<(String, Vec<u8>)> {
         }
     }
     out
-}
-
-/// Tiny deterministic PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
 }
 
 /// Offsets of the first length byte of every TLV in `msg` (walking into

@@ -5,11 +5,13 @@
 mod devkdc;
 mod pty;
 mod redis;
+mod rng;
 pub mod wire;
 
 pub use devkdc::{DevKdc, init_dev_realm};
 pub use pty::Pty;
 pub use redis::Redis;
+pub use rng::Rng;
 
 use std::path::PathBuf;
 use std::process::Command;
