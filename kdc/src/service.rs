@@ -95,9 +95,15 @@ pub fn run(
         let certboot = match &cfg.certboot {
             Some(c) => {
                 let service = certboot_service::start(&cfg, c, trust.clone())?;
+                let credentials = service.store.kind();
                 let (t, watched) = service.spawn();
                 tasks.extend(t);
-                tracing::info!(pktc = ?c.listen, modern = ?c.modern_listen, "certboot serving");
+                tracing::info!(
+                    pktc = ?c.listen,
+                    modern = ?c.modern_listen,
+                    credentials,
+                    "certboot serving"
+                );
                 Some(Arc::new(watched))
             }
             None => None,
