@@ -116,10 +116,7 @@ fn a_newer_crl_is_installed_as_a_new_generation() {
     };
     assert_eq!(generation, 2);
     assert_eq!(issuer, certs::name_string(p.mfr.cert.subject_name()));
-    assert_eq!(
-        verify(&h, &p.device),
-        Err(ChainError::Revoked { depth: 0 })
-    );
+    assert_eq!(verify(&h, &p.device), Err(ChainError::Revoked { depth: 0 }));
     assert_eq!(verify(&h, &p.other_device), Ok(()));
     // A request holding the old generation still answers from it.
     assert!(before.verify(&p.device.cert, &[], now()).is_ok());
@@ -183,22 +180,46 @@ fn refused_crls_leave_the_store_alone() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("garbage", b"<html>not found</html>".to_vec(), "unparseable"),
         ("empty", Vec::new(), "unparseable"),
-        ("impostor key", revoking(&p.impostor, 10, 9), "bad_signature"),
+        (
+            "impostor key",
+            revoking(&p.impostor, 10, 9),
+            "bad_signature",
+        ),
         ("unknown CA", foreign.to_der().unwrap(), "unknown_issuer"),
-        ("thisUpdate ahead", future.to_der().unwrap(), "not_yet_valid"),
+        (
+            "thisUpdate ahead",
+            future.to_der().unwrap(),
+            "not_yet_valid",
+        ),
         ("past nextUpdate", expired.to_der().unwrap(), "expired"),
         // Issued after the installed one but with a lower number, and
         // issued before it: both older.
         ("lower number", revoking(&p.mfr, 10, 4), "older"),
         ("earlier", revoking(&p.mfr, 600, 6), "older"),
+        // The directory's own CRL, re-served after a newer one was fetched.
+        (
+            "the directory's CRL",
+            {
+                let d = std::fs::read(h.dir().join("mfr.crl.pem")).unwrap();
+                openssl::x509::X509Crl::from_pem(&d)
+                    .unwrap()
+                    .to_der()
+                    .unwrap()
+            },
+            "older",
+        ),
         // Older than the directory's CRL of the root.
-        ("root, earlier", {
-            let spec = CrlSpec {
-                this_update: now() - 7200,
-                ..CrlSpec::current()
-            };
-            crl(&p.root, &[], spec).unwrap().to_der().unwrap()
-        }, "older"),
+        (
+            "root, earlier",
+            {
+                let spec = CrlSpec {
+                    this_update: now() - 7200,
+                    ..CrlSpec::current()
+                };
+                crl(&p.root, &[], spec).unwrap().to_der().unwrap()
+            },
+            "older",
+        ),
     ];
     for (what, bytes, reason) in cases {
         let e = install(&h, &bytes).unwrap_err();

@@ -571,7 +571,11 @@ impl Config {
                 .pkinit
                 .iter()
                 .map(|p| p.device_trust_dir.as_path())
-                .chain(self.certboot.iter().filter_map(|c| c.device_trust_dir.as_deref()))
+                .chain(
+                    self.certboot
+                        .iter()
+                        .filter_map(|c| c.device_trust_dir.as_deref()),
+                )
                 .collect();
             if trust_dirs.is_empty() {
                 problems.push("[crl_fetch] needs a device trust directory ([pkinit])".to_string());

@@ -106,8 +106,8 @@ impl CrlFetcher {
             .collect();
         files.sort();
         for path in files {
-            let too_big = std::fs::metadata(&path)
-                .map_or(true, |m| m.len() > self.cfg.max_bytes as u64);
+            let too_big =
+                std::fs::metadata(&path).map_or(true, |m| m.len() > self.cfg.max_bytes as u64);
             let bytes = match std::fs::read(&path) {
                 Ok(b) if !too_big => b,
                 _ => {
@@ -233,9 +233,7 @@ impl CrlFetcher {
                     error = %e,
                     "CRL fetch failed; keeping the CRL in use"
                 );
-                Outcome::Failed {
-                    reason: e.reason(),
-                }
+                Outcome::Failed { reason: e.reason() }
             }
             Ok(bytes) => {
                 let (this, source) = (self.clone(), url.to_owned());
@@ -331,9 +329,9 @@ impl CrlFetcher {
         let cfg = &self.cfg;
         let (failures, issuer) = {
             let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
-            sources.get(url).map_or((0, None), |s| {
-                (s.consecutive_failures, s.issuer.clone())
-            })
+            sources
+                .get(url)
+                .map_or((0, None), |s| (s.consecutive_failures, s.issuer.clone()))
         };
         let mut secs = match outcome {
             Outcome::Failed { .. } => {
@@ -493,9 +491,9 @@ pub fn cache_path(dir: &Path, issuer: &str) -> PathBuf {
 
 /// Writes `data` to a hidden temporary file beside `path`, then renames it.
 fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map_or_else(Default::default, |n| {
-        n.to_string_lossy().into_owned()
-    });
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)

@@ -134,9 +134,7 @@ pub(super) fn distribution_points(urls: &[String]) -> Result<X509Extension, PkiE
         let uri = rasn::types::Ia5String::try_from(u.as_str())
             .map_err(|e| PkiError::Asn1(format!("CRL URL {u:?}: {e}")))?;
         points.push(DistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::Uri(
-                uri,
-            )])),
+            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::Uri(uri)])),
             reasons: None,
             crl_issuer: None,
         });

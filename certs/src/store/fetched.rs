@@ -226,14 +226,14 @@ pub(super) fn check(
         });
     }
     // The CRLs of this issuer in use: the directory's and a fetched one.
-    let in_use = store
+    // Older than any of them is refused even when it equals another (a
+    // stale mirror serving the directory's CRL after a newer was fetched).
+    let in_use: Vec<&X509Crl> = store
         .crls
         .iter()
-        .filter(|c| same_name(c.issuer_name(), crl.issuer_name()));
-    for current in in_use {
-        if current.to_der().is_ok_and(|d| *d == *der) {
-            return Ok(Checked::InUse { issuer });
-        }
+        .filter(|c| same_name(c.issuer_name(), crl.issuer_name()))
+        .collect();
+    for current in &in_use {
         if let Some(v) = Version::of(current)
             && !version.not_older_than(&v)
         {
@@ -243,6 +243,9 @@ pub(super) fn check(
                 current: v.this_update,
             });
         }
+    }
+    if in_use.iter().any(|c| c.to_der().is_ok_and(|d| *d == *der)) {
+        return Ok(Checked::InUse { issuer });
     }
     let entry = crl_entry(&PathBuf::from(source), &crl, Some(source))?;
     Ok(Checked::New(FetchedCrl {

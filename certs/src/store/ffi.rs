@@ -10,8 +10,8 @@
 
 use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::error::ErrorStack;
-use openssl::x509::{X509Crl, X509CrlRef};
 use openssl::x509::store::X509StoreBuilderRef;
+use openssl::x509::{X509Crl, X509CrlRef};
 
 unsafe extern "C" {
     fn X509_STORE_add_crl(

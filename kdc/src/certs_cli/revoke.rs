@@ -33,7 +33,8 @@ pub fn revoke(
 ) -> anyhow::Result<Revoked> {
     let (mut serials, number, not_before) = match current {
         Some(path) => {
-            let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let data =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let crl = X509Crl::from_pem(&data)
                 .or_else(|_| X509Crl::from_der(&data))
                 .with_context(|| format!("{}: not a CRL", path.display()))?;

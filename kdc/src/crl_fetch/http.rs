@@ -199,9 +199,15 @@ mod tests {
         assert_eq!(t.path, "/ca/mfr.crl");
         let t = Target::parse("http://[::1]:8080/x.crl?v=2").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 8080));
-        assert_eq!((t.authority.as_str(), t.path.as_str()), ("[::1]:8080", "/x.crl?v=2"));
+        assert_eq!(
+            (t.authority.as_str(), t.path.as_str()),
+            ("[::1]:8080", "/x.crl?v=2")
+        );
         for (url, reason) in [
-            ("ldap://ldap.example.net/cn=CA?certificateRevocationList", "unsupported_scheme"),
+            (
+                "ldap://ldap.example.net/cn=CA?certificateRevocationList",
+                "unsupported_scheme",
+            ),
             ("https://crl.example.net/x.crl", "unsupported_scheme"),
             ("crl.example.net/x.crl", "bad_url"),
             ("http://user@crl.example.net/x.crl", "bad_url"),
