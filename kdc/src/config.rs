@@ -581,7 +581,7 @@ impl Config {
                 problems.push("[crl_fetch] needs a device trust directory ([pkinit])".to_string());
             }
             if let Some(cache) = &f.cache_dir
-                && trust_dirs.iter().any(|d| *d == cache.as_path())
+                && trust_dirs.contains(&cache.as_path())
             {
                 problems.push(
                     "crl_fetch.cache_dir must not be a trust directory (the file watch would reload its own writes)"
