@@ -45,6 +45,10 @@ struct Source {
     issuer: Option<String>,
     consecutive_failures: u32,
     last_success: Option<i64>,
+    /// Fetches by result, failures by reason (counters, written by hand
+    /// with the gauges: a URL that goes away takes its series with it).
+    fetches: BTreeMap<&'static str, u64>,
+    failures: BTreeMap<&'static str, u64>,
     task: Option<tokio::task::AbortHandle>,
 }
 
@@ -200,8 +204,7 @@ impl CrlFetcher {
             }
             if source.task.is_none() {
                 for result in ["installed", "unchanged", "failed"] {
-                    metrics::counter!("pktc_crl_fetches_total", "url" => url.clone(), "result" => result)
-                        .increment(0);
+                    source.fetches.entry(result).or_insert(0);
                 }
                 tracing::info!(url = %url, "following CRL source");
                 let task = tokio::spawn(self.clone().follow(url, target));
@@ -306,10 +309,9 @@ impl CrlFetcher {
     }
 
     fn record(&self, url: &str, outcome: &Outcome) {
-        metrics::counter!("pktc_crl_fetches_total", "url" => url.to_owned(), "result" => outcome.result())
-            .increment(1);
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         let source = sources.entry(url.to_owned()).or_default();
+        *source.fetches.entry(outcome.result()).or_insert(0) += 1;
         match outcome {
             Outcome::Installed { issuer } | Outcome::Unchanged { issuer } => {
                 source.consecutive_failures = 0;
@@ -318,8 +320,7 @@ impl CrlFetcher {
             }
             Outcome::Failed { reason } => {
                 source.consecutive_failures = source.consecutive_failures.saturating_add(1);
-                metrics::counter!("pktc_crl_fetch_failures_total", "url" => url.to_owned(), "reason" => *reason)
-                    .increment(1);
+                *source.failures.entry(reason).or_insert(0) += 1;
             }
         }
     }
@@ -383,44 +384,79 @@ impl CrlFetcher {
         }
     }
 
-    /// Hand-written series (the URL and issuer sets change with the trust
-    /// directory): consecutive failures and last success per URL.
-    pub fn exposition(&self) -> String {
+    /// The URL rows of [`fetcher_exposition`].
+    fn rows(&self, out: &mut FetcherSeries) {
         let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
-        if sources.is_empty() {
-            return String::new();
-        }
-        let mut failures = String::from(
-            "# HELP pktc_crl_fetch_consecutive_failures Failed fetches of a CRL URL since its last success\n\
-             # TYPE pktc_crl_fetch_consecutive_failures gauge\n",
-        );
-        let mut success = String::from(
-            "# HELP pktc_crl_fetch_last_success_timestamp_seconds Unix time of the last fetch that installed or confirmed the CRL (0: none yet)\n\
-             # TYPE pktc_crl_fetch_last_success_timestamp_seconds gauge\n",
-        );
         for (url, s) in sources.iter() {
             let labels = format!(
                 "url=\"{}\",issuer=\"{}\"",
                 escape_label(url),
                 escape_label(s.issuer.as_deref().unwrap_or(""))
             );
+            let url = escape_label(url);
             let _ = writeln!(
-                failures,
+                out.failing,
                 "pktc_crl_fetch_consecutive_failures{{{labels}}} {}",
                 s.consecutive_failures
             );
             let _ = writeln!(
-                success,
+                out.success,
                 "pktc_crl_fetch_last_success_timestamp_seconds{{{labels}}} {}",
                 s.last_success.unwrap_or(0)
             );
+            for (result, n) in &s.fetches {
+                let _ = writeln!(
+                    out.fetches,
+                    "pktc_crl_fetches_total{{url=\"{url}\",result=\"{result}\"}} {n}"
+                );
+            }
+            for (reason, n) in &s.failures {
+                let _ = writeln!(
+                    out.failures,
+                    "pktc_crl_fetch_failures_total{{url=\"{url}\",reason=\"{reason}\"}} {n}"
+                );
+            }
         }
-        failures + &success
     }
 }
 
+/// The four families of the fetcher, in exposition order.
+struct FetcherSeries {
+    fetches: String,
+    failures: String,
+    failing: String,
+    success: String,
+}
+
+/// The fetcher's series, written by hand at scrape time (the URL and
+/// issuer sets follow the trust directory): fetches by result, failures by
+/// reason, consecutive failures and last success per URL. The families are
+/// always declared, with no samples when nothing is fetched, so dashboards
+/// and alert rules find them.
+pub fn fetcher_exposition(fetcher: Option<&CrlFetcher>) -> String {
+    let mut out = FetcherSeries {
+        fetches: "# HELP pktc_crl_fetches_total CRL fetches by URL and result (installed, unchanged, failed)\n\
+                  # TYPE pktc_crl_fetches_total counter\n"
+            .into(),
+        failures: "# HELP pktc_crl_fetch_failures_total Failed CRL fetches by URL and reason\n\
+                   # TYPE pktc_crl_fetch_failures_total counter\n"
+            .into(),
+        failing: "# HELP pktc_crl_fetch_consecutive_failures Failed fetches of a CRL URL since its last success\n\
+                  # TYPE pktc_crl_fetch_consecutive_failures gauge\n"
+            .into(),
+        success: "# HELP pktc_crl_fetch_last_success_timestamp_seconds Unix time of the last fetch that installed or confirmed the CRL (0: none yet)\n\
+                  # TYPE pktc_crl_fetch_last_success_timestamp_seconds gauge\n"
+            .into(),
+    };
+    if let Some(f) = fetcher {
+        f.rows(&mut out);
+    }
+    out.fetches + &out.failures + &out.failing + &out.success
+}
+
 /// `pktc_crl_age_seconds` and `pktc_crl_next_update_seconds` of the CRL
-/// in use for each issuer of each store (the newest by thisUpdate).
+/// in use for each issuer of each store (the newest by thisUpdate); the
+/// families are declared even when no store has a CRL.
 pub fn crl_exposition(stores: &[(&'static str, &TrustStoreHandle)]) -> String {
     let now = now();
     let mut rows = Vec::new();
@@ -448,9 +484,6 @@ pub fn crl_exposition(stores: &[(&'static str, &TrustStoreHandle)]) -> String {
                 .any(|f| f.issuer() == issuer && f.this_update() == this_update);
             rows.push((*store, issuer, fetched, this_update, next_update));
         }
-    }
-    if rows.is_empty() {
-        return String::new();
     }
     let mut age = String::from(
         "# HELP pktc_crl_age_seconds Seconds since the thisUpdate of the CRL in use\n\

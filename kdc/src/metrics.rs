@@ -134,14 +134,6 @@ fn describe() {
         "pktc_reload_failed",
         "1 while the last reload attempt failed (old state in use)"
     );
-    describe_counter!(
-        "pktc_crl_fetches_total",
-        "CRL fetches by URL and result (installed, unchanged, failed)"
-    );
-    describe_counter!(
-        "pktc_crl_fetch_failures_total",
-        "Failed CRL fetches by URL and reason"
-    );
     describe_gauge!("pktc_redis_up", "1 if the last Redis command succeeded");
     describe_counter!(
         "pktc_redis_errors_total",

@@ -74,11 +74,8 @@ impl ServiceState {
         if let Some(t) = self.certboot.as_ref().and_then(|c| c.own_trust()) {
             stores.push(("certboot", &**t));
         }
-        let mut text = crate::crl_fetch::crl_exposition(&stores);
-        if let Some(f) = &self.crl_fetch {
-            text.push_str(&f.exposition());
-        }
-        text
+        crate::crl_fetch::crl_exposition(&stores)
+            + &crate::crl_fetch::fetcher_exposition(self.crl_fetch.as_deref())
     }
 }
 
