@@ -291,3 +291,43 @@ fn distribution_points_of_the_trust_directory() {
         ]
     );
 }
+
+/// Mutated CRLs (bytes flipped, cut, spliced) never panic, and whatever
+/// gets installed verifies with the manufacturer CA's key (a stable
+/// stand-in for the `crl_install` fuzz target).
+#[test]
+fn mutated_crls_are_refused_without_panicking() {
+    let p = pki();
+    let h = TrustStoreHandle::open(&trust_dir("mutated"), CrlPolicy::Require).unwrap();
+    let seed = revoking(&p.mfr, 60, 2);
+    let mut rng = testkit::Rng(0x5eed_c41);
+    let mut installed = 0;
+    for _ in 0..3000 {
+        let mut data = seed.clone();
+        match rng.below(3) {
+            0 => {
+                for _ in 0..=rng.below(4) {
+                    let i = rng.below(data.len());
+                    data[i] ^= 1 << rng.below(8);
+                }
+            }
+            1 => data.truncate(rng.below(data.len())),
+            _ => {
+                let i = rng.below(data.len());
+                let n = rng.below(16);
+                let extra = rng.bytes(n);
+                data.splice(i..i, extra);
+            }
+        }
+        if let Ok(CrlInstalled::Installed { .. }) = install(&h, &data) {
+            installed += 1;
+        }
+    }
+    let key = p.mfr.cert.public_key().unwrap();
+    for f in h.load().fetched_crls() {
+        assert!(f.crl().verify(&key).unwrap());
+    }
+    // Flips in the signature value or unsigned framing may still verify
+    // (DER leniency); most mutations must not.
+    assert!(installed < 100, "{installed} mutated CRLs installed");
+}
