@@ -100,25 +100,7 @@ impl CrlFetcher {
             tracing::warn!(dir = %dir.display(), error = %e, "CRL cache directory unusable; CRLs are kept in memory only");
             return;
         }
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "crl"))
-            .collect();
-        files.sort();
-        for path in files {
-            let too_big =
-                std::fs::metadata(&path).map_or(true, |m| m.len() > self.cfg.max_bytes as u64);
-            let bytes = match std::fs::read(&path) {
-                Ok(b) if !too_big => b,
-                _ => {
-                    tracing::warn!(file = %path.display(), "cached CRL unreadable or too large; skipped");
-                    continue;
-                }
-            };
+        for (path, bytes) in cached_crls(dir, self.cfg.max_bytes) {
             let source = path.display().to_string();
             match self.install(&source, &bytes) {
                 Outcome::Failed { reason } => tracing::info!(
@@ -146,7 +128,9 @@ impl CrlFetcher {
                 .collect();
             if seen.as_ref() != Some(&generations) {
                 seen = Some(generations);
-                self.sync_sources();
+                // Reads the CA certificates' extensions: off the async workers.
+                let this = self.clone();
+                let _ = tokio::task::spawn_blocking(move || this.sync_sources()).await;
             }
         }
     }
@@ -514,6 +498,31 @@ pub fn crl_exposition(stores: &[(&'static str, &TrustStoreHandle)]) -> String {
         }
     }
     age + &next
+}
+
+/// The `*.crl` files of a cache directory, in name order, each at most
+/// `max_bytes` (larger or unreadable ones are skipped with a log line).
+pub fn cached_crls(dir: &Path, max_bytes: usize) -> Vec<(PathBuf, Vec<u8>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "crl"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let fits = std::fs::metadata(&path).is_ok_and(|m| m.len() <= max_bytes as u64);
+        match std::fs::read(&path) {
+            Ok(bytes) if fits => out.push((path, bytes)),
+            _ => {
+                tracing::warn!(file = %path.display(), "cached CRL unreadable or too large; skipped")
+            }
+        }
+    }
+    out
 }
 
 /// `<dir>/<first 16 hex digits of SHA-256(issuer)>.crl`: one file per issuer.
