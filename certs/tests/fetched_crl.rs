@@ -331,3 +331,42 @@ fn mutated_crls_are_refused_without_panicking() {
     // (DER leniency); most mutations must not.
     assert!(installed < 100, "{installed} mutated CRLs installed");
 }
+
+/// `dev_pki` with a CRL URL base: the manufacturer CA names the root's CRL,
+/// the devices the manufacturer's, and the DER CRLs are ready to publish.
+#[test]
+fn dev_pki_with_crl_urls() {
+    let out = std::env::temp_dir().join(format!("certs-fetched-{}-devpki", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut opts = certs::DevPkiOptions::new("PKTC.TEST", "Org", &[[0, 0x10, 0x95, 0, 0, 1]]);
+    opts.device_bits = 1024;
+    opts.crl_url_base = Some("http://127.0.0.1:8080/crls/".into());
+    let dev = certs::dev_pki(&opts, &out).unwrap();
+    let h = TrustStoreHandle::open(&dev.device_trust_dir, CrlPolicy::Require).unwrap();
+    let urls: Vec<String> = h
+        .load()
+        .distribution_points()
+        .into_iter()
+        .map(|d| d.url)
+        .collect();
+    assert_eq!(urls, ["http://127.0.0.1:8080/crls/mta-root.crl"]);
+    let device = std::fs::read(dev.devices[0].join("cert.pem")).unwrap();
+    let text = openssl::x509::X509::from_pem(&device)
+        .unwrap()
+        .to_text()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text)
+            .contains("URI:http://127.0.0.1:8080/crls/manufacturer-ca.crl")
+    );
+    let publish = dev.crl_publish_dir.unwrap();
+    for name in ["mta-root.crl", "manufacturer-ca.crl"] {
+        let der = std::fs::read(publish.join(name)).unwrap();
+        // The same CRL as the trust directory's: installing it changes nothing.
+        assert!(matches!(
+            install(&h, &der).unwrap(),
+            CrlInstalled::Unchanged { .. }
+        ));
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
