@@ -191,6 +191,92 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback server that reads the request and answers `reply`
+    /// (then keeps the connection open, silent, for `linger`).
+    async fn serve_once(reply: Vec<u8>, linger: Duration) -> Target {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(&reply).await;
+            tokio::time::sleep(linger).await;
+        });
+        Target::parse(&format!("http://127.0.0.1:{port}/x.crl")).unwrap()
+    }
+
+    const LIMITS: Limits = Limits {
+        timeout: Duration::from_millis(500),
+        max_bytes: 1024,
+    };
+
+    #[tokio::test]
+    async fn answers_are_bounded() {
+        let ok = serve_once(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+            Duration::ZERO,
+        )
+        .await;
+        assert_eq!(&get(&ok, LIMITS).await.unwrap()[..], b"abc");
+
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "redirect",
+                b"HTTP/1.1 301 Moved\r\nLocation: http://10.0.0.1/\r\nContent-Length: 0\r\n\r\n"
+                    .to_vec(),
+                "http_status",
+            ),
+            (
+                "announced too large",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n".to_vec(),
+                "too_large",
+            ),
+            (
+                "chunked past the limit",
+                [
+                    &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                    &b"400\r\n"[..],
+                    &[b'x'; 0x400][..],
+                    &b"\r\n400\r\n"[..],
+                    &[b'x'; 0x400][..],
+                    &b"\r\n0\r\n\r\n"[..],
+                ]
+                .concat(),
+                "too_large",
+            ),
+            (
+                "headers, then silence",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nab".to_vec(),
+                "timeout",
+            ),
+            ("not HTTP", b"SSH-2.0-OpenSSH\r\n".to_vec(), "http"),
+            (
+                "endless headers",
+                [
+                    &b"HTTP/1.1 200 OK\r\n"[..],
+                    &b"X-Junk: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(4000),
+                ]
+                .concat(),
+                "http",
+            ),
+        ];
+        for (what, reply, reason) in cases {
+            let t = serve_once(reply, Duration::from_secs(2)).await;
+            let e = get(&t, LIMITS).await.unwrap_err();
+            assert_eq!(e.reason(), reason, "{what}: {e}");
+        }
+
+        // Nobody listening.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let t = Target::parse(&format!("http://127.0.0.1:{closed}/x.crl")).unwrap();
+        assert_eq!(get(&t, LIMITS).await.unwrap_err().reason(), "connect");
+    }
 
     #[test]
     fn urls() {
