@@ -122,6 +122,9 @@ pub struct CertSpec {
     pub serial: Option<u64>,
     /// Lifetime in years for [`Validity::Normal`].
     pub years: i64,
+    /// URIs of a CRL Distribution Points extension (where the CRL of this
+    /// certificate's issuer is published); none when empty.
+    pub crl_urls: Vec<String>,
 }
 
 impl Default for CertSpec {
@@ -136,6 +139,7 @@ impl Default for CertSpec {
             validity: Validity::Normal,
             serial: None,
             years: 20,
+            crl_urls: Vec::new(),
         }
     }
 }
@@ -179,6 +183,11 @@ impl CertSpec {
     }
     pub fn years(mut self, years: i64) -> Self {
         self.years = years;
+        self
+    }
+    /// Adds a CRL Distribution Point URI.
+    pub fn crl_url(mut self, url: &str) -> Self {
+        self.crl_urls.push(url.into());
         self
     }
     fn cn_or(mut self, default: &str) -> Self {
@@ -430,6 +439,9 @@ fn finish(
         AuthorityKeyIdentifier::new().keyid(true).build(&ctx)?
     };
     b.append_extension(aki)?;
+    if !spec.crl_urls.is_empty() {
+        b.append_extension(crl::distribution_points(&spec.crl_urls)?)?;
+    }
     let signer = issuer.map_or(&key, |i| &i.key);
     b.sign(signer, spec.digest.md())?;
     Ok(Issued {
@@ -485,6 +497,6 @@ pub(crate) fn mkdir(path: &Path) -> Result<(), PkiError> {
 mod crl;
 mod dev;
 mod principal;
-pub use crl::{CrlSpec, crl};
+pub use crl::{CrlSpec, crl, crl_number, crl_of_serials, revoked_serials};
 pub use dev::{DevPki, DevPkiOptions, dev_pki};
 pub use principal::{Krb5PrincipalName, NT_SRV_INST, PrincipalName, krbtgt_principal_der};

@@ -9,23 +9,28 @@
 //! until it drops it, and a failed reload leaves the current store in place.
 //!
 //! Revocation data changes only with a new generation: a new CRL is picked
-//! up by [`TrustStoreHandle::reload_from_dir`], which also discards the
-//! per-generation verification cache.
+//! up by [`TrustStoreHandle::reload_from_dir`], or installed from the
+//! network by [`TrustStoreHandle::install_crl`] (checked against its
+//! issuer first); either discards the per-generation verification cache.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use openssl::x509::store::X509Store;
 use openssl::x509::{X509, X509Crl};
 
+mod cdp;
+mod fetched;
 mod ffi;
 mod handle;
 mod load;
 mod verify;
 
+pub use cdp::DistributionPoint;
+pub use fetched::{CrlInstalled, CrlRefused, FetchedCrl};
 pub use handle::TrustStoreHandle;
 pub use load::{LoadError, name_string};
 pub use verify::{ChainError, VerifiedChain};
@@ -77,6 +82,9 @@ pub struct TrustEntry {
     /// notAfter of a certificate or nextUpdate of a CRL (Unix seconds;
     /// `i64::MAX` for a CRL without nextUpdate).
     pub expires: i64,
+    /// The URL of a CRL installed by [`TrustStoreHandle::install_crl`]
+    /// (`path` is then the URL too); `None` for the directory's files.
+    pub fetched_from: Option<String>,
 }
 
 /// Upper bound on cached verification results per generation; the cache is
@@ -93,8 +101,14 @@ pub struct TrustStore {
     intermediates_from: Intermediates,
     anchors: Vec<X509>,
     intermediates: Vec<X509>,
+    /// The directory's CRLs and the fetched ones.
     crls: Vec<X509Crl>,
     entries: Vec<TrustEntry>,
+    /// What the directory held when this generation was built (a fetched
+    /// CRL makes a new generation from it without re-reading the files).
+    contents: Arc<load::DirContents>,
+    /// CRLs installed from the network, at most one per issuer.
+    fetched: Vec<FetchedCrl>,
     /// For [`TrustStore::verify`]: anchors only, purpose ANY, auth level 0,
     /// no time checks (done by us at the requested time), CRL_CHECK_ALL
     /// under [`CrlPolicy::Require`].
@@ -144,9 +158,15 @@ impl TrustStore {
     pub fn crls(&self) -> &[X509Crl] {
         &self.crls
     }
-    /// Every loaded object with its expiry, in file-name order.
+    /// Every loaded object with its expiry, in file-name order, then the
+    /// fetched CRLs (a directory CRL whose issuer has a fetched one is left
+    /// out: the fetched one is newer).
     pub fn entries(&self) -> &[TrustEntry] {
         &self.entries
+    }
+    /// CRLs installed from the network in this generation.
+    pub fn fetched_crls(&self) -> &[FetchedCrl] {
+        &self.fetched
     }
 
     /// A new OpenSSL store for TLS client-certificate verification (the

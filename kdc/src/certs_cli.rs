@@ -11,6 +11,9 @@ use openssl::asn1::Asn1Time;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::{X509, X509Ref};
 
+mod revoke;
+pub use revoke::{Revoked, revoke};
+
 /// Manufacturer prefix of the generated dev MACs (`00:10:95:00:00:nn`).
 pub const DEV_MAC_PREFIX: [u8; 3] = [0x00, 0x10, 0x95];
 
@@ -66,6 +69,9 @@ pub fn describe_dev_pki(pki: &DevPki) -> String {
     );
     for d in &pki.devices {
         let _ = writeln!(s, "  device:                  {}", p(d));
+    }
+    if let Some(d) = &pki.crl_publish_dir {
+        let _ = writeln!(s, "  CRLs to publish (DER):   {}", p(d));
     }
     s
 }

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 mod certboot;
+mod crl_fetch;
 mod ops;
 pub use certboot::{Certboot, Reload};
+pub use crl_fetch::CrlFetch;
 use krb::crypto::EncType;
 pub use ops::{Admin, MetricsConfig, RateLimit};
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,9 @@ pub struct Config {
     pub certboot: Option<Certboot>,
     #[serde(default)]
     pub reload: Reload,
+    /// Fetch the device trust store's CRLs over HTTP; absent: directory only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_fetch: Option<CrlFetch>,
     #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
@@ -454,6 +459,11 @@ impl Config {
                 }
             }
         }
+        if let Some(dir) = cfg.crl_fetch.as_mut().and_then(|c| c.cache_dir.as_mut())
+            && dir.is_relative()
+        {
+            *dir = base.join(&*dir);
+        }
         if let Some(c) = cfg.certboot.as_mut() {
             for path in [&mut c.server_cert, &mut c.server_key]
                 .into_iter()
@@ -554,6 +564,30 @@ impl Config {
         }
         if let Some(c) = &self.certboot {
             self.validate_certboot(c, &mut problems);
+        }
+        if let Some(f) = &self.crl_fetch {
+            f.validate(&mut problems);
+            let trust_dirs: Vec<&Path> = self
+                .pkinit
+                .iter()
+                .map(|p| p.device_trust_dir.as_path())
+                .chain(
+                    self.certboot
+                        .iter()
+                        .filter_map(|c| c.device_trust_dir.as_deref()),
+                )
+                .collect();
+            if trust_dirs.is_empty() {
+                problems.push("[crl_fetch] needs a device trust directory ([pkinit])".to_string());
+            }
+            if let Some(cache) = &f.cache_dir
+                && trust_dirs.contains(&cache.as_path())
+            {
+                problems.push(
+                    "crl_fetch.cache_dir must not be a trust directory (the file watch would reload its own writes)"
+                        .to_string(),
+                );
+            }
         }
         if !matches!(self.log.audit_format.as_str(), "human" | "json") {
             problems.push("log.audit_format must be \"human\" or \"json\"".to_string());

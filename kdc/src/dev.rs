@@ -244,6 +244,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         mps: Some(dev_mps(&mps_addrs)?),
         certboot: Some(certboot.clone()),
         reload: Default::default(),
+        crl_fetch: None,
         metrics: crate::config::MetricsConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], metrics_port))],
         },

@@ -9,6 +9,7 @@ pub mod certboot_service;
 pub mod certs_cli;
 pub mod check;
 pub mod config;
+pub mod crl_fetch;
 pub mod db;
 pub mod dev;
 pub mod dev_certboot;

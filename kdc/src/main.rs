@@ -100,6 +100,29 @@ enum CertsCommand {
         /// Device RSA key size.
         #[arg(long, default_value_t = 2048)]
         device_bits: u32,
+        /// http://HOST[:PORT]/PATH: put CRL Distribution Points under it in
+        /// the manufacturer CA (mta-root.crl) and the devices
+        /// (manufacturer-ca.crl), and write those CRLs (DER) to crl-publish/.
+        #[arg(long)]
+        crl_url_base: Option<String>,
+    },
+    /// Issue a CA's next CRL: the current CRL's entries plus the given
+    /// certificates, cRLNumber + 1 (written atomically; DER unless --out ends in .pem).
+    Revoke {
+        #[arg(long)]
+        ca_cert: PathBuf,
+        #[arg(long)]
+        ca_key: PathBuf,
+        /// The CA's current CRL (PEM or DER), whose entries carry over.
+        #[arg(long)]
+        crl: Option<PathBuf>,
+        /// Certificate to revoke (repeatable; PEM or DER).
+        #[arg(long = "cert")]
+        certs: Vec<PathBuf>,
+        #[arg(long, default_value_t = 30)]
+        next_update_days: u32,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Issue a device certificate (CN = MAC) from a manufacturer CA.
     IssueDevice {
@@ -396,6 +419,7 @@ fn certs_command(c: CertsCommand) -> anyhow::Result<()> {
             devices,
             mac,
             device_bits,
+            crl_url_base,
         } => {
             let macs = if mac.is_empty() {
                 certs_cli::dev_macs(devices)
@@ -409,6 +433,7 @@ fn certs_command(c: CertsCommand) -> anyhow::Result<()> {
             }
             let mut opts = certs::DevPkiOptions::new(&realm, &org, &macs);
             opts.device_bits = device_bits;
+            opts.crl_url_base = crl_url_base;
             let pki = certs_cli::init(&dir, &opts)?;
             print!("{}", certs_cli::describe_dev_pki(&pki));
             Ok(())
@@ -466,6 +491,24 @@ fn certs_command(c: CertsCommand) -> anyhow::Result<()> {
                 )),
                 _ => Ok(()),
             }
+        }
+        CertsCommand::Revoke {
+            ca_cert,
+            ca_key,
+            crl,
+            certs,
+            next_update_days,
+            out,
+        } => {
+            let ca = certs_cli::load_ca(&ca_cert, &ca_key)?;
+            let r = certs_cli::revoke(&ca, crl.as_deref(), &certs, next_update_days, &out)?;
+            println!(
+                "wrote CRL number {} with {} revoked certificate(s) to {}",
+                r.number,
+                r.entries,
+                r.out.display()
+            );
+            Ok(())
         }
         CertsCommand::Check { cert, key } => {
             if certs_cli::check(&cert, &key)? {

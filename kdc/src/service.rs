@@ -10,6 +10,7 @@ use certs::store::TrustStoreHandle;
 
 use crate::certboot_service::{self, Watched};
 use crate::config::Config;
+use crate::crl_fetch::CrlFetcher;
 use crate::kdc::Kdc;
 use crate::kdc_identity::KdcIdentitySource;
 use crate::server;
@@ -108,9 +109,22 @@ pub fn run(
             }
             None => None,
         };
+        let crl_fetch = match &cfg.crl_fetch {
+            Some(f) => {
+                let fetcher = crl_fetcher(f, &cfg, trust.as_ref(), certboot.as_deref());
+                let f2 = fetcher.clone();
+                tokio::task::spawn_blocking(move || f2.load_cache())
+                    .await
+                    .context("loading the CRL cache")?;
+                tasks.push(tokio::spawn(fetcher.clone().run()));
+                Some(fetcher)
+            }
+            None => None,
+        };
         let state = Arc::new(ServiceState {
             kdc: kdc.clone(),
             certboot: certboot.clone(),
+            crl_fetch,
         });
         for addr in &cfg.metrics.listen {
             let l = tokio::net::TcpListener::bind(addr)
@@ -157,6 +171,27 @@ pub fn run(
         }
         anyhow::Ok(())
     })
+}
+
+/// The CRL fetcher for the device trust store and a certboot-only one.
+fn crl_fetcher(
+    f: &crate::config::CrlFetch,
+    cfg: &Config,
+    trust: Option<&Arc<TrustStoreHandle>>,
+    certboot: Option<&Watched>,
+) -> Arc<CrlFetcher> {
+    let mut stores = Vec::new();
+    if let Some(t) = trust {
+        stores.push(("device", t.clone()));
+    }
+    if let Some(t) = certboot.and_then(Watched::own_trust) {
+        stores.push(("certboot", t.clone()));
+    }
+    Arc::new(CrlFetcher::new(
+        f.clone(),
+        cfg.policy.clock_skew_secs,
+        stores,
+    ))
 }
 
 /// Every 10 s: the health of the Redis servers the service depends on, so

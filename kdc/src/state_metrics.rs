@@ -20,6 +20,7 @@ use crate::kdc::Kdc;
 pub struct ServiceState {
     pub kdc: Arc<Kdc>,
     pub certboot: Option<Arc<Watched>>,
+    pub crl_fetch: Option<Arc<crate::crl_fetch::CrlFetcher>>,
 }
 
 impl ServiceState {
@@ -61,7 +62,20 @@ impl ServiceState {
             }
             c.redis_gauges();
         }
-        exposition(&expiry)
+        exposition(&expiry) + &self.crl_series()
+    }
+
+    /// The CRLs in use (every store) and the fetcher's sources.
+    fn crl_series(&self) -> String {
+        let mut stores = Vec::new();
+        if let Some(pk) = &self.kdc.pkinit {
+            stores.push(("device", &*pk.trust));
+        }
+        if let Some(t) = self.certboot.as_ref().and_then(|c| c.own_trust()) {
+            stores.push(("certboot", &**t));
+        }
+        crate::crl_fetch::crl_exposition(&stores)
+            + &crate::crl_fetch::fetcher_exposition(self.crl_fetch.as_deref())
     }
 }
 
@@ -121,7 +135,7 @@ fn exposition(series: &[Expiry]) -> String {
 }
 
 /// Prometheus text format label escaping: backslash, quote, newline.
-fn escape_label(v: &str) -> String {
+pub(crate) fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -704,3 +704,49 @@ fn errors_only_passes_warnings_but_not_errors() {
     std::fs::remove_file(realm.path("kdc.keytab")).unwrap();
     assert_eq!(check(&["--errors-only"]).status.code(), Some(1));
 }
+
+/// With `[crl_fetch]`, an out-of-date CRL in the trust directory is a
+/// warning (serve fetches a new one at start-up: `check --errors-only`
+/// before a start must not stop it), and a current CRL in
+/// `crl_fetch.cache_dir` replaces it, as it does for serve.
+#[test]
+fn crl_fetch_turns_an_expired_directory_crl_into_a_warning() {
+    let realm = Realm::new();
+    let root = realm.ca("mta-root", "pki/trust/device");
+    let expired = pki::crl(&root, &[], CrlSpec::expired()).unwrap();
+    std::fs::write(
+        realm.path("pki/trust/device/mta-root.crl.pem"),
+        expired.to_pem().unwrap(),
+    )
+    .unwrap();
+    expect(
+        &realm.check(&["--expiry-days", "0"]),
+        1,
+        &["error: pkinit.device_trust_dir ", "mta-root.crl.pem"],
+    );
+
+    realm.edit_config(|c| {
+        c.push_str(
+            "\n[crl_fetch]\nurls = [\"http://127.0.0.1:9/mta-root.crl\"]\ncache_dir = \"crl-cache\"\n",
+        )
+    });
+    let r = realm.check(&["--expiry-days", "0", "--errors-only"]);
+    expect(
+        &r,
+        0,
+        &[
+            "warning: pkinit.device_trust_dir ",
+            "mta-root.crl.pem",
+            "was due for its next update on",
+            "[crl_fetch] fetches a current one at start-up",
+        ],
+    );
+
+    // The cache holds a current CRL of the root: nothing left to say.
+    std::fs::create_dir_all(realm.path("crl-cache")).unwrap();
+    let current = pki::crl(&root, &[], CrlSpec::current()).unwrap();
+    std::fs::write(realm.path("crl-cache/root.crl"), current.to_der().unwrap()).unwrap();
+    let r = realm.check(&["--expiry-days", "0"]);
+    assert_eq!(r.0, 0, "{}", r.1);
+    assert!(!r.1.contains("mta-root.crl.pem"), "{}", r.1);
+}

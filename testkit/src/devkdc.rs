@@ -431,6 +431,12 @@ impl DevKdc {
         None
     }
 
+    /// Stops the server and starts it again on the same realm.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -3,7 +3,9 @@
 use openssl::asn1::{Asn1Object, Asn1OctetString, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::x509::extension::CrlNumber;
-use openssl::x509::{X509Crl, X509CrlBuilder, X509Extension, X509Ref, X509RevokedBuilder};
+use openssl::x509::{
+    X509Crl, X509CrlBuilder, X509CrlRef, X509Extension, X509Ref, X509RevokedBuilder,
+};
 
 use super::{DAY, Digest, Issued, PkiError};
 
@@ -47,6 +49,42 @@ pub fn crl(
     revoked: &[(&X509Ref, i64)],
     spec: CrlSpec,
 ) -> Result<X509Crl, PkiError> {
+    let mut serials = Vec::with_capacity(revoked.len());
+    for (cert, at) in revoked {
+        serials.push((cert.serial_number().to_bn()?, *at));
+    }
+    crl_of_serials(issuer, &serials, spec)
+}
+
+/// The revoked serial numbers of `crl` with their revocation times, to
+/// carry them over into the CA's next CRL.
+pub fn revoked_serials(crl: &X509CrlRef) -> Result<Vec<(BigNum, i64)>, PkiError> {
+    let mut out = Vec::new();
+    for r in crl.get_revoked().into_iter().flatten() {
+        let at = crate::time::unix(r.revocation_date())?;
+        out.push((r.serial_number().to_bn()?, at));
+    }
+    Ok(out)
+}
+
+/// The cRLNumber of `crl`, when it has one that fits 64 bits.
+pub fn crl_number(crl: &X509CrlRef) -> Option<u64> {
+    let der = crl.to_der().ok()?;
+    let (_, parsed) = x509_parser::parse_x509_crl(&der).ok()?;
+    match parsed.crl_number()?.to_u64_digits().as_slice() {
+        [] => Some(0),
+        [n] => Some(*n),
+        _ => None,
+    }
+}
+
+/// As [`crl`], listing serial numbers (of certificates one may no longer
+/// have) with their revocation times.
+pub fn crl_of_serials(
+    issuer: &Issued,
+    revoked: &[(BigNum, i64)],
+    spec: CrlSpec,
+) -> Result<X509Crl, PkiError> {
     let mut b = X509CrlBuilder::new()?;
     b.set_issuer_name(issuer.cert.subject_name())?;
     let (this_update, next_update) = (
@@ -55,9 +93,10 @@ pub fn crl(
     );
     b.set_last_update(&this_update)?;
     b.set_next_update(&next_update)?;
-    for (cert, at) in revoked {
+    for (serial, at) in revoked {
         let mut r = X509RevokedBuilder::new()?;
-        r.set_serial_number(cert.serial_number())?;
+        let serial = serial.to_asn1_integer()?;
+        r.set_serial_number(&serial)?;
         let at = Asn1Time::from_unix(*at)?;
         r.set_revocation_date(&at)?;
         b.add_revoked(r.build())?;
@@ -82,6 +121,26 @@ fn crl_aki(issuer: &X509Ref) -> Result<X509Extension, PkiError> {
     };
     let der = rasn::der::encode(&aki).map_err(|e| PkiError::Asn1(e.to_string()))?;
     let oid = Asn1Object::from_str("2.5.29.35")?;
+    let value = Asn1OctetString::new_from_bytes(&der)?;
+    Ok(X509Extension::new_from_der(&oid, false, &value)?)
+}
+
+/// cRLDistributionPoints with one fullName URI per URL, built as DER with
+/// rasn-pkix (the openssl crate has no builder for it).
+pub(super) fn distribution_points(urls: &[String]) -> Result<X509Extension, PkiError> {
+    use rasn_pkix::{DistributionPoint, DistributionPointName, GeneralName};
+    let mut points: Vec<DistributionPoint> = Vec::with_capacity(urls.len());
+    for u in urls {
+        let uri = rasn::types::Ia5String::try_from(u.as_str())
+            .map_err(|e| PkiError::Asn1(format!("CRL URL {u:?}: {e}")))?;
+        points.push(DistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::Uri(uri)])),
+            reasons: None,
+            crl_issuer: None,
+        });
+    }
+    let der = rasn::der::encode(&points).map_err(|e| PkiError::Asn1(e.to_string()))?;
+    let oid = Asn1Object::from_str("2.5.29.31")?;
     let value = Asn1OctetString::new_from_bytes(&der)?;
     Ok(X509Extension::new_from_der(&oid, false, &value)?)
 }

@@ -14,6 +14,8 @@
 //!     mta-root.key  manufacturer-ca.key  sp-root.key  sp-ca.key  local-system-ca.key
 //!   devices/<MAC as 12 upper-case hex digits>/
 //!     cert.pem  key.pem  chain.pem         (chain = device, manufacturer CA)
+//!   crl-publish/           only with a CRL URL base: what an HTTP server publishes
+//!     mta-root.crl  manufacturer-ca.crl    (DER, the same CRLs as in trust/device)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -39,6 +41,10 @@ pub struct DevPkiOptions {
     pub macs: Vec<[u8; 6]>,
     /// Device RSA size (PacketCable 1.x devices: 1024). CAs and KDC: 2048.
     pub device_bits: u32,
+    /// `http://host:port/path/`: certificates carry CRL Distribution Points
+    /// under it (the manufacturer CA: `mta-root.crl`, devices:
+    /// `manufacturer-ca.crl`) and the CRLs are written to `crl-publish/`.
+    pub crl_url_base: Option<String>,
 }
 
 impl DevPkiOptions {
@@ -50,7 +56,15 @@ impl DevPkiOptions {
             manufacturer: "Example Manufacturer".into(),
             macs: macs.to_vec(),
             device_bits: 2048,
+            crl_url_base: None,
         }
+    }
+
+    /// The URL of `file` under [`DevPkiOptions::crl_url_base`].
+    pub fn crl_url(&self, file: &str) -> Option<String> {
+        self.crl_url_base
+            .as_deref()
+            .map(|base| format!("{}/{file}", base.trim_end_matches('/')))
     }
 }
 
@@ -70,6 +84,8 @@ pub struct DevPki {
     pub tls_chain: PathBuf,
     /// One directory per device (cert.pem, key.pem, chain.pem), in `macs` order.
     pub devices: Vec<PathBuf>,
+    /// The DER CRLs to publish at the CRL URLs, when a base was given.
+    pub crl_publish_dir: Option<PathBuf>,
 }
 
 /// Generates and writes the dev-realm PKI under `out` (created if needed;
@@ -85,17 +101,36 @@ pub fn dev_pki(opts: &DevPkiOptions, out: &Path) -> Result<DevPki, PkiError> {
 
     // Device side.
     let root = mta_root(CertSpec::new().org("Dev MTA Root").cn("MTA Root CA"))?;
+    let with_crl_url = |spec: CertSpec, file: &str| match opts.crl_url(file) {
+        Some(url) => spec.crl_url(&url),
+        None => spec,
+    };
     let mfr = manufacturer_ca(
         &root,
-        CertSpec::new().org(&opts.manufacturer).cn(&format!(
-            "{} Cable Modem Root Certificate Authority",
-            opts.manufacturer
-        )),
+        with_crl_url(
+            CertSpec::new().org(&opts.manufacturer).cn(&format!(
+                "{} Cable Modem Root Certificate Authority",
+                opts.manufacturer
+            )),
+            "mta-root.crl",
+        ),
     )?;
     put_ca(&root, &device_trust_dir, &keys_dir, "mta-root")?;
     put_ca(&mfr, &device_trust_dir, &keys_dir, "manufacturer-ca")?;
-    write_crl(&root, &device_trust_dir.join("mta-root.crl.pem"))?;
-    write_crl(&mfr, &device_trust_dir.join("manufacturer-ca.crl.pem"))?;
+    let publish = opts.crl_url_base.as_ref().map(|_| out.join("crl-publish"));
+    if let Some(dir) = &publish {
+        mkdir(dir)?;
+    }
+    for (ca, stem) in [(&root, "mta-root"), (&mfr, "manufacturer-ca")] {
+        let crl = dev_crl(ca)?;
+        write(
+            &device_trust_dir.join(format!("{stem}.crl.pem")),
+            &crl.to_pem()?,
+        )?;
+        if let Some(dir) = &publish {
+            write(&dir.join(format!("{stem}.crl")), &crl.to_der()?)?;
+        }
+    }
 
     let mut devices = Vec::with_capacity(opts.macs.len());
     for mac in &opts.macs {
@@ -104,10 +139,13 @@ pub fn dev_pki(opts: &DevPkiOptions, out: &Path) -> Result<DevPki, PkiError> {
         let dev = device_cert(
             &mfr,
             *mac,
-            CertSpec::new()
-                .org(&opts.manufacturer)
-                .ou("Dev Lab")
-                .bits(opts.device_bits),
+            with_crl_url(
+                CertSpec::new()
+                    .org(&opts.manufacturer)
+                    .ou("Dev Lab")
+                    .bits(opts.device_bits),
+                "manufacturer-ca.crl",
+            ),
         )?;
         write(&dir.join("cert.pem"), &dev.cert_pem()?)?;
         super::write_secret(&dir.join("key.pem"), &dev.key_pem()?)?;
@@ -168,6 +206,7 @@ pub fn dev_pki(opts: &DevPkiOptions, out: &Path) -> Result<DevPki, PkiError> {
         tls_key,
         tls_chain,
         devices,
+        crl_publish_dir: publish,
     })
 }
 
@@ -179,12 +218,12 @@ fn put_ca(ca: &Issued, cert_dir: &Path, key_dir: &Path, stem: &str) -> Result<()
 /// An empty CRL with its next update a year away: a dev realm keeps
 /// working under `crl_policy = "require"` (and `pktc-kdc check` warns only
 /// in its last month) without reissuing CRLs.
-fn write_crl(ca: &Issued, path: &Path) -> Result<(), PkiError> {
+fn dev_crl(ca: &Issued) -> Result<openssl::x509::X509Crl, PkiError> {
     let spec = CrlSpec {
         next_update: crate::time::now() + 365 * super::DAY,
         ..CrlSpec::current()
     };
-    write(path, &crl(ca, &[], spec)?.to_pem()?)
+    crl(ca, &[], spec)
 }
 
 fn chain_pem(certs: &[&X509Ref]) -> Result<Vec<u8>, PkiError> {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use super::fetched::{self, CrlInstalled, CrlRefused};
 use super::{CrlPolicy, Intermediates, LoadError, TrustStore, load};
 
 /// The current trust store, replaceable while requests are in flight. This
@@ -103,9 +104,64 @@ impl TrustStoreHandle {
         &self.dir
     }
 
+    /// Installs a CRL fetched from `source` (DER or PEM) as a new
+    /// generation, after checking it against the current store: its issuer
+    /// is a CA of the store (name and signature), its thisUpdate is at most
+    /// `skew_secs` ahead of `now`, its nextUpdate has not passed, and it is
+    /// not older (thisUpdate, cRLNumber) than a CRL of that issuer in use.
+    /// It supersedes a CRL of the same issuer fetched before and outlives
+    /// directory reloads until the directory gets a newer one. On any
+    /// refusal the store stays as it was.
+    pub fn install_crl(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        now: i64,
+        skew_secs: i64,
+    ) -> Result<CrlInstalled, CrlRefused> {
+        // Serialized with directory reloads: neither loses the other's work.
+        let _stamp = self.reload.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.current.load_full();
+        let new = match fetched::check(&current, bytes, source, now, skew_secs)? {
+            fetched::Checked::New(new) => new,
+            fetched::Checked::InUse { issuer } => return Ok(CrlInstalled::Unchanged { issuer }),
+        };
+        let (issuer, this_update, next_update) = (
+            new.issuer().to_owned(),
+            new.this_update(),
+            new.next_update(),
+        );
+        let next = current.generation() + 1;
+        let store = load::assemble(
+            &self.dir,
+            current.contents.clone(),
+            &fetched::replace(current.fetched_crls(), new),
+            self.policy,
+            Intermediates::DirectoryOnly,
+            next,
+        )?;
+        self.current.store(Arc::new(store));
+        Ok(CrlInstalled::Installed {
+            generation: next,
+            issuer,
+            this_update,
+            next_update,
+        })
+    }
+
     fn reload_locked(&self) -> Result<u64, LoadError> {
-        let next = self.current.load().generation() + 1;
-        let store = load::load(&self.dir, self.policy, Intermediates::DirectoryOnly, next)?;
+        let current = self.current.load_full();
+        let next = current.generation() + 1;
+        let contents = load::read_dir(&self.dir)?;
+        let keep = fetched::still_current(current.fetched_crls(), &contents);
+        let store = load::assemble(
+            &self.dir,
+            Arc::new(contents),
+            &keep,
+            self.policy,
+            Intermediates::DirectoryOnly,
+            next,
+        )?;
         self.current.store(Arc::new(store));
         Ok(next)
     }

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use openssl::error::ErrorStack;
@@ -11,6 +11,8 @@ use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
 use openssl::x509::{X509, X509Crl, X509PurposeId, X509Ref};
 
+use super::fetched::FetchedCrl;
+use super::ffi::share_crl;
 use super::{CrlPolicy, EntryKind, Intermediates, TrustEntry, TrustStore};
 use crate::time::unix;
 
@@ -46,12 +48,34 @@ enum Item {
     Crl(X509Crl),
 }
 
+/// What a trust directory holds, parsed and classified; shared by every
+/// generation built from the same directory read.
+pub(super) struct DirContents {
+    pub anchors: Vec<X509>,
+    pub intermediates: Vec<X509>,
+    pub crls: Vec<X509Crl>,
+    /// In file-name order; CRL entries in the order of `crls`.
+    pub entries: Vec<TrustEntry>,
+}
+
 pub(super) fn load(
     dir: &Path,
     policy: CrlPolicy,
     intermediates_from: Intermediates,
     generation: u64,
 ) -> Result<TrustStore, LoadError> {
+    assemble(
+        dir,
+        Arc::new(read_dir(dir)?),
+        &[],
+        policy,
+        intermediates_from,
+        generation,
+    )
+}
+
+/// Reads, parses and classifies every visible file of `dir`.
+pub(super) fn read_dir(dir: &Path) -> Result<DirContents, LoadError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| LoadError::Io { path, source }
@@ -93,6 +117,7 @@ pub(super) fn load(
                         subject,
                         expires: unix(cert.not_after())
                             .map_err(ossl(path.display().to_string()))?,
+                        fetched_from: None,
                     });
                     match kind {
                         EntryKind::Anchor => anchors.push(cert),
@@ -100,16 +125,7 @@ pub(super) fn load(
                     }
                 }
                 Item::Crl(crl) => {
-                    let expires = match crl.next_update() {
-                        Some(t) => unix(t).map_err(ossl(path.display().to_string()))?,
-                        None => i64::MAX,
-                    };
-                    entries.push(TrustEntry {
-                        path: path.clone(),
-                        kind: EntryKind::Crl,
-                        subject: name_string(crl.issuer_name()),
-                        expires,
-                    });
+                    entries.push(crl_entry(&path, &crl, None)?);
                     crls.push((path.clone(), crl));
                 }
             }
@@ -132,19 +148,72 @@ pub(super) fn load(
             });
         }
     }
+    Ok(DirContents {
+        anchors,
+        intermediates,
+        crls: crls.into_iter().map(|(_, c)| c).collect(),
+        entries,
+    })
+}
 
-    let crls: Vec<X509Crl> = crls.into_iter().map(|(_, c)| c).collect();
-    let verify_store = build_verify_store(&anchors, &crls, policy)?;
+/// The expiry-report entry of a CRL read from `path` (or fetched from a URL).
+pub(super) fn crl_entry(
+    path: &Path,
+    crl: &X509Crl,
+    fetched_from: Option<&str>,
+) -> Result<TrustEntry, LoadError> {
+    let expires = match crl.next_update() {
+        Some(t) => unix(t).map_err(ossl(path.display().to_string()))?,
+        None => i64::MAX,
+    };
+    Ok(TrustEntry {
+        path: path.to_owned(),
+        kind: EntryKind::Crl,
+        subject: name_string(crl.issuer_name()),
+        expires,
+        fetched_from: fetched_from.map(str::to_owned),
+    })
+}
+
+/// One generation: the directory's objects plus the fetched CRLs (each
+/// already checked against a CA of `contents`). A fetched CRL supersedes
+/// the directory's CRLs of the same issuer in the expiry entries; all stay
+/// in the stores, where the newest one current at verification time wins.
+pub(super) fn assemble(
+    dir: &Path,
+    contents: Arc<DirContents>,
+    fetched: &[FetchedCrl],
+    policy: CrlPolicy,
+    intermediates_from: Intermediates,
+    generation: u64,
+) -> Result<TrustStore, LoadError> {
+    let superseded = |e: &TrustEntry| {
+        e.kind == EntryKind::Crl && fetched.iter().any(|f| f.issuer() == e.subject)
+    };
+    let mut entries: Vec<TrustEntry> = contents
+        .entries
+        .iter()
+        .filter(|e| !superseded(e))
+        .cloned()
+        .collect();
+    let mut crls: Vec<X509Crl> = contents.crls.iter().map(|c| share_crl(c)).collect();
+    for f in fetched {
+        entries.push(f.entry().clone());
+        crls.push(share_crl(f.crl()));
+    }
+    let verify_store = build_verify_store(&contents.anchors, &crls, policy)?;
     Ok(TrustStore {
         dir: dir.to_owned(),
         generation,
         loaded_at: SystemTime::now(),
         policy,
         intermediates_from,
-        anchors,
-        intermediates,
+        anchors: contents.anchors.clone(),
+        intermediates: contents.intermediates.clone(),
         crls,
         entries,
+        contents,
+        fetched: fetched.to_vec(),
         verify_store,
         cache: Mutex::new(HashMap::new()),
         cache_hits: AtomicU64::new(0),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use certs::store::{EntryKind, TrustStore};
+use certs::store::{EntryKind, TrustStoreHandle};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
@@ -51,6 +51,7 @@ pub(super) fn pkinit(ctx: &mut Ctx, cfg: &Config, p: &Pkinit) {
     }
     trust_dir(
         ctx,
+        cfg,
         "pkinit.device_trust_dir",
         &p.device_trust_dir,
         &p.crl_policy,
@@ -188,7 +189,7 @@ pub(super) fn certboot(ctx: &mut Ctx, cfg: &Config, c: &Certboot) {
             .unwrap_or("require");
         let shared = pkinit_dir.is_some_and(|d| same_path(d, dir)) && c.crl_policy.is_none();
         if !shared {
-            trust_dir(ctx, "certboot.device_trust_dir", dir, policy);
+            trust_dir(ctx, cfg, "certboot.device_trust_dir", dir, policy);
         }
     }
     if let Some(path) = &c.credentials_file {
@@ -203,12 +204,23 @@ pub(super) fn certboot(ctx: &mut Ctx, cfg: &Config, c: &Certboot) {
     }
 }
 
-/// Loads the trust directory as `serve` would and checks every anchor,
-/// intermediate and CRL for expiry.
-fn trust_dir(ctx: &mut Ctx, key: &str, dir: &Path, policy: &str) {
+/// Loads the trust directory as `serve` would (with the CRLs of
+/// `crl_fetch.cache_dir`) and checks every anchor, intermediate and CRL for
+/// expiry. With `[crl_fetch]` an out-of-date CRL is a warning, not an
+/// error: `serve` fetches a new one at start-up, so a pre-start check must
+/// not keep it from starting.
+fn trust_dir(ctx: &mut Ctx, cfg: &Config, key: &str, dir: &Path, policy: &str) {
     let subject = format!("{key} {}", dir.display());
-    let store = match TrustStore::load_dir(dir, crl_policy(policy)) {
-        Ok(s) => s,
+    let store = match TrustStoreHandle::open(dir, crl_policy(policy)) {
+        Ok(h) => {
+            if let Some(cache) = cfg.crl_fetch.as_ref().and_then(|f| f.cache_dir.as_ref()) {
+                let skew = i64::try_from(cfg.policy.clock_skew_secs).unwrap_or(0);
+                for (path, bytes) in crate::crl_fetch::cached_crls(cache, usize::MAX) {
+                    let _ = h.install_crl(&bytes, &path.display().to_string(), ctx.now, skew);
+                }
+            }
+            h.load()
+        }
         Err(e) => {
             ctx.error(
                 subject,
@@ -219,6 +231,7 @@ fn trust_dir(ctx: &mut Ctx, key: &str, dir: &Path, policy: &str) {
             return;
         }
     };
+    let fetching = cfg.crl_fetch.is_some();
     let mut fine = 0;
     for e in store.entries() {
         let (what, window, renew) = match e.kind {
@@ -243,7 +256,17 @@ fn trust_dir(ctx: &mut Ctx, key: &str, dir: &Path, policy: &str) {
                 "replace it with the CA's renewed certificate",
             ),
         };
-        if ctx.expiry(&format!("{key} {}", e.path.display()), &what, window, renew) {
+        let at = format!("{key} {}", e.path.display());
+        if fetching && e.kind == EntryKind::Crl && e.expires <= ctx.now {
+            ctx.warn(
+                at,
+                format!("{what} was due for its next update on {}", date(e.expires)),
+                "[crl_fetch] fetches a current one at start-up; until it has, devices under \
+                 that CA are refused: check that its URL serves one",
+            );
+            continue;
+        }
+        if ctx.expiry(&at, &what, window, renew) {
             fine += 1;
         }
     }
