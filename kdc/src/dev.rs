@@ -409,6 +409,8 @@ fn write_mps_responder(
         table: Some(MPS_TABLE.into()),
         redis: None,
         skew_secs: 300,
+        kdc_principal: None,
+        check_sender_address: true,
     };
     std::fs::write(dir.join(MPS_CONFIG), toml::to_string_pretty(&cfg)?)?;
     Ok(())
