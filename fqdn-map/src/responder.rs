@@ -105,7 +105,11 @@ pub async fn serve<K, L, Fut, F>(
     policy: AcceptPolicy,
     mut on_request: F,
 ) where
-    K: Fn(&krb::principal::Principal, krb::crypto::EncType, Option<u32>) -> Option<krb::crypto::Key>
+    K: Fn(
+            &krb::principal::Principal,
+            krb::crypto::EncType,
+            Option<u32>,
+        ) -> Option<krb::crypto::Key>
         + Sync,
     L: Fn([u8; 6]) -> Fut,
     Fut: std::future::Future<Output = Result<Option<TableEntry>, String>>,

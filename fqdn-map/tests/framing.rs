@@ -96,7 +96,12 @@ fn round_trip(etype: EncType, ctype: Option<ChecksumType>) {
         .reply(&accepted, &reply_msg(), MPS_ADDR, now)
         .unwrap();
     assert_eq!(reply[0], 0x6f, "starts with KRB_AP_REP");
-    assert_eq!(pending.open_reply(&reply, Some(MPS_ADDR), now.0, 300).unwrap(), reply_msg());
+    assert_eq!(
+        pending
+            .open_reply(&reply, Some(MPS_ADDR), now.0, 300)
+            .unwrap(),
+        reply_msg()
+    );
 }
 
 #[test]
@@ -199,8 +204,16 @@ fn refusals() {
     let (_, other_pending) = requester(&s, None)
         .request(&request_msg(), KDC_ADDR, (now.0 + 1, 5))
         .unwrap();
-    assert!(other_pending.open_reply(&reply, Some(MPS_ADDR), now.0, 300).is_err());
-    assert!(pending.open_reply(&reply, Some(MPS_ADDR), now.0, 300).is_ok());
+    assert!(
+        other_pending
+            .open_reply(&reply, Some(MPS_ADDR), now.0, 300)
+            .is_err()
+    );
+    assert!(
+        pending
+            .open_reply(&reply, Some(MPS_ADDR), now.0, 300)
+            .is_ok()
+    );
 
     // Every truncation of request and reply is refused, never a panic.
     let fresh2 = ReplayCache::new(Duration::from_secs(600), 10_000);
@@ -214,7 +227,11 @@ fn refusals() {
         assert!(r2.accept(&datagram[..n], KDC_ADDR, now.0).is_err());
     }
     for n in 0..reply.len() {
-        assert!(pending.open_reply(&reply[..n], Some(MPS_ADDR), now.0, 300).is_err());
+        assert!(
+            pending
+                .open_reply(&reply[..n], Some(MPS_ADDR), now.0, 300)
+                .is_err()
+        );
     }
     // Bytes after the KRB_SAFE are refused.
     let mut longer = reply.clone();
@@ -324,10 +341,19 @@ fn only_the_kdcs_valid_tickets_for_the_served_principal() {
     // opened: the key is looked up by the ticket's server name.
     let other = Principal::service_host("mtaprovsrvr", "other.pktc.test", "PKTC.TEST");
     let t = ticket(&s.key, &other, &s.kdc, initial, now, now + 300);
-    assert!(matches!(accept(t, &s.kdc), Err(FramingError::NotServed(n)) if n.contains("other.pktc.test")));
+    assert!(
+        matches!(accept(t, &s.kdc), Err(FramingError::NotServed(n)) if n.contains("other.pktc.test"))
+    );
 
     // Not valid now: INVALID, postdated into the future, over.
-    let invalid = ticket(&s.key, &s.service, &s.kdc, initial.with(bit::INVALID), now, now + 300);
+    let invalid = ticket(
+        &s.key,
+        &s.service,
+        &s.kdc,
+        initial.with(bit::INVALID),
+        now,
+        now + 300,
+    );
     assert!(matches!(
         accept(invalid, &s.kdc),
         Err(FramingError::TicketNotValid("marked INVALID"))

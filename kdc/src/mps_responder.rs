@@ -9,9 +9,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use fqdn_map::framing::AcceptPolicy;
 use fqdn_map::responder::TableEntry;
 use krb::crypto::{EncType, Key};
-use fqdn_map::framing::AcceptPolicy;
 use krb::keytab::Keytab;
 use krb::principal::Principal;
 use serde::{Deserialize, Serialize};
@@ -172,7 +172,12 @@ pub async fn run(cfg: ResponderConfig) -> anyhow::Result<()> {
             .filter(|e| e.principal.components.first().map(String::as_str) == Some("mtaprovsrvr"))
             .filter_map(|e| {
                 let etype = EncType::from_i32(e.enctype)?;
-                Some((e.principal.clone(), etype, e.kvno, Key::new(etype, &e.key).ok()?))
+                Some((
+                    e.principal.clone(),
+                    etype,
+                    e.kvno,
+                    Key::new(etype, &e.key).ok()?,
+                ))
             })
             .collect(),
     );

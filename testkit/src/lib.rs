@@ -2,12 +2,14 @@
 //! binaries as separate processes); this crate finds them, isolates them
 //! and cleans up. A missing tool fails the test with the install command.
 
+mod ccache;
 mod devkdc;
 mod pty;
 mod redis;
 mod rng;
 pub mod wire;
 
+pub use ccache::{CcacheCred, parse_ccache, read_ccache};
 pub use devkdc::{DevKdc, init_dev_realm};
 pub use pty::Pty;
 pub use redis::Redis;
