@@ -221,6 +221,15 @@ mod tests {
     }
 
     #[test]
+    fn a_wildcard_socket_replies_from_the_routed_address() {
+        let peer: std::net::SocketAddr = "127.0.0.1:2246".parse().unwrap();
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        assert_eq!(sender_address(any, peer), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let bound: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(sender_address(bound, peer), bound);
+    }
+
+    #[test]
     fn reply_form_follows_the_entry() {
         assert!(
             matches!(answer(Some(&entry(&["10.0.0.1"])), 1), Message::Reply(r) if r.ipv4 == Ipv4Addr::new(10, 0, 0, 1))
