@@ -386,12 +386,13 @@ impl AcceptPolicy {
     }
 }
 
+/// The key of a ticket's server (its sname and realm) for the ticket's
+/// etype and kvno; None: not a principal served here, or no such key.
+pub type ServiceKeys<'a> = dyn Fn(&Principal, EncType, Option<u32>) -> Option<Key> + Sync + 'a;
+
 /// The provisioning server's side: checks request datagrams and builds replies.
 pub struct Responder<'a> {
-    /// The key of the ticket's server (its sname and realm) for the
-    /// ticket's etype and kvno; None: not a principal served here, or no
-    /// such key.
-    pub keys: &'a (dyn Fn(&Principal, EncType, Option<u32>) -> Option<Key> + Sync),
+    pub keys: &'a ServiceKeys<'a>,
     pub policy: &'a AcceptPolicy,
     pub replay: &'a ReplayCache,
     pub checksum_type: Option<ChecksumType>,
