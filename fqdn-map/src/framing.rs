@@ -24,7 +24,7 @@ use krb::crypto::{ChecksumType, EncType, Key, usage};
 use krb::msg::flags::{Flags, bit};
 use krb::msg::{
     self, ApRep, ApReq, Authenticator, Checksum, EncApRepPart, EncTicketPart, EncryptedData,
-    HostAddress, KrbSafe, KrbSafeBody, Ticket, TransitedEncoding, raw, time,
+    KrbSafe, KrbSafeBody, Ticket, TransitedEncoding, address, raw, time,
 };
 use krb::principal::Principal;
 use krb::replay::{self, ReplayCache};
@@ -85,20 +85,6 @@ fn split(datagram: &[u8], ap_tag: u8) -> Result<(&[u8], &[u8]), FramingError> {
     Ok((ap.whole, safe.whole))
 }
 
-fn host_address(a: IpAddr) -> HostAddress {
-    // A dual-stack socket sees IPv4 peers as ::ffff:a.b.c.d: say IPv4.
-    match a.to_canonical() {
-        IpAddr::V4(v4) => HostAddress {
-            addr_type: HostAddress::IPV4,
-            address: v4.octets().to_vec().into(),
-        },
-        IpAddr::V6(v6) => HostAddress {
-            addr_type: 24,
-            address: v6.octets().to_vec().into(),
-        },
-    }
-}
-
 /// A KRB_SAFE carrying `user_data`, checksummed with `key` (usage 15).
 fn safe(
     user_data: &[u8],
@@ -112,7 +98,7 @@ fn safe(
         timestamp: Some(time::from_unix(now.0)),
         usec: Some((now.1 as i64).into()),
         seq_number: None,
-        s_address: host_address(sender),
+        s_address: address::host_address(sender),
         r_address: None,
     };
     let body_der = msg::encode("KRB-SAFE-BODY", &body).map_err(malformed)?;
@@ -128,17 +114,6 @@ fn safe(
         },
     };
     msg::encode("KRB-SAFE", &safe).map_err(malformed)
-}
-
-/// The address a KRB_SAFE s-address names, if it is an IP address.
-fn ip_of(h: &HostAddress) -> Option<IpAddr> {
-    match (h.addr_type, h.address.len()) {
-        (HostAddress::IPV4, 4) => <[u8; 4]>::try_from(&h.address[..]).ok().map(IpAddr::from),
-        (24, 16) => <[u8; 16]>::try_from(&h.address[..])
-            .ok()
-            .map(|a| IpAddr::from(a).to_canonical()),
-        _ => None,
-    }
 }
 
 /// Checks a received KRB_SAFE (checksum over the exact safe-body bytes, any
@@ -172,10 +147,10 @@ fn open_safe(
         return Err(FramingError::Skew);
     }
     if let Some(source) = source.map(|a| a.to_canonical())
-        && ip_of(&s.body.s_address) != Some(source)
+        && address::ip_address(&s.body.s_address) != Some(source)
     {
         return Err(FramingError::SenderAddress {
-            claimed: ip_of(&s.body.s_address)
+            claimed: address::ip_address(&s.body.s_address)
                 .map_or_else(|| "(not an IP address)".to_string(), |a| a.to_string()),
             from: source,
         });

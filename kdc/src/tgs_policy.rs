@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use krb::msg::consts::err;
-use krb::msg::{self, HostAddress, asn1};
+use krb::msg::{self, asn1};
 
 use crate::kerr::KdcError;
 
@@ -76,7 +76,10 @@ pub fn check_ticket_address(
         return Ok(());
     };
     let source = source.to_canonical();
-    if addrs.iter().any(|a| ip_of(a) == Some(source)) {
+    if addrs
+        .iter()
+        .any(|a| msg::address::ip_address(a) == Some(source))
+    {
         return Ok(());
     }
     Err(
@@ -85,19 +88,10 @@ pub fn check_ticket_address(
     )
 }
 
-fn ip_of(h: &HostAddress) -> Option<IpAddr> {
-    match (h.addr_type, h.address.len()) {
-        (HostAddress::IPV4, 4) => <[u8; 4]>::try_from(&h.address[..]).ok().map(IpAddr::from),
-        (24, 16) => <[u8; 16]>::try_from(&h.address[..])
-            .ok()
-            .map(|a| IpAddr::from(a).to_canonical()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use krb::msg::HostAddress;
 
     fn ad(t: i32, data: Vec<u8>) -> asn1::AuthorizationDataValue {
         asn1::AuthorizationDataValue {
