@@ -11,7 +11,6 @@
 //! chosen serial; a wrong issuer is simply a different `&Issued`, and
 //! revocation is a [`crl`] listing the serial.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use openssl::asn1::{Asn1Integer, Asn1Object, Asn1Time};
@@ -466,29 +465,22 @@ fn serial(fixed: Option<u64>) -> Result<Asn1Integer, ErrorStack> {
 // Files
 
 pub(crate) fn write(path: &Path, data: &[u8]) -> Result<(), PkiError> {
-    fs::write(path, data).map_err(|source| PkiError::Io {
+    krb::atomic_file::write_public(path, data).map_err(|source| PkiError::Io {
         path: path.to_owned(),
         source,
     })
 }
 
+/// A private key: mode 0600 from its first byte, written atomically.
 pub(crate) fn write_secret(path: &Path, data: &[u8]) -> Result<(), PkiError> {
-    write(path, data)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| {
-            PkiError::Io {
-                path: path.to_owned(),
-                source,
-            }
-        })?;
-    }
-    Ok(())
+    krb::atomic_file::write_private(path, data).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 pub(crate) fn mkdir(path: &Path) -> Result<(), PkiError> {
-    fs::create_dir_all(path).map_err(|source| PkiError::Io {
+    krb::atomic_file::create_dir_all(path).map_err(|source| PkiError::Io {
         path: path.to_owned(),
         source,
     })

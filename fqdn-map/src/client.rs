@@ -52,9 +52,13 @@ pub struct ClientConfig {
     /// Pause before the first retry round; doubles each round.
     pub backoff: Duration,
     pub max_in_flight: usize,
+    /// Clock skew allowed for the reply's KRB_SAFE timestamp.
     pub skew: i64,
     pub enterprise: u32,
     pub checksum_type: Option<ChecksumType>,
+    /// The reply's KRB_SAFE s-address must be the server's address (off
+    /// when NAT rewrites it).
+    pub check_sender: bool,
 }
 
 /// One provisioning server: its service principal, key and addresses.
@@ -167,17 +171,30 @@ impl MpsClient {
             .map_err(|e| LookupError::MpsError(e.to_string()))?;
         let mut buf = vec![0u8; 65536];
         let deadline = tokio::time::Instant::now() + self.cfg.per_try_timeout;
+        let source = self.cfg.check_sender.then_some(addr.ip());
+        // Why the datagrams received so far were dropped: the try's result
+        // if ours never comes (a key or clock problem is then an error, not
+        // a silent server).
+        let mut dropped: Option<FramingError> = None;
         loop {
             let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
                 Ok(Ok(n)) => n,
                 // ICMP port unreachable and similar: this address is down.
-                Ok(Err(_)) | Err(_) => return Err(LookupError::Timeout),
+                Ok(Err(_)) => return Err(LookupError::Timeout),
+                Err(_) => {
+                    return Err(dropped.map_or(LookupError::Timeout, |e| {
+                        LookupError::MpsError(e.to_string())
+                    }));
+                }
             };
-            match pending.open_reply(&buf[..n], time::now().0, self.cfg.skew) {
+            match pending.open_reply(&buf[..n], source, time::now().0, self.cfg.skew) {
                 Ok(data) => return interpret(&data),
-                // A stray or forged datagram: keep waiting for ours.
-                Err(FramingError::NotOurReply | FramingError::Malformed(_)) => continue,
-                Err(e) => return Err(LookupError::MpsError(e.to_string())),
+                // Junk, or a reply to another request: ignored as before.
+                Err(FramingError::NotOurReply | FramingError::Malformed(_)) => {}
+                // A forged or damaged datagram: anyone can send one from a
+                // spoofed source, so it must not end the try. Keep waiting
+                // for ours until the deadline.
+                Err(e) => dropped = Some(e),
             }
         }
     }

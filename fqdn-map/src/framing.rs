@@ -9,7 +9,14 @@
 //! KRB_SAFE is checksummed with the AP session key under key usage 15, by
 //! default with the session key's own keyed checksum type; KRB_SAFE carries
 //! timestamp, usec and the sender address; the receiver checks the
-//! checksum, the timestamp skew, and (MPS side) authenticator replay.
+//! checksum, the timestamp skew, the sender address against the datagram's
+//! source (configurable: NAT rewrites the source), and (MPS side)
+//! authenticator replay.
+//!
+//! The MPS side accepts only tickets whose client is the KDC's own name (a
+//! name no device or user can get a ticket as), for a principal it serves,
+//! valid now: holding some `mtaprovsrvr` ticket is not enough, since any
+//! MTA (PKINIT) or TGT holder (TGS) can get one.
 
 use std::net::IpAddr;
 
@@ -17,10 +24,11 @@ use krb::crypto::{ChecksumType, EncType, Key, usage};
 use krb::msg::flags::{Flags, bit};
 use krb::msg::{
     self, ApRep, ApReq, Authenticator, Checksum, EncApRepPart, EncTicketPart, EncryptedData,
-    HostAddress, KrbSafe, KrbSafeBody, Ticket, TransitedEncoding, raw, time,
+    KrbSafe, KrbSafeBody, Ticket, TransitedEncoding, address, raw, time,
 };
 use krb::principal::Principal;
 use krb::replay::{self, ReplayCache};
+use zeroize::Zeroizing;
 
 /// Why a datagram was refused.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,19 @@ pub enum FramingError {
     Replay,
     #[error("reply does not answer our request")]
     NotOurReply,
+    /// The ticket is sound but not one this responder accepts: its client
+    /// is not the KDC (e.g. a device's or user's own `mtaprovsrvr` ticket).
+    #[error("ticket client {0} is not the KDC")]
+    NotKdc(String),
+    /// The ticket names a server this responder does not serve.
+    #[error("ticket is for {0}, not a principal served here")]
+    NotServed(String),
+    /// The ticket is not valid now (INVALID flag, postdated, expired).
+    #[error("ticket {0}")]
+    TicketNotValid(&'static str),
+    /// The KRB_SAFE s-address is not where the datagram came from.
+    #[error("KRB_SAFE sender address {claimed} is not the datagram's source {from}")]
+    SenderAddress { claimed: String, from: IpAddr },
     #[error(transparent)]
     Crypto(#[from] krb::crypto::CryptoError),
 }
@@ -64,19 +85,6 @@ fn split(datagram: &[u8], ap_tag: u8) -> Result<(&[u8], &[u8]), FramingError> {
     Ok((ap.whole, safe.whole))
 }
 
-fn host_address(a: IpAddr) -> HostAddress {
-    match a {
-        IpAddr::V4(v4) => HostAddress {
-            addr_type: HostAddress::IPV4,
-            address: v4.octets().to_vec().into(),
-        },
-        IpAddr::V6(v6) => HostAddress {
-            addr_type: 24,
-            address: v6.octets().to_vec().into(),
-        },
-    }
-}
-
 /// A KRB_SAFE carrying `user_data`, checksummed with `key` (usage 15).
 fn safe(
     user_data: &[u8],
@@ -90,7 +98,7 @@ fn safe(
         timestamp: Some(time::from_unix(now.0)),
         usec: Some((now.1 as i64).into()),
         seq_number: None,
-        s_address: host_address(sender),
+        s_address: address::host_address(sender),
         r_address: None,
     };
     let body_der = msg::encode("KRB-SAFE-BODY", &body).map_err(malformed)?;
@@ -109,9 +117,15 @@ fn safe(
 }
 
 /// Checks a received KRB_SAFE (checksum over the exact safe-body bytes, any
-/// keyed type of the key's family; timestamp within `skew`) and returns
-/// the user-data.
-fn open_safe(bytes: &[u8], key: &Key, now: i64, skew: i64) -> Result<Vec<u8>, FramingError> {
+/// keyed type of the key's family; timestamp within `skew`; with `source`,
+/// s-address equal to it) and returns the user-data.
+fn open_safe(
+    bytes: &[u8],
+    key: &Key,
+    source: Option<IpAddr>,
+    now: i64,
+    skew: i64,
+) -> Result<Vec<u8>, FramingError> {
     let s: KrbSafe = msg::decode("KRB-SAFE", bytes).map_err(malformed)?;
     if msg::small_int(&s.pvno) != Some(5) || msg::small_int(&s.msg_type) != Some(20) {
         return Err(malformed("not a KRB-SAFE"));
@@ -131,6 +145,15 @@ fn open_safe(bytes: &[u8], key: &Key, now: i64, skew: i64) -> Result<Vec<u8>, Fr
         .ok_or_else(|| malformed("KRB_SAFE without timestamp"))?;
     if (time::to_unix(ts) - now).abs() > skew {
         return Err(FramingError::Skew);
+    }
+    if let Some(source) = source.map(|a| a.to_canonical())
+        && address::ip_address(&s.body.s_address) != Some(source)
+    {
+        return Err(FramingError::SenderAddress {
+            claimed: address::ip_address(&s.body.s_address)
+                .map_or_else(|| "(not an IP address)".to_string(), |a| a.to_string()),
+            from: source,
+        });
     }
     Ok(s.body.user_data.to_vec())
 }
@@ -180,8 +203,8 @@ impl Requester<'_> {
                 r#type: session_key.etype().as_i32(),
                 value: session_key.bytes().to_vec().into(),
             },
-            crealm: crealm.clone(),
-            cname: cname.clone(),
+            crealm,
+            cname,
             transited: TransitedEncoding {
                 r#type: 1,
                 contents: Vec::new().into(),
@@ -193,6 +216,7 @@ impl Requester<'_> {
             caddr: None,
             authorization_data: None,
         };
+        let part_der = Zeroizing::new(msg::encode("EncTicketPart", &part).map_err(malformed)?);
         let ticket = Ticket {
             tkt_vno: 5.into(),
             realm: srealm,
@@ -200,15 +224,39 @@ impl Requester<'_> {
             enc_part: EncryptedData {
                 etype: self.service_key.etype().as_i32(),
                 kvno: Some(self.kvno),
-                cipher: self
-                    .service_key
-                    .encrypt(
-                        usage::TICKET,
-                        &msg::encode("EncTicketPart", &part).map_err(malformed)?,
-                    )
-                    .into(),
+                cipher: self.service_key.encrypt(usage::TICKET, &part_der).into(),
             },
         };
+        let client = ApClient {
+            name: self.kdc_name,
+            session_key,
+            checksum_type: self.checksum_type,
+        };
+        client.request(ticket, user_data, sender, now)
+    }
+}
+
+/// The sender of an AP-REQ + KRB_SAFE request holding a ticket it did not
+/// mint (e.g. one from a credential cache): its name and the ticket's
+/// session key.
+pub struct ApClient<'a> {
+    pub name: &'a Principal,
+    pub session_key: Key,
+    /// KRB_SAFE checksum type; None: the session key's own keyed type.
+    pub checksum_type: Option<ChecksumType>,
+}
+
+impl ApClient<'_> {
+    /// A request datagram presenting `ticket` and carrying `user_data`.
+    pub fn request(
+        self,
+        ticket: Ticket,
+        user_data: &[u8],
+        sender: IpAddr,
+        now: (i64, u32),
+    ) -> Result<(Vec<u8>, Pending), FramingError> {
+        let (cname, crealm) = self.name.to_rasn().map_err(malformed)?;
+        let session_key = self.session_key;
         let auth = Authenticator {
             authenticator_vno: 5.into(),
             crealm,
@@ -257,34 +305,70 @@ impl Requester<'_> {
 
 impl Pending {
     /// Checks a reply datagram (AP-REP answering our authenticator, then a
-    /// KRB_SAFE under the session key) and returns its user-data.
+    /// KRB_SAFE under the session key, sent from `source` when given) and
+    /// returns its user-data.
     pub fn open_reply(
         &self,
         datagram: &[u8],
+        source: Option<IpAddr>,
         now: i64,
         skew: i64,
     ) -> Result<Vec<u8>, FramingError> {
         let (ap, safe_bytes) = split(datagram, 0x6f)?;
         let rep: ApRep = msg::decode("AP-REP", ap).map_err(malformed)?;
-        let plain = self
-            .session_key
-            .decrypt(usage::AP_REP_ENC_PART, &rep.enc_part.cipher)
-            .map_err(|_| FramingError::Integrity("AP-REP"))?;
+        let plain = Zeroizing::new(
+            self.session_key
+                .decrypt(usage::AP_REP_ENC_PART, &rep.enc_part.cipher)
+                .map_err(|_| FramingError::Integrity("AP-REP"))?,
+        );
         let part: EncApRepPart = msg::decode_padded("EncAPRepPart", &plain).map_err(malformed)?;
         if time::to_unix(&part.ctime) != self.ctime
             || i64::try_from(&part.cusec).ok() != Some(self.cusec as i64)
         {
             return Err(FramingError::NotOurReply);
         }
-        open_safe(safe_bytes, &self.session_key, now, skew)
+        open_safe(safe_bytes, &self.session_key, source, now, skew)
     }
 }
 
+/// What a provisioning server accepts, beyond a ticket it can open.
+#[derive(Debug, Clone)]
+pub struct AcceptPolicy {
+    /// The only ticket clients accepted: the KDC's name(s) in the AP-REQ
+    /// (INFERRED default `krbtgt/REALM@REALM`, the KDC's `mps.kdc_principal`).
+    pub kdc_names: Vec<Principal>,
+    /// Clock skew allowed for the ticket times, authenticator and KRB_SAFE.
+    pub skew: i64,
+    /// The KRB_SAFE s-address must be the datagram's source (off behind NAT).
+    pub check_sender: bool,
+}
+
+impl AcceptPolicy {
+    /// The KDC's default name for each realm: `krbtgt/REALM@REALM`.
+    pub fn krbtgt_of<'a>(realms: impl IntoIterator<Item = &'a str>, skew: i64) -> AcceptPolicy {
+        let mut kdc_names: Vec<Principal> = Vec::new();
+        for r in realms {
+            let p = Principal::krbtgt(r);
+            if !kdc_names.iter().any(|k| k.same_name(&p)) {
+                kdc_names.push(p);
+            }
+        }
+        AcceptPolicy {
+            kdc_names,
+            skew,
+            check_sender: true,
+        }
+    }
+}
+
+/// The key of a ticket's server (its sname and realm) for the ticket's
+/// etype and kvno; None: not a principal served here, or no such key.
+pub type ServiceKeys<'a> = dyn Fn(&Principal, EncType, Option<u32>) -> Option<Key> + Sync + 'a;
+
 /// The provisioning server's side: checks request datagrams and builds replies.
 pub struct Responder<'a> {
-    /// The service key for a ticket's etype and kvno.
-    pub keys: &'a (dyn Fn(EncType, Option<u32>) -> Option<Key> + Sync),
-    pub skew: i64,
+    pub keys: &'a ServiceKeys<'a>,
+    pub policy: &'a AcceptPolicy,
     pub replay: &'a ReplayCache,
     pub checksum_type: Option<ChecksumType>,
 }
@@ -300,41 +384,56 @@ pub struct Accepted {
 }
 
 impl Responder<'_> {
-    pub fn accept(&self, datagram: &[u8], now: i64) -> Result<Accepted, FramingError> {
+    /// Checks a request datagram that came from `source`.
+    pub fn accept(
+        &self,
+        datagram: &[u8],
+        source: IpAddr,
+        now: i64,
+    ) -> Result<Accepted, FramingError> {
+        let skew = self.policy.skew;
         let (ap_bytes, safe_bytes) = split(datagram, 0x6e)?;
         let ap: ApReq = msg::decode("AP-REQ", ap_bytes).map_err(malformed)?;
-        let etype = EncType::from_i32(ap.ticket.enc_part.etype).ok_or(FramingError::NoKey {
+        let no_key = || FramingError::NoKey {
             etype: ap.ticket.enc_part.etype,
             kvno: ap.ticket.enc_part.kvno,
-        })?;
-        let key = (self.keys)(etype, ap.ticket.enc_part.kvno).ok_or(FramingError::NoKey {
-            etype: ap.ticket.enc_part.etype,
-            kvno: ap.ticket.enc_part.kvno,
-        })?;
-        let plain = key
-            .decrypt(usage::TICKET, &ap.ticket.enc_part.cipher)
-            .map_err(|_| FramingError::Integrity("ticket"))?;
+        };
+        let etype = EncType::from_i32(ap.ticket.enc_part.etype).ok_or_else(no_key)?;
+        let server = Principal::from_rasn(&ap.ticket.sname, &ap.ticket.realm).map_err(malformed)?;
+        // The key is the server's: a ticket opens only under the key of the
+        // principal it names.
+        let key = (self.keys)(&server, etype, ap.ticket.enc_part.kvno)
+            .ok_or_else(|| FramingError::NotServed(server.to_string()))?;
+        let plain = Zeroizing::new(
+            key.decrypt(usage::TICKET, &ap.ticket.enc_part.cipher)
+                .map_err(|_| FramingError::Integrity("ticket"))?,
+        );
         let tkt: EncTicketPart = msg::decode_padded("EncTicketPart", &plain).map_err(malformed)?;
-        if time::to_unix(&tkt.end_time) + self.skew < now {
-            return Err(FramingError::Skew);
+        let client = Principal::from_rasn(&tkt.cname, &tkt.crealm).map_err(malformed)?;
+        if !self.policy.kdc_names.iter().any(|k| k.same_name(&client)) {
+            return Err(FramingError::NotKdc(client.to_string()));
         }
+        ticket_valid_now(&tkt, now, skew)?;
         let session = Key::new(
             EncType::from_i32(tkt.key.r#type).ok_or_else(|| malformed("session key etype"))?,
             &tkt.key.value,
         )?;
-        let plain = session
-            .decrypt(usage::AP_REQ_AUTH, &ap.authenticator.cipher)
-            .map_err(|_| FramingError::Integrity("authenticator"))?;
+        let plain = Zeroizing::new(
+            session
+                .decrypt(usage::AP_REQ_AUTH, &ap.authenticator.cipher)
+                .map_err(|_| FramingError::Integrity("authenticator"))?,
+        );
         let auth: Authenticator = msg::decode_padded("Authenticator", &plain).map_err(malformed)?;
         if auth.cname != tkt.cname || auth.crealm != tkt.crealm {
             return Err(FramingError::Integrity(
                 "authenticator client differs from the ticket's",
             ));
         }
-        if (time::to_unix(&auth.ctime) - now).abs() > self.skew {
+        if (time::to_unix(&auth.ctime) - now).abs() > skew {
             return Err(FramingError::Skew);
         }
-        let user_data = open_safe(safe_bytes, &session, now, self.skew)?;
+        let sender = self.policy.check_sender.then_some(source);
+        let user_data = open_safe(safe_bytes, &session, sender, now, skew)?;
         if !self
             .replay
             .check_and_insert(replay::tag(&ap.authenticator.cipher))
@@ -343,7 +442,7 @@ impl Responder<'_> {
         }
         Ok(Accepted {
             user_data,
-            client: Principal::from_rasn(&tkt.cname, &tkt.crealm).map_err(malformed)?,
+            client,
             session_key: session,
             ctime: time::to_unix(&auth.ctime),
             cusec: i64::try_from(&auth.cusec).map_err(|_| malformed("cusec"))?,
@@ -389,4 +488,20 @@ impl Responder<'_> {
         )?);
         Ok(datagram)
     }
+}
+
+/// RFC 4120 §3.2.3: a ticket marked INVALID, starting later than now (a
+/// postdated one not yet due) or already over is refused, within `skew`.
+fn ticket_valid_now(tkt: &EncTicketPart, now: i64, skew: i64) -> Result<(), FramingError> {
+    if Flags::from_bits(&tkt.flags.0).has(bit::INVALID) {
+        return Err(FramingError::TicketNotValid("marked INVALID"));
+    }
+    let start = time::to_unix(tkt.start_time.as_ref().unwrap_or(&tkt.auth_time));
+    if start > now.saturating_add(skew) {
+        return Err(FramingError::TicketNotValid("not yet valid"));
+    }
+    if time::to_unix(&tkt.end_time).saturating_add(skew) < now {
+        return Err(FramingError::TicketNotValid("expired"));
+    }
+    Ok(())
 }

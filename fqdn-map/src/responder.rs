@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::codec::{EueReply, FqdnReply, Message, MessageError, decode};
-use crate::framing::{Accepted, FramingError, Responder};
+use crate::framing::{AcceptPolicy, Accepted, FramingError, Responder};
 
 /// One device as DHCP configured it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,16 +68,17 @@ pub enum RespondError {
     Store(String),
 }
 
-/// Handles one request datagram against a table: the reply datagram and
-/// the MAC asked about.
+/// Handles one request datagram from `source` against a table: the reply
+/// datagram and the MAC asked about.
 pub fn respond(
     responder: &Responder<'_>,
     table: &HashMap<[u8; 6], TableEntry>,
     datagram: &[u8],
+    source: IpAddr,
     local: IpAddr,
     now: (i64, u32),
 ) -> Result<(Vec<u8>, [u8; 6]), RespondError> {
-    let (accepted, req) = accept_request(responder, datagram, now.0)?;
+    let (accepted, req) = accept_request(responder, datagram, source, now.0)?;
     let reply = reply_to(
         responder,
         &accepted,
@@ -94,22 +95,28 @@ pub fn respond(
 /// (a table snapshot, or an async store such as Redis; `Ok(None)` = unknown
 /// MAC, answered with an error reply; `Err` = the store failed, answered with
 /// nothing so the KDC neither caches nor trusts it). Datagrams that do
-/// not authenticate get no reply (a provisioning server should not answer
-/// strangers); `on_request` sees every outcome (for logs and metrics).
+/// not authenticate, or whose ticket is not the KDC's (`policy`), get no
+/// reply (a provisioning server should not answer strangers); `on_request`
+/// sees every outcome (for logs and metrics).
 pub async fn serve<K, L, Fut, F>(
     sock: tokio::net::UdpSocket,
     keys: K,
     lookup: L,
-    skew: i64,
+    policy: AcceptPolicy,
     mut on_request: F,
 ) where
-    K: Fn(krb::crypto::EncType, Option<u32>) -> Option<krb::crypto::Key> + Sync,
+    K: Fn(
+            &krb::principal::Principal,
+            krb::crypto::EncType,
+            Option<u32>,
+        ) -> Option<krb::crypto::Key>
+        + Sync,
     L: Fn([u8; 6]) -> Fut,
     Fut: std::future::Future<Output = Result<Option<TableEntry>, String>>,
     F: FnMut(std::net::SocketAddr, &Result<[u8; 6], RespondError>),
 {
     let replay = krb::replay::ReplayCache::new(
-        std::time::Duration::from_secs(2 * skew.max(1) as u64),
+        std::time::Duration::from_secs(2 * policy.skew.max(1) as u64),
         100_000,
     );
     let local = sock
@@ -123,12 +130,12 @@ pub async fn serve<K, L, Fut, F>(
         };
         let responder = Responder {
             keys: &keys,
-            skew,
+            policy: &policy,
             replay: &replay,
             checksum_type: None,
         };
         let now = krb::msg::time::now();
-        let outcome = match accept_request(&responder, &buf[..n], now.0) {
+        let outcome = match accept_request(&responder, &buf[..n], peer.ip(), now.0) {
             Ok((accepted, req)) => match lookup(req.mac).await {
                 Ok(entry) => {
                     let reply = reply_to(
@@ -136,7 +143,7 @@ pub async fn serve<K, L, Fut, F>(
                         &accepted,
                         entry.as_ref(),
                         req.enterprise,
-                        local,
+                        sender_address(local, peer),
                         now,
                     );
                     match reply {
@@ -156,13 +163,30 @@ pub async fn serve<K, L, Fut, F>(
     }
 }
 
-/// Checks a request datagram and decodes its MTA FQDN Request.
+/// The address our replies to `peer` leave from (the KRB_SAFE s-address):
+/// the socket's own, or, for a wildcard socket, the one the kernel routes
+/// from (asked with a connected UDP socket, which sends nothing).
+fn sender_address(local: IpAddr, peer: std::net::SocketAddr) -> IpAddr {
+    if !local.is_unspecified() {
+        return local;
+    }
+    let any: std::net::SocketAddr = match peer {
+        std::net::SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        std::net::SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    std::net::UdpSocket::bind(any)
+        .and_then(|s| s.connect(peer).and_then(|()| s.local_addr()))
+        .map_or(local, |a| a.ip())
+}
+
+/// Checks a request datagram from `source` and decodes its MTA FQDN Request.
 pub fn accept_request(
     responder: &Responder<'_>,
     datagram: &[u8],
+    source: IpAddr,
     now: i64,
 ) -> Result<(Accepted, crate::codec::FqdnRequest), RespondError> {
-    let accepted: Accepted = responder.accept(datagram, now)?;
+    let accepted: Accepted = responder.accept(datagram, source, now)?;
     match decode(&accepted.user_data) {
         Ok(Message::Request(r)) => Ok((accepted, r)),
         Ok(other) => Err(RespondError::NotARequest(format!("{other:?}"))),
@@ -194,6 +218,15 @@ mod tests {
             fqdn: "d.pktc.test".into(),
             addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
         }
+    }
+
+    #[test]
+    fn a_wildcard_socket_replies_from_the_routed_address() {
+        let peer: std::net::SocketAddr = "127.0.0.1:2246".parse().unwrap();
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        assert_eq!(sender_address(any, peer), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let bound: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(sender_address(bound, peer), bound);
     }
 
     #[test]

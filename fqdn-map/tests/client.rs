@@ -1,7 +1,7 @@
 //! The KDC-side client against a provisioning-server responder on real
 //! loopback UDP sockets: answers (1.x and E-UE), failover to the second
 //! address, timeouts with bounded retries, "unknown MAC", the in-flight
-//! bound.
+//! bound, forged datagrams that do not end a try.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fqdn_map::client::{Binding, ClientConfig, DeviceFacts, LookupError, MpsClient, MpsTarget};
+use fqdn_map::framing::AcceptPolicy;
 use fqdn_map::responder::{TableEntry, serve};
 use krb::crypto::{EncType, Key};
 use krb::principal::Principal;
@@ -39,9 +40,9 @@ async fn responder(key: Key) -> SocketAddr {
     ]));
     tokio::spawn(serve(
         sock,
-        move |_: EncType, _: Option<u32>| Some(key.clone()),
+        move |_: &Principal, _: EncType, _: Option<u32>| Some(key.clone()),
         move |mac: [u8; 6]| std::future::ready(Ok(table.get(&mac).cloned())),
-        300,
+        AcceptPolicy::krbtgt_of(["PKTC.TEST"], 300),
         |_, _| {},
     ));
     addr
@@ -56,6 +57,7 @@ fn client(max_in_flight: usize) -> MpsClient {
         skew: 300,
         enterprise: 4491,
         checksum_type: None,
+        check_sender: true,
     };
     MpsClient::new(cfg, Principal::krbtgt("PKTC.TEST"))
 }
@@ -175,4 +177,62 @@ async fn lookups_in_flight_are_bounded() {
         Err(LookupError::Busy)
     );
     assert_eq!(first.await.unwrap(), Err(LookupError::Timeout));
+}
+
+/// A provisioning server that answers each request twice: first a forged
+/// copy of its reply (one bit of the AP-REP flipped, as a spoofer without
+/// the session key would send), then the genuine one. Returns its address
+/// and a counter of the requests it got.
+async fn forging_then_genuine(key: Key) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use fqdn_map::framing::Responder;
+    use fqdn_map::responder::respond;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        let table = HashMap::from([(
+            MAC_1X,
+            TableEntry {
+                fqdn: "mta1.pktc.test".into(),
+                addresses: vec![],
+            },
+        )]);
+        let policy = AcceptPolicy::krbtgt_of(["PKTC.TEST"], 300);
+        let replay = krb::replay::ReplayCache::new(Duration::from_secs(600), 100);
+        let keys = |_: &Principal, _: EncType, _: Option<u32>| Some(key.clone());
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let responder = Responder {
+                keys: &keys,
+                policy: &policy,
+                replay: &replay,
+                checksum_type: None,
+            };
+            let now = krb::msg::time::now();
+            let (reply, _) = respond(&responder, &table, &buf[..n], peer.ip(), addr.ip(), now)
+                .expect("a genuine request");
+            let mut forged = reply.clone();
+            // The AP-REP's last byte: the end of its ciphertext.
+            let (ap_rep, _) = krb::msg::raw::read_tlv(&reply).unwrap();
+            forged[ap_rep.whole.len() - 1] ^= 0x01;
+            sock.send_to(&forged, peer).await.unwrap();
+            sock.send_to(&reply, peer).await.unwrap();
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn a_forged_datagram_does_not_end_the_try() {
+    let key = Key::random(EncType::Aes128CtsHmacSha196);
+    let (addr, seen) = forging_then_genuine(key.clone()).await;
+    let got = client(8)
+        .lookup(&target(&key, vec![addr]), &device(MAC_1X))
+        .await;
+    assert_eq!(got.map(|b| b.fqdn), Ok("mta1.pktc.test".to_string()));
+    // Answered within the first try: no retry was needed.
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use fqdn_map::codec::{FqdnReply, FqdnRequest, Message};
-use fqdn_map::framing::{Requester, Responder};
+use fqdn_map::framing::{AcceptPolicy, Requester, Responder};
 use krb::crypto::{EncType, Key};
 use krb::msg::time;
 use krb::principal::Principal;
@@ -20,7 +20,8 @@ fn exchange(reply: Message) -> (Vec<u8>, Vec<u8>) {
     let service = Principal::service_host("mtaprovsrvr", "mps.pktc.test", "PKTC.TEST");
     let key = Key::random(EncType::Aes128CtsHmacSha196);
     let replay = ReplayCache::new(Duration::from_secs(600), 1000);
-    let keys = |_: EncType, _: Option<u32>| Some(key.clone());
+    let keys = |_: &Principal, _: EncType, _: Option<u32>| Some(key.clone());
+    let policy = AcceptPolicy::krbtgt_of(["PKTC.TEST"], 300);
     let req = Message::Request(FqdnRequest {
         enterprise: 4491,
         mac: [0x00, 0x10, 0x95, 0xAB, 0xCD, 0xEF],
@@ -45,11 +46,13 @@ fn exchange(reply: Message) -> (Vec<u8>, Vec<u8>) {
         .unwrap();
     let responder = Responder {
         keys: &keys,
-        skew: 300,
+        policy: &policy,
         replay: &replay,
         checksum_type: None,
     };
-    let accepted = responder.accept(&request, now.0).unwrap();
+    let accepted = responder
+        .accept(&request, IpAddr::V4(Ipv4Addr::from(CLIENT)), now.0)
+        .unwrap();
     let reply = responder
         .reply(
             &accepted,

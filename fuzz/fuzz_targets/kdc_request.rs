@@ -1,5 +1,6 @@
 //! The whole KDC request pipeline (`Kdc::handle`): decoder, AS and TGS
-//! exchanges, KRB-ERROR construction. It must never panic and always reply.
+//! exchanges, KRB-ERROR construction. It must never panic and always reply;
+//! nor may the TGS check of client authorization data.
 //!
 //! Same realm, principals and passwords as `kdc/tests/fuzz_smoke.rs`, so the
 //! seeds it writes (fuzz/corpus-seeds/kdc_request) decrypt here. The clock
@@ -57,4 +58,9 @@ fuzz_target!(|data: &[u8]| {
         matches!(handled.reply[0], 0x7e | 0x6b | 0x6d),
         "reply is not KRB-ERROR, AS-REP or TGS-REP"
     );
+    // Client-supplied authorization data as the TGS checks it (the pipeline
+    // reaches that check only under a valid TGT's session key).
+    if let Ok(ad) = krb::msg::decode::<krb::msg::asn1::AuthorizationData>("AuthorizationData", data) {
+        let _ = kdc::tgs_policy::check_client_authdata(&ad);
+    }
 });

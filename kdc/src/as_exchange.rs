@@ -184,7 +184,7 @@ impl Kdc {
         let (ticket, part) =
             issue::ticket_and_rep_part(&content, ticket_key, &self.realm, sname, body.nonce)?;
         let part = EncAsRepPart(part);
-        let plain = msg::encode("EncASRepPart", &part).map_err(malformed)?;
+        let plain = zeroize::Zeroizing::new(msg::encode("EncASRepPart", &part).map_err(malformed)?);
         let enc_part = issue::seal_rep_part(
             &reply_key.key,
             usage::AS_REP_ENC_PART,

@@ -146,7 +146,8 @@ pub fn issue_device(
         spec = spec.sha1();
     }
     let dev = certs::device_cert(ca, req.mac, spec).context("issuing the device certificate")?;
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    krb::atomic_file::create_dir_all(out_dir)
+        .with_context(|| format!("creating {}", out_dir.display()))?;
     let files = DeviceFiles {
         cert: out_dir.join("cert.pem"),
         key: out_dir.join("key.pem"),
@@ -373,21 +374,13 @@ pub fn load_key(path: &Path) -> anyhow::Result<PKey<Private>> {
 }
 
 fn write(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    std::fs::write(path, data).with_context(|| format!("writing {}", path.display()))
+    krb::atomic_file::write_public(path, data)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Writes a private key readable by the owner only.
+/// Writes a private key readable by the owner only (from its first byte).
 fn write_secret(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(data)
+    krb::atomic_file::write_private(path, data)
         .with_context(|| format!("writing {}", path.display()))
 }
 

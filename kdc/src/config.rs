@@ -88,8 +88,15 @@ pub struct Mps {
     #[serde(default = "defaults::enterprise")]
     pub enterprise: u32,
     /// The KDC's name in the AP-REQ ticket (INFERRED; default `krbtgt/REALM`).
+    /// The provisioning server must accept only this client, so it must be
+    /// a name nobody can get a ticket as: not a keytab principal other than
+    /// krbtgt/REALM, not `mta/...`.
     #[serde(default)]
     pub kdc_principal: Option<String>,
+    /// The reply's KRB_SAFE sender address must be the server's address;
+    /// turn off only when NAT between KDC and server rewrites it.
+    #[serde(default = "defaults::yes")]
+    pub check_sender_address: bool,
     /// KRB_SAFE checksum type number (INFERRED default: the AP session key's
     /// own keyed type, e.g. 15 hmac-sha1-96-aes128 or 12 hmac-sha1-des3-kd).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -39,14 +39,10 @@ pub fn write_credentials(dir: &Path, devices: &[Device]) -> anyhow::Result<()> {
             hex = hex::encode(mac),
         ));
     }
+    // Passwords: owner-only from the first byte.
     let path = dir.join(CREDENTIALS);
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
+    krb::atomic_file::write_private(&path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `[certboot]` of the dev realm: PacketCable profile on `pktc`, modern

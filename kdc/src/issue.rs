@@ -132,7 +132,8 @@ pub fn seal_ticket(
         caddr: content.caddr.clone(),
         authorization_data: content.authorization_data.clone(),
     };
-    let plain = msg::encode("EncTicketPart", &part).map_err(encode_err)?;
+    // Holds the session key: wiped when dropped.
+    let plain = zeroize::Zeroizing::new(msg::encode("EncTicketPart", &part).map_err(encode_err)?);
     Ok(Ticket {
         tkt_vno: 5.into(),
         realm: msg::kstring(srealm),

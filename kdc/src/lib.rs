@@ -32,4 +32,5 @@ pub mod service;
 pub mod shared_cache;
 pub mod state_metrics;
 pub mod tgs_exchange;
+pub mod tgs_policy;
 pub mod trust_cli;

@@ -172,23 +172,58 @@ impl DeviceDirectory for MpsDirectory {
     }
 }
 
-/// The pkt-eue-7 client `[mps]` describes (timeouts, retries, the KDC's
-/// name in the AP-REQ, checksum type).
-pub fn client_from_config(cfg: &crate::config::Mps, realm: &str) -> anyhow::Result<MpsClient> {
-    let kdc_name = match &cfg.kdc_principal {
-        Some(p) => krb::principal::Principal::parse(p, Some(realm))?,
-        None => krb::principal::Principal::krbtgt(realm),
+/// The KDC's name in pkt-eue-7 tickets: `mps.kdc_principal`, default
+/// `krbtgt/REALM`. The provisioning server answers only tickets with this
+/// client, so it must be a name no device or user can get a ticket as:
+/// not a keyed principal of the keytab (they get tickets by password or
+/// key) other than krbtgt/REALM itself, and not a device name `mta/...`
+/// (PKINIT).
+pub fn kdc_name(
+    cfg: &crate::config::Mps,
+    realm: &str,
+    db: &crate::db::PrincipalDb,
+) -> anyhow::Result<krb::principal::Principal> {
+    let krbtgt = krb::principal::Principal::krbtgt(realm);
+    let Some(p) = &cfg.kdc_principal else {
+        return Ok(krbtgt);
     };
+    let name = krb::principal::Principal::parse(p, Some(realm))?;
+    if name.same_name(&krbtgt) {
+        return Ok(name);
+    }
+    if name.components.first().map(String::as_str) == Some("mta") {
+        anyhow::bail!("{name} is a device name (mta/...): devices get tickets as it by PKINIT");
+    }
+    if name.realm == realm && db.get(&name.components).is_some() {
+        anyhow::bail!(
+            "{name} has keys in the keytab: whoever holds them gets tickets as it and \
+             could ask the provisioning server about any device"
+        );
+    }
+    Ok(name)
+}
+
+/// The pkt-eue-7 client `[mps]` describes (timeouts, retries, the KDC's
+/// name in the AP-REQ, checksum type), checking KRB_SAFE timestamps with
+/// the KDC's clock skew (`policy.clock_skew_secs`).
+pub fn client_from_config(
+    cfg: &crate::config::Mps,
+    realm: &str,
+    skew_secs: i64,
+    db: &crate::db::PrincipalDb,
+) -> anyhow::Result<MpsClient> {
+    let kdc_name = kdc_name(cfg, realm, db)?;
     let client_cfg = fqdn_map::client::ClientConfig {
         per_try_timeout: std::time::Duration::from_millis(cfg.timeout_ms),
         retries: cfg.retries,
         backoff: std::time::Duration::from_millis(cfg.backoff_ms),
         max_in_flight: cfg.max_in_flight,
-        skew: 300,
+        skew: skew_secs,
         enterprise: cfg.enterprise,
         checksum_type: cfg
             .checksum_type
             .and_then(krb::crypto::ChecksumType::from_i32),
+        check_sender: cfg.check_sender_address,
     };
     Ok(MpsClient::new(client_cfg, kdc_name))
 }
@@ -220,6 +255,7 @@ impl MpsDirectory {
     pub fn from_config(
         cfg: &crate::config::Mps,
         realm: &str,
+        skew_secs: i64,
         db: &crate::db::PrincipalDb,
     ) -> anyhow::Result<MpsDirectory> {
         let mut servers = HashMap::new();
@@ -228,7 +264,7 @@ impl MpsDirectory {
             servers.insert(fqdn, target);
         }
         Ok(MpsDirectory {
-            client: client_from_config(cfg, realm)?,
+            client: client_from_config(cfg, realm, skew_secs, db)?,
             servers,
             default_server: key(&cfg.default),
             cache: MappingCache::new(

@@ -9,9 +9,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use fqdn_map::framing::AcceptPolicy;
 use fqdn_map::responder::TableEntry;
 use krb::crypto::{EncType, Key};
 use krb::keytab::Keytab;
+use krb::principal::Principal;
 use serde::{Deserialize, Serialize};
 
 /// The responder's config file.
@@ -32,6 +34,19 @@ pub struct ResponderConfig {
     pub redis: Option<String>,
     #[serde(default = "default_skew")]
     pub skew_secs: i64,
+    /// The only ticket client answered: the KDC's `mps.kdc_principal`.
+    /// Absent: `krbtgt/REALM@REALM` for the realm of each `mtaprovsrvr`
+    /// key (the KDC's default), a name no device or user gets tickets as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdc_principal: Option<String>,
+    /// A request's KRB_SAFE sender address must be its source; turn off
+    /// only when NAT between KDC and server rewrites it.
+    #[serde(default = "default_yes")]
+    pub check_sender_address: bool,
+}
+
+fn default_yes() -> bool {
+    true
 }
 
 fn default_skew() -> i64 {
@@ -150,20 +165,26 @@ impl Source {
 pub async fn run(cfg: ResponderConfig) -> anyhow::Result<()> {
     let keytab = Keytab::read_file(&cfg.keytab)
         .with_context(|| format!("reading {}", cfg.keytab.display()))?;
-    let keys: Arc<Vec<(EncType, u32, Key)>> = Arc::new(
+    let keys: Arc<Vec<(Principal, EncType, u32, Key)>> = Arc::new(
         keytab
             .entries
             .iter()
             .filter(|e| e.principal.components.first().map(String::as_str) == Some("mtaprovsrvr"))
             .filter_map(|e| {
                 let etype = EncType::from_i32(e.enctype)?;
-                Some((etype, e.kvno, Key::new(etype, &e.key).ok()?))
+                Some((
+                    e.principal.clone(),
+                    etype,
+                    e.kvno,
+                    Key::new(etype, &e.key).ok()?,
+                ))
             })
             .collect(),
     );
     if keys.is_empty() {
         anyhow::bail!("{} has no mtaprovsrvr/... keys", cfg.keytab.display());
     }
+    let policy = accept_policy(&cfg, keys.iter().map(|(p, ..)| p))?;
     let source = match (&cfg.table, &cfg.redis) {
         (Some(path), _) => {
             let table: Table = Arc::new(RwLock::new(Arc::new(load_table(path)?)));
@@ -186,16 +207,18 @@ pub async fn run(cfg: ResponderConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {addr}"))?;
         let (keys, source) = (keys.clone(), source.clone());
-        let key_for = move |etype: EncType, kvno: Option<u32>| {
+        let key_for = move |server: &Principal, etype: EncType, kvno: Option<u32>| {
             keys.iter()
-                .find(|(e, k, _)| *e == etype && kvno.is_none_or(|v| v == *k))
-                .map(|(_, _, key)| key.clone())
+                .find(|(p, e, k, _)| {
+                    p.same_name(server) && *e == etype && kvno.is_none_or(|v| v == *k)
+                })
+                .map(|(.., key)| key.clone())
         };
         let current = move |mac: [u8; 6]| {
             let source = source.clone();
             async move { source.lookup(mac).await }
         };
-        tasks.push(tokio::spawn(fqdn_map::responder::serve(sock, key_for, current, cfg.skew_secs, |peer, outcome| match outcome {
+        tasks.push(tokio::spawn(fqdn_map::responder::serve(sock, key_for, current, policy.clone(), |peer, outcome| match outcome {
             Ok(mac) => tracing::info!(target: "audit", exchange = "mps-lookup", source = %peer, mac = %certs::mac::format_mac(*mac), outcome = "answered"),
             Err(e) => tracing::info!(target: "audit", exchange = "mps-lookup", source = %peer, outcome = "refused", reason = %e),
         })));
@@ -205,6 +228,24 @@ pub async fn run(cfg: ResponderConfig) -> anyhow::Result<()> {
         let _ = t.await;
     }
     Ok(())
+}
+
+/// Whom the responder answers: `kdc_principal`, or by default
+/// `krbtgt/REALM@REALM` for the realm of each served principal.
+fn accept_policy<'a>(
+    cfg: &ResponderConfig,
+    served: impl Iterator<Item = &'a Principal>,
+) -> anyhow::Result<AcceptPolicy> {
+    let mut realms: Vec<&str> = served.map(|p| p.realm.as_str()).collect();
+    realms.dedup();
+    let mut policy = AcceptPolicy::krbtgt_of(realms.iter().copied(), cfg.skew_secs);
+    if let Some(name) = &cfg.kdc_principal {
+        let p = Principal::parse(name, realms.first().copied())
+            .with_context(|| format!("kdc_principal {name:?}"))?;
+        policy.kdc_names = vec![p];
+    }
+    policy.check_sender = cfg.check_sender_address;
+    Ok(policy)
 }
 
 /// Re-reads the table when its modification time changes; a broken file

@@ -479,7 +479,9 @@ impl Kdc {
         };
         let (ticket, part) =
             issue::ticket_and_rep_part(&content, ticket_key, &self.realm, &sname, body.nonce)?;
-        let plain = msg::encode("EncASRepPart", &EncAsRepPart(part)).map_err(malformed)?;
+        let plain = zeroize::Zeroizing::new(
+            msg::encode("EncASRepPart", &EncAsRepPart(part)).map_err(malformed)?,
+        );
         let enc_part = issue::seal_rep_part(&reply_key, usage::AS_REP_ENC_PART, None, &plain);
         let rep = AsRep(KdcRep {
             pvno: 5.into(),

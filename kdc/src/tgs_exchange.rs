@@ -1,6 +1,7 @@
 //! The TGS exchange (RFC 4120 §3.3): TGT decryption, authenticator check
 //! (skew, replay, checksum over the exact req-body bytes), service tickets
-//! for any keyed principal, TGT renewal.
+//! for any keyed principal, TGT renewal (before the TGT ends), the TGT's
+//! addresses and the authorization data a client may add (`tgs_policy`).
 
 use std::net::SocketAddr;
 
@@ -11,6 +12,7 @@ use krb::msg::{
     self, ApReq, Authenticator, EncTgsRepPart, EncTicketPart, KdcRep, TgsRep, TgsReq, raw, time,
 };
 use krb::principal::Principal;
+use zeroize::Zeroizing;
 
 use crate::issue::{self, Limits, TicketContent, Times};
 use crate::kdc::{Kdc, Outcome, malformed};
@@ -25,7 +27,7 @@ impl Kdc {
     pub(crate) fn tgs_exchange(
         &self,
         request: &[u8],
-        _source: SocketAddr,
+        source: SocketAddr,
         ctx: &mut ErrorContext,
         outcome: &mut Outcome,
     ) -> Result<Vec<u8>, KdcError> {
@@ -77,10 +79,12 @@ impl Kdc {
                 _ => ap_err(err::KRB_AP_ERR_NOKEY, "ticket_no_key"),
             }
         })?;
-        let tgt_plain = tgs_key
-            .ticket_key
-            .decrypt(&ap.ticket.enc_part.cipher)
-            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_integrity"))?;
+        let tgt_plain = Zeroizing::new(
+            tgs_key
+                .ticket_key
+                .decrypt(&ap.ticket.enc_part.cipher)
+                .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_integrity"))?,
+        );
         let tgt: EncTicketPart = msg::decode_padded("EncTicketPart", &tgt_plain)
             .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_malformed"))?;
         ctx.cname = Some((tgt.cname.clone(), tgt.crealm.clone()));
@@ -92,9 +96,11 @@ impl Kdc {
             .ok_or_else(|| ap_err(err::KDC_ERR_ETYPE_NOSUPP, "session_etype_nosupp"))?;
         let session = Key::new(session_etype, &tgt.key.value)
             .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_malformed"))?;
-        let auth_plain = session
-            .decrypt(usage::TGS_REQ_AUTH, &ap.authenticator.cipher)
-            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authenticator_integrity"))?;
+        let auth_plain = Zeroizing::new(
+            session
+                .decrypt(usage::TGS_REQ_AUTH, &ap.authenticator.cipher)
+                .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authenticator_integrity"))?,
+        );
         let auth: Authenticator = msg::decode_padded("Authenticator", &auth_plain)
             .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authenticator_malformed"))?;
         if auth.cname != tgt.cname || auth.crealm != tgt.crealm {
@@ -115,11 +121,14 @@ impl Kdc {
         }
         let options = Flags::from_bits(&body.kdc_options.0);
         let renew = options.has(bit::RENEW);
-        if !renew && now > end + self.skew {
+        // Renewals too: a ticket not renewed by its end time cannot be
+        // (RFC 4120 §2.3; MIT and Heimdal agree).
+        if now > end + self.skew {
             return Err(
                 ap_err(err::KRB_AP_ERR_TKT_EXPIRED, "ticket_expired").text("ticket expired")
             );
         }
+        crate::tgs_policy::check_ticket_address(tgt.caddr.as_ref(), source.ip())?;
 
         // Checksum over the exact req-body bytes, keyed with the session key.
         let cksum = auth
@@ -224,12 +233,14 @@ impl Kdc {
                 Some(_) => (subkey(&auth)?, usage::TGS_REQ_AUTHDATA_SUBKEY),
                 None => (session.clone(), usage::TGS_REQ_AUTHDATA_SESSION),
             };
-            let plain = key
-                .decrypt(u, &enc.cipher)
-                .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_integrity"))?;
+            let plain = Zeroizing::new(
+                key.decrypt(u, &enc.cipher)
+                    .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_integrity"))?,
+            );
             let extra: msg::asn1::AuthorizationData =
                 msg::decode_padded("AuthorizationData", &plain)
                     .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_malformed"))?;
+            crate::tgs_policy::check_client_authdata(&extra)?;
             authz.get_or_insert_with(Vec::new).extend(extra);
         }
 
@@ -246,7 +257,7 @@ impl Kdc {
         let (ticket, part) =
             issue::ticket_and_rep_part(&content, ticket_key, &self.realm, sname, body.nonce)?;
         let part = EncTgsRepPart(part);
-        let plain = msg::encode("EncTGSRepPart", &part).map_err(malformed)?;
+        let plain = Zeroizing::new(msg::encode("EncTGSRepPart", &part).map_err(malformed)?);
         let enc_part = match &auth.subkey {
             Some(_) => issue::seal_rep_part(
                 &subkey(&auth)?,

@@ -1,6 +1,8 @@
 //! A table of bad requests sent to a `pktc-kdc` process over real sockets,
 //! each asserting the exact KRB-ERROR code and the audit reason, and that
-//! the server keeps serving afterwards.
+//! the server keeps serving afterwards. TGS refusals of what a TGT holder
+//! may not do: renew an expired TGT, add KDC-only authorization data, use
+//! a TGT from an address it does not name.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,10 +11,10 @@ mod common;
 
 use common::{AES256, KDC, Realm, edit_ap_req, error_code, rand_nonce, tail};
 use krb::client::{self, RequestBody, TgsAuth};
-use krb::crypto::Key;
+use krb::crypto::{Key, usage};
 use krb::msg::consts::{err, padata};
 use krb::msg::flags::{Flags, bit};
-use krb::msg::{self, PaData, TgsReq, time};
+use krb::msg::{self, EncryptedData, HostAddress, PaData, TgsReq, asn1, time};
 use krb::principal::Principal;
 use testkit::DevKdc;
 #[test]
@@ -348,5 +350,157 @@ fn expired_tgt_is_refused() {
     assert!(
         r.kdc
             .wait_audit(|l| l.contains("reason=\"ticket_expired\""))
+    );
+}
+
+/// A TGT not renewed by its end time cannot be renewed (RFC 4120 §2.3),
+/// even within its renew-till: KRB_AP_ERR_TKT_EXPIRED.
+#[test]
+fn expired_renewable_tgt_is_not_renewed() {
+    let kdc = DevKdc::start_with(Path::new(KDC), |cfg| {
+        *cfg = cfg.replace("clock_skew_secs = 300", "clock_skew_secs = 1");
+        assert!(cfg.contains("clock_skew_secs = 1"));
+    });
+    let r = Realm::start(kdc);
+    let nonce = rand_nonce();
+    let (now, usec) = time::now();
+    let pa = client::enc_timestamp(&r.key, now, usec).unwrap();
+    let body = RequestBody {
+        till: now + 1,
+        rtime: Some(now + 3600),
+        ..r.body(&r.tgs, nonce, Flags::empty().with(bit::RENEWABLE))
+    };
+    let reply = r.kdc.udp(&client::as_req(&body, vec![pa]).unwrap());
+    let tgt = client::open_as_rep(&reply, &r.key, nonce).expect("short renewable TGT");
+    assert!(Flags::from_bits(&tgt.part.flags.0).has(bit::RENEWABLE));
+    assert!(time::to_unix(&tgt.part.end_time) <= now + 1);
+    // Past end time + skew, well before renew-till.
+    std::thread::sleep(Duration::from_millis(3200));
+    let renew = r.tgs_req(
+        &tgt,
+        &r.tgs,
+        rand_nonce(),
+        0,
+        Flags::empty().with(bit::RENEW),
+    );
+    assert_eq!(error_code(&r.kdc.udp(&renew)), err::KRB_AP_ERR_TKT_EXPIRED);
+    assert!(
+        r.kdc
+            .wait_audit(|l| l.contains("reason=\"ticket_expired\"")),
+        "{}",
+        tail(&r.kdc)
+    );
+}
+
+fn ad(t: i32, data: Vec<u8>) -> asn1::AuthorizationDataValue {
+    asn1::AuthorizationDataValue {
+        r#type: t,
+        data: data.into(),
+    }
+}
+
+/// A TGS-REQ for the service asking to add `authz` to the ticket.
+fn tgs_req_adding(
+    r: &Realm,
+    tgt: &client::Credentials,
+    authz: &asn1::AuthorizationData,
+) -> Vec<u8> {
+    let mut body = r
+        .body(&r.service, rand_nonce(), client::default_options())
+        .to_asn1()
+        .unwrap();
+    let plain = msg::encode("AuthorizationData", authz).unwrap();
+    body.enc_authorization_data = Some(EncryptedData {
+        etype: tgt.session_key.etype().as_i32(),
+        kvno: None,
+        cipher: tgt
+            .session_key
+            .encrypt(usage::TGS_REQ_AUTHDATA_SESSION, &plain)
+            .into(),
+    });
+    let (now, usec) = time::now();
+    let auth = TgsAuth {
+        now,
+        usec,
+        subkey: None,
+    };
+    client::tgs_req_with_body(tgt, body, &auth).unwrap()
+}
+
+/// Authorization data only the KDC issues (AD-KDC-ISSUED, CAMMAC, a PAC),
+/// also inside AD-IF-RELEVANT, is refused with KDC_ERR_POLICY; other
+/// client data is carried.
+#[test]
+fn client_supplied_kdc_only_authdata_is_refused() {
+    let r = Realm::start(DevKdc::start(Path::new(KDC)));
+    let tgt = r.tgt(client::default_options());
+    let in_if_relevant = |inner: asn1::AuthorizationDataValue| {
+        ad(1, msg::encode("AD-IF-RELEVANT", &vec![inner]).unwrap())
+    };
+    let cases = [
+        ("AD-KDC-ISSUED", vec![ad(4, vec![0x30, 0x00])]),
+        ("WIN2K-PAC", vec![ad(-2, vec![]), ad(128, vec![0; 16])]),
+        (
+            "CAMMAC in AD-IF-RELEVANT",
+            vec![in_if_relevant(ad(96, vec![0x30, 0x00]))],
+        ),
+    ];
+    for (what, authz) in cases {
+        let reply = r.kdc.udp(&tgs_req_adding(&r, &tgt, &authz));
+        assert_eq!(error_code(&reply), err::KDC_ERR_POLICY, "{what}");
+    }
+    assert!(
+        r.kdc
+            .wait_audit(|l| l.contains("reason=\"authdata_kdc_only\"")),
+        "{}",
+        tail(&r.kdc)
+    );
+    let harmless = vec![in_if_relevant(ad(-42, b"app".to_vec()))];
+    let reply = r.kdc.udp(&tgs_req_adding(&r, &tgt, &harmless));
+    assert_eq!(
+        reply.first(),
+        Some(&0x6d),
+        "TGS-REP expected: {}",
+        tail(&r.kdc)
+    );
+}
+
+/// A TGT with addresses is good only from one of them (RFC 4120
+/// §3.3.3.1): KRB_AP_ERR_BADADDR from elsewhere.
+#[test]
+fn tgt_with_addresses_is_good_only_from_them() {
+    let r = Realm::start(DevKdc::start(Path::new(KDC)));
+    let tgt_for = |octets: [u8; 4]| {
+        let nonce = rand_nonce();
+        let req = r.as_req_with(nonce, |q| {
+            q.0.req_body.addresses = Some(vec![HostAddress {
+                addr_type: HostAddress::IPV4,
+                address: octets.to_vec().into(),
+            }]);
+        });
+        client::open_as_rep(&r.kdc.udp(&req), &r.key, nonce).expect("TGT with an address")
+    };
+    // The test talks to the KDC from 127.0.0.1.
+    let here = tgt_for([127, 0, 0, 1]);
+    let nonce = rand_nonce();
+    let reply = r
+        .kdc
+        .udp(&r.tgs_req(&here, &r.service, nonce, 0, client::default_options()));
+    client::open_tgs_rep(&reply, &here, None, nonce).expect("TGS from the TGT's address");
+
+    let elsewhere = tgt_for([192, 0, 2, 9]);
+    let reply = r.kdc.udp(&r.tgs_req(
+        &elsewhere,
+        &r.service,
+        rand_nonce(),
+        0,
+        client::default_options(),
+    ));
+    assert_eq!(error_code(&reply), err::KRB_AP_ERR_BADADDR);
+    assert!(
+        r.kdc
+            .wait_audit(|l| l.contains("reason=\"ticket_address_mismatch\"")),
+        "{}",
+        tail(&r.kdc)
     );
 }

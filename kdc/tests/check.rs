@@ -496,6 +496,47 @@ fn keytab_without_the_mps_key() {
     );
 }
 
+/// The provisioning server answers only the KDC's pkt-eue-7 name, so it
+/// must be one nobody can get tickets as: not a keyed principal (the demo
+/// user), not a device name.
+#[test]
+fn mps_kdc_principal_that_others_can_hold() {
+    for (name, why) in [
+        ("demo@PKTC.TEST", "has keys in the keytab"),
+        ("mta/x.pktc.test@PKTC.TEST", "is a device name"),
+    ] {
+        let realm = Realm::new();
+        realm.edit_config(|c| {
+            *c = c.replacen(
+                "[mps]\n",
+                &format!("[mps]\nkdc_principal = \"{name}\"\n"),
+                1,
+            );
+        });
+        expect(
+            &realm.check(&[]),
+            1,
+            &[
+                "error: mps.kdc_principal",
+                "cannot be the KDC's pkt-eue-7 name",
+                why,
+            ],
+        );
+    }
+    // A name without keys is fine.
+    let realm = Realm::new();
+    realm.edit_config(|c| {
+        *c = c.replacen(
+            "[mps]\n",
+            "[mps]\nkdc_principal = \"pktc-kdc/kdc.pktc.test@PKTC.TEST\"\n",
+            1,
+        );
+    });
+    let (code, out) = realm.check(&[]);
+    assert!(!out.contains("mps.kdc_principal"), "{out}");
+    assert_eq!(code, 0, "{out}");
+}
+
 #[test]
 fn listen_port_in_use() {
     let realm = Realm::new();

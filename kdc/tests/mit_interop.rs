@@ -122,6 +122,33 @@ fn mit_renews_a_renewable_tgt() {
     assert!(audited(&kdc, "tgs", "udp", "ok"), "{}", kdc.log());
 }
 
+/// MIT `kinit -R` on a renewable TGT that has ended (short life, 1 s
+/// skew) fails: the KDC refuses the renewal with KRB_AP_ERR_TKT_EXPIRED.
+#[test]
+fn mit_cannot_renew_an_expired_tgt() {
+    let kdc = DevKdc::start_with(Path::new(KDC), |cfg| {
+        *cfg = cfg.replace("clock_skew_secs = 300", "clock_skew_secs = 1");
+        assert!(cfg.contains("clock_skew_secs = 1\n"), "{cfg}");
+    });
+    let conf = kdc.realm_path("krb5.conf");
+    let cc = kdc.dir.path("cc");
+    let (ok, out) = kinit(&kdc, &conf, &cc, &["-r", "1h", "-l", "2s"]);
+    assert!(ok, "{out}\n{}", kdc.log());
+    let (_, out) = run(mit("klist", &conf, &cc).arg("-f"), "");
+    assert!(out.contains("renew until"), "{out}");
+    // Past the end time and the skew; renew-till is an hour away.
+    std::thread::sleep(Duration::from_millis(4200));
+    let (ok, out) = run(mit("kinit", &conf, &cc).arg("-R"), "");
+    assert!(!ok, "an expired TGT was renewed: {out}\n{}", kdc.log());
+    assert!(
+        kdc.wait_audit(|l| l.contains("exchange=\"tgs\"")
+            && l.contains("error_code=32")
+            && l.contains("reason=\"ticket_expired\"")),
+        "{out}\n{}",
+        kdc.log()
+    );
+}
+
 #[test]
 fn mit_klist_reads_the_dev_keytab() {
     let kdc = DevKdc::start(Path::new(KDC));

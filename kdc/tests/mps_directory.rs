@@ -31,9 +31,9 @@ async fn responder(key: Key, fqdn: &str) -> (SocketAddr, tokio::task::JoinHandle
     )]));
     let task = tokio::spawn(serve(
         sock,
-        move |_: EncType, _: Option<u32>| Some(key.clone()),
+        move |_: &Principal, _: EncType, _: Option<u32>| Some(key.clone()),
         move |mac: [u8; 6]| std::future::ready(Ok(table.get(&mac).cloned())),
-        300,
+        fqdn_map::framing::AcceptPolicy::krbtgt_of(["PKTC.TEST"], 300),
         |_, _| {},
     ));
     (addr, task)
@@ -61,6 +61,7 @@ fn directory(
         skew: 300,
         enterprise: 4491,
         checksum_type: None,
+        check_sender: true,
     };
     MpsDirectory {
         client: MpsClient::new(cfg, Principal::krbtgt("PKTC.TEST")),

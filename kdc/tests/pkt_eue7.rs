@@ -2,20 +2,26 @@
 //! realm's provisioning-server stand-in (`pktc-kdc mps-responder`) about
 //! each PKINIT device and refuses a device whose FQDN or source address
 //! disagree, whose MAC is unknown, or when the server is silent; it
-//! recovers when the server returns.
+//! recovers when the server returns. The stand-in answers only the KDC:
+//! not a user's own `mtaprovsrvr` ticket (from MIT kvno), not a request
+//! whose KRB_SAFE names another sender; the KDC checks the server's
+//! KRB_SAFE timestamps with its own `policy.clock_skew_secs`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
+use fqdn_map::codec::{FqdnRequest, Message};
+use fqdn_map::framing::{AcceptPolicy, ApClient, Requester, Responder};
 use krb::client::{self, RequestBody};
-use krb::crypto::EncType;
+use krb::crypto::{EncType, Key};
+use krb::keytab::Keytab;
 use krb::msg::consts::err;
 use krb::msg::{self, time};
 use krb::principal::{Principal, name_type};
 use pkinit::client::{self as pkclient, DeviceIdentity};
-use testkit::DevKdc;
+use testkit::{DevKdc, mit, read_ccache, run};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
 
@@ -79,6 +85,18 @@ fn send(addr: SocketAddr, req: &[u8]) -> i32 {
     }
 }
 
+/// Waits (up to 5 s) until the stand-in's log satisfies `pred`.
+fn mps_logged(kdc: &DevKdc, pred: impl Fn(&str) -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !pred(&kdc.mps_log()) {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 fn audited(kdc: &DevKdc, reason: &str) -> bool {
     kdc.wait_audit(|l| l.contains(&format!("reason=\"{reason}\"")))
 }
@@ -96,10 +114,10 @@ fn matching_devices_are_served_in_both_reply_forms() {
             kdc.mps_log()
         );
     }
-    // The stand-in answered both (device 1 in the 1.x form, device 2 in the E-UE form).
-    assert_eq!(
-        kdc.mps_log().matches("outcome=\"answered\"").count(),
-        2,
+    // The stand-in answered both (device 1 in the 1.x form, device 2 in the
+    // E-UE form); it logs just after sending, so the line may trail the reply.
+    assert!(
+        mps_logged(&kdc, |log| log.matches("outcome=\"answered\"").count() == 2),
         "{}",
         kdc.mps_log()
     );
@@ -358,4 +376,244 @@ fn configured_checksum_type_is_used() {
         "{}",
         kdc.mps_log()
     );
+}
+
+/// An MTA FQDN Request for dev device 0's MAC (one the stand-in knows).
+fn fqdn_request() -> Vec<u8> {
+    Message::Request(FqdnRequest {
+        enterprise: 4491,
+        mac: [0x00, 0x10, 0x95, 0x00, 0x00, 0x01],
+        pubkey_hash: [0; 20],
+        revocation_time: 0,
+    })
+    .encode()
+    .unwrap()
+}
+
+/// The stand-in's `mtaprovsrvr` key for `etype`, from its keytab.
+fn mps_key(kdc: &DevKdc, etype: EncType, kvno: Option<u32>) -> Option<(Key, u32)> {
+    let kt = Keytab::read_file(&kdc.realm_path("mps.keytab")).unwrap();
+    let svc = Principal::parse(&kdc.get("service_principal"), None).unwrap();
+    let e = kt.find(&svc, etype.as_i32(), kvno)?;
+    Some((Key::new(etype, &e.key).unwrap(), e.kvno))
+}
+
+/// A request as the KDC makes it (its own ticket, `krbtgt/REALM` as
+/// client), claiming `sender` in the KRB_SAFE.
+fn kdc_request(kdc: &DevKdc, sender: &str) -> (Vec<u8>, fqdn_map::framing::Pending) {
+    let realm = kdc.get("realm");
+    let service = Principal::parse(&kdc.get("service_principal"), None).unwrap();
+    let (key, kvno) = mps_key(kdc, EncType::Aes256CtsHmacSha196, None).unwrap();
+    let kdc_name = Principal::krbtgt(&realm);
+    Requester {
+        kdc_name: &kdc_name,
+        service: &service,
+        service_key: &key,
+        kvno,
+        checksum_type: None,
+        ticket_life: 300,
+    }
+    .request(&fqdn_request(), sender.parse().unwrap(), time::now())
+    .unwrap()
+}
+
+/// Sends one datagram to the stand-in from 127.0.0.1; its answer, if any,
+/// and its audit line about the request.
+fn ask_mps(kdc: &DevKdc, datagram: &[u8]) -> (Option<Vec<u8>>, String) {
+    let lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("exchange=\"mps-lookup\""))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = lines(&kdc.mps_log()).len();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mps: SocketAddr = kdc.get("mps").parse().unwrap();
+    sock.send_to(datagram, mps).unwrap();
+    assert!(
+        mps_logged(kdc, |log| lines(log).len() > before),
+        "the stand-in did not log the request:\n{}",
+        kdc.mps_log()
+    );
+    let line = lines(&kdc.mps_log())[before].clone();
+    let mut buf = vec![0u8; 65536];
+    let answer = if line.contains("outcome=\"answered\"") {
+        // Logged just after sending: the answer is on its way.
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let n = sock.recv(&mut buf).expect("the answer the stand-in logged");
+        Some(buf[..n].to_vec())
+    } else {
+        // Refused: nothing was sent, so nothing can be waiting.
+        sock.set_nonblocking(true).unwrap();
+        match sock.recv(&mut buf) {
+            Ok(n) => Some(buf[..n].to_vec()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(e) => panic!("recv: {e}"),
+        }
+    };
+    (answer, line)
+}
+
+/// Any TGT holder can get an `mtaprovsrvr` ticket by TGS (and any MTA by
+/// PKINIT): with the demo user's own ticket from MIT kvno, the stand-in
+/// does not answer and says why; the KDC's own ticket is answered.
+#[test]
+fn a_users_mtaprovsrvr_ticket_gets_no_answer() {
+    let kdc = DevKdc::start(Path::new(KDC));
+    let conf = kdc.realm_path(&kdc.get("krb5_conf"));
+    let cc = kdc.dir.path("cc");
+    let (user, password) = kdc.password();
+    let (ok, out) = run(
+        mit("kinit", &conf, &cc).arg(&user),
+        &format!("{password}\n"),
+    );
+    assert!(ok, "kinit: {out}\n{}", kdc.log());
+    let svc = kdc.get("service_principal");
+    let (ok, out) = run(mit("kvno", &conf, &cc).arg(&svc), "");
+    assert!(ok, "kvno: {out}\n{}", kdc.log());
+    let cred = read_ccache(&cc)
+        .into_iter()
+        .find(|c| c.server == svc)
+        .expect("kvno stored the mtaprovsrvr ticket");
+    assert_eq!(cred.client, user);
+
+    // The user presents that ticket for a known MAC.
+    let ticket: msg::Ticket = msg::decode("Ticket", &cred.ticket).unwrap();
+    let session = Key::new(EncType::from_i32(cred.enctype).unwrap(), &cred.key).unwrap();
+    let client = Principal::parse(&user, None).unwrap();
+    let ap = ApClient {
+        name: &client,
+        session_key: session,
+        checksum_type: None,
+    };
+    let (datagram, _) = ap
+        .request(
+            ticket,
+            &fqdn_request(),
+            "127.0.0.1".parse().unwrap(),
+            time::now(),
+        )
+        .unwrap();
+    let (answer, line) = ask_mps(&kdc, &datagram);
+    assert!(answer.is_none(), "the stand-in answered a user: {line}");
+    assert!(
+        line.contains("outcome=\"refused\"")
+            && line.contains(&format!("ticket client {user} is not the KDC")),
+        "{line}"
+    );
+
+    // The KDC's own request from the same address is answered.
+    let (datagram, pending) = kdc_request(&kdc, "127.0.0.1");
+    let (answer, line) = ask_mps(&kdc, &datagram);
+    let answer = answer.unwrap_or_else(|| panic!("no answer to the KDC: {line}"));
+    let mps: SocketAddr = kdc.get("mps").parse().unwrap();
+    let data = pending
+        .open_reply(&answer, Some(mps.ip()), time::now().0, 300)
+        .unwrap();
+    assert!(matches!(
+        fqdn_map::codec::decode(&data).unwrap(),
+        Message::Reply(r) if r.fqdn == "mta-001095000001.pktc.test"
+    ));
+}
+
+/// A genuine request whose KRB_SAFE names another sender than the
+/// datagram's source (a captured request replayed from elsewhere) gets no
+/// answer, and the stand-in says why.
+#[test]
+fn a_request_whose_krb_safe_names_another_sender_gets_no_answer() {
+    let kdc = DevKdc::start(Path::new(KDC));
+    let (datagram, _) = kdc_request(&kdc, "192.0.2.7");
+    let (answer, line) = ask_mps(&kdc, &datagram);
+    assert!(answer.is_none(), "answered: {line}");
+    assert!(
+        line.contains("KRB_SAFE sender address 192.0.2.7 is not the datagram's source 127.0.0.1"),
+        "{line}"
+    );
+    let (datagram, _) = kdc_request(&kdc, "127.0.0.1");
+    let (answer, line) = ask_mps(&kdc, &datagram);
+    assert!(answer.is_some(), "{line}");
+}
+
+/// A provisioning server in place of the stand-in (on its addresses)
+/// whose KRB_SAFE timestamps run `offset` seconds behind; it answers every
+/// request for the known MAC until the test ends.
+fn skewed_mps(kdc: &DevKdc, offset: i64) {
+    let port = kdc.get("mps").parse::<SocketAddr>().unwrap().port();
+    for ip in ["127.0.0.1", "::1"] {
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
+        // [::1] only where the realm has it.
+        let Ok(sock) = std::net::UdpSocket::bind(addr) else {
+            assert_ne!(ip, "127.0.0.1", "the stand-in's port is not free");
+            continue;
+        };
+        let keytab = Keytab::read_file(&kdc.realm_path("mps.keytab")).unwrap();
+        std::thread::spawn(move || skewed_mps_serve(&sock, &keytab, offset));
+    }
+}
+
+fn skewed_mps_serve(sock: &std::net::UdpSocket, keytab: &Keytab, offset: i64) {
+    let keys = |p: &Principal, e: EncType, kvno: Option<u32>| {
+        let entry = keytab.find(p, e.as_i32(), kvno)?;
+        Key::new(e, &entry.key).ok()
+    };
+    let policy = AcceptPolicy::krbtgt_of(["PKTC.TEST"], 300);
+    let replay = krb::replay::ReplayCache::new(Duration::from_secs(600), 1000);
+    let table = std::collections::HashMap::from([(
+        [0x00, 0x10, 0x95, 0x00, 0x00, 0x01],
+        fqdn_map::responder::TableEntry {
+            fqdn: "mta-001095000001.pktc.test".into(),
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+        },
+    )]);
+    let local = sock.local_addr().unwrap().ip();
+    let mut buf = vec![0u8; 65536];
+    while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+        let responder = Responder {
+            keys: &keys,
+            policy: &policy,
+            replay: &replay,
+            checksum_type: None,
+        };
+        let (now, usec) = time::now();
+        let (accepted, req) =
+            fqdn_map::responder::accept_request(&responder, &buf[..n], peer.ip(), now)
+                .unwrap_or_else(|e| panic!("not the KDC's request: {e}"));
+        let reply = fqdn_map::responder::reply_to(
+            &responder,
+            &accepted,
+            table.get(&req.mac),
+            req.enterprise,
+            local,
+            (now - offset, usec),
+        )
+        .unwrap();
+        let _ = sock.send_to(&reply, peer);
+    }
+}
+
+/// The KDC checks the server's KRB_SAFE timestamps with
+/// `policy.clock_skew_secs` (here 30 s), not a fixed 300 s: a server 100 s
+/// behind is an error, one 10 s behind is fine.
+#[test]
+fn krb_safe_skew_is_policy_clock_skew() {
+    for (offset, expect) in [(10, 0), (100, err::KDC_ERR_C_PRINCIPAL_UNKNOWN)] {
+        let mut kdc = DevKdc::start_prepared(Path::new(KDC), |_, cfg| {
+            *cfg = cfg
+                .replace("clock_skew_secs = 300", "clock_skew_secs = 30")
+                .replace("cache_ttl_secs = 300", "cache_ttl_secs = 0");
+            assert!(cfg.contains("clock_skew_secs = 30\n"), "{cfg}");
+        });
+        kdc.stop_mps();
+        skewed_mps(&kdc, offset);
+        let (dev, cname) = device(&kdc, 0);
+        assert_eq!(
+            send(kdc.addr, &request(&kdc, &dev, &cname, 50)),
+            expect,
+            "server {offset} s behind\n{}",
+            kdc.log()
+        );
+        if expect != 0 {
+            assert!(audited(&kdc, "device_mps_error"), "{}", kdc.log());
+        }
+    }
 }

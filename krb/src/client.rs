@@ -170,7 +170,16 @@ pub fn tgs_req(
     body: &RequestBody<'_>,
     auth: &TgsAuth<'_>,
 ) -> Result<Vec<u8>, ClientError> {
-    let body = body.to_asn1()?;
+    tgs_req_with_body(tgt, body.to_asn1()?, auth)
+}
+
+/// As [`tgs_req`] for a body the caller built (e.g. with
+/// enc-authorization-data or additional tickets).
+pub fn tgs_req_with_body(
+    tgt: &Credentials,
+    body: KdcReqBody,
+    auth: &TgsAuth<'_>,
+) -> Result<Vec<u8>, ClientError> {
     let body_der = msg::encode("KDC-REQ-BODY", &body)?;
     let ctype: ChecksumType = tgt.session_key.etype().checksum_type();
     let cksum = tgt

@@ -23,7 +23,6 @@
 //! big-endian for them.
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 
 use zeroize::Zeroizing;
@@ -210,49 +209,11 @@ impl Keytab {
         Keytab::parse(&bytes)
     }
 
-    /// Writes the keytab atomically: a temporary file in the same directory
-    /// (mode 0600 on unix) is written, synced and renamed over `path`.
+    /// Writes the keytab atomically with mode 0600 from its first byte
+    /// ([`crate::atomic_file::write_private`]).
     pub fn write_file(&self, path: &Path) -> Result<(), KeytabError> {
         let bytes = Zeroizing::new(self.to_bytes()?);
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = path
-            .file_name()
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "keytab path has no file name",
-                )
-            })?
-            .to_string_lossy();
-        let mut attempt = 0u32;
-        let (tmp_path, mut file) = loop {
-            let tmp = dir.join(format!(".{name}.tmp.{}.{attempt}", std::process::id()));
-            match open_private(&tmp) {
-                Ok(f) => break (tmp, f),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let result = file
-            .write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .and_then(|()| std::fs::rename(&tmp_path, path));
-        drop(file);
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp_path);
-            return Err(e.into());
-        }
-        // Make the rename durable; some file systems refuse to sync a
-        // directory, which does not undo the write.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        Ok(crate::atomic_file::write_private(path, &bytes)?)
     }
 
     /// The entry for `principal` (compared with [`Principal::same_name`]) and
@@ -285,17 +246,6 @@ impl Keytab {
             None => Vec::new(),
         }
     }
-}
-
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
 }
 
 fn parse_entry(record: &[u8], version: u8) -> Result<KeytabEntry, KeytabError> {

@@ -490,7 +490,8 @@ pub fn rsa_reply(
                 nonce: (req.nonce as i64).into(),
             };
             (
-                msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?,
+                // Holds the reply key: wiped when dropped.
+                zeroize::Zeroizing::new(msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?),
                 policy.packetcable_digest,
                 policy.packetcable_cipher,
             )
@@ -505,7 +506,7 @@ pub fn rsa_reply(
                 },
             };
             (
-                msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?,
+                zeroize::Zeroizing::new(msg::encode("ReplyKeyPack", &pack).map_err(reply_err)?),
                 MessageDigest::sha256(),
                 Cipher::aes_256_cbc(),
             )

@@ -2,6 +2,7 @@
 //! binaries as separate processes); this crate finds them, isolates them
 //! and cleans up. A missing tool fails the test with the install command.
 
+mod ccache;
 mod devkdc;
 mod http_server;
 mod pty;
@@ -9,6 +10,7 @@ mod redis;
 mod rng;
 pub mod wire;
 
+pub use ccache::{CcacheCred, parse_ccache, read_ccache};
 pub use devkdc::{DevKdc, init_dev_realm};
 pub use http_server::HttpServer;
 pub use pty::Pty;

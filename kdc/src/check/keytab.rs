@@ -84,5 +84,15 @@ pub(super) fn check(ctx: &mut Ctx, cfg: &Config) -> Option<PrincipalDb> {
             db.len()
         ));
     }
+    // The provisioning server answers only this name: nobody may get tickets as it.
+    if let Some(m) = &cfg.mps
+        && let Err(e) = crate::mps_directory::kdc_name(m, &cfg.realm, &db)
+    {
+        ctx.error(
+            "mps.kdc_principal",
+            format!("cannot be the KDC's pkt-eue-7 name: {e:#}"),
+            "remove it for the default krbtgt/REALM, or name a principal without keys",
+        );
+    }
     Some(db)
 }

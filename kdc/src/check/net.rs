@@ -183,13 +183,10 @@ pub(super) fn remote(ctx: &mut Ctx, cfg: &Config, db: Option<&PrincipalDb>) {
                 "provisioning servers not probed (--probe sends each address one request)",
             );
         } else if let Some(db) = db {
-            match crate::mps_directory::client_from_config(m, &cfg.realm) {
-                Ok(c) => client = Some(Arc::new(c)),
-                Err(e) => ctx.error(
-                    "mps.kdc_principal",
-                    format!("is not a principal name: {e:#}"),
-                    "correct it (or remove it for the default krbtgt/REALM)",
-                ),
+            let skew = cfg.policy.clock_skew_secs as i64;
+            // An unusable mps.kdc_principal is reported with the keytab.
+            if let Ok(c) = crate::mps_directory::client_from_config(m, &cfg.realm, skew, db) {
+                client = Some(Arc::new(c));
             }
             for s in &m.servers {
                 match crate::mps_directory::server_target(s, &cfg.realm, db) {

@@ -2,6 +2,7 @@
 //! (8-bit flag strings, fractional KerberosTime) closed behind checked
 //! constructors in [`time`] and [`flags`].
 
+pub mod address;
 pub mod consts;
 pub mod flags;
 pub mod raw;
