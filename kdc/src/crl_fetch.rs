@@ -363,7 +363,7 @@ impl CrlFetcher {
             return;
         };
         let path = cache_path(dir, issuer);
-        if let Err(e) = write_atomically(&path, crl.der()) {
+        if let Err(e) = krb::atomic_file::write_public(&path, crl.der()) {
             tracing::warn!(file = %path.display(), error = %e, "writing the CRL cache failed; the CRL is in use from memory");
         }
     }
@@ -529,16 +529,6 @@ pub fn cached_crls(dir: &Path, max_bytes: usize) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn cache_path(dir: &Path, issuer: &str) -> PathBuf {
     let digest = sha2::Sha256::digest(issuer.as_bytes());
     dir.join(format!("{}.crl", hex::encode(&digest[..8])))
-}
-
-/// Writes `data` to a hidden temporary file beside `path`, then renames it.
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Uniform in [0, 1), for jitter.

@@ -66,14 +66,8 @@ pub fn revoke(
     let crl = certs::pki::crl_of_serials(ca, &serials, spec).context("signing the CRL")?;
     let pem = out.extension().is_some_and(|e| e == "pem");
     let bytes = if pem { crl.to_pem()? } else { crl.to_der()? };
-    let name = out
-        .file_name()
-        .context("--out must name a file")?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = out.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    krb::atomic_file::write_public(out, &bytes)
+        .with_context(|| format!("writing {}", out.display()))?;
     Ok(Revoked {
         out: out.to_owned(),
         number: spec.number,
