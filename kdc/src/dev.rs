@@ -409,6 +409,7 @@ fn write_mps_responder(
         table: Some(MPS_TABLE.into()),
         redis: None,
         skew_secs: 300,
+        reply_form: Default::default(),
     };
     std::fs::write(dir.join(MPS_CONFIG), toml::to_string_pretty(&cfg)?)?;
     Ok(())
