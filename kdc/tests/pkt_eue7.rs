@@ -96,13 +96,14 @@ fn matching_devices_are_served_in_both_reply_forms() {
             kdc.mps_log()
         );
     }
-    // The stand-in answered both (device 1 in the 1.x form, device 2 in the E-UE form).
-    assert_eq!(
-        kdc.mps_log().matches("outcome=\"answered\"").count(),
-        2,
-        "{}",
-        kdc.mps_log()
-    );
+    // The stand-in answered both (device 1 in the 1.x form, device 2 in the
+    // E-UE form); it writes its audit line just after sending the reply.
+    let answered = || kdc.mps_log().matches("outcome=\"answered\"").count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while answered() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(answered(), 2, "{}", kdc.mps_log());
 }
 
 #[test]
@@ -395,6 +396,61 @@ fn ask_stand_in(kdc: &DevKdc, user_data: &[u8]) -> Option<Vec<u8>> {
     Some(pending.open_reply(&buf[..n], time::now().0, 300).unwrap())
 }
 
+/// An MTA FQDN Request's bytes with this enterprise number and MAC (hex).
+fn request_for(enterprise: &str, mac: &str) -> Vec<u8> {
+    let hex = format!("01{enterprise}01{mac}{}00000000", "ab".repeat(20));
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The stand-in's reply forms (PKT-SP-EUE-PROV-I05 §6.1.7): by default the
+/// 1.x form for a device with one IPv4 address and Table 1 for one with
+/// IPv4 + IPv6; with `reply_form = "table1"` Table 1 for both, which the
+/// KDC accepts (MIT-free PKINIT through the lookup succeeds).
+#[test]
+fn reply_form_auto_and_table1() {
+    let is_table1 = |kdc: &DevKdc, mac: &str| {
+        let reply = ask_stand_in(kdc, &request_for("00000001", mac))
+            .unwrap_or_else(|| panic!("no answer:\n{}", kdc.mps_log()));
+        match fqdn_map::decode(&reply).unwrap() {
+            fqdn_map::Message::Reply(_) => false,
+            fqdn_map::Message::EueReply(_) => true,
+            other => panic!("{other:?}"),
+        }
+    };
+    let auto = realm(|_| {});
+    assert!(!is_table1(&auto, "001095000001"));
+    assert!(is_table1(&auto, "001095000002"));
+    drop(auto);
+    let table1 = DevKdc::start_prepared(Path::new(KDC), |dir, cfg| {
+        *cfg = cfg
+            .replace("cache_ttl_secs = 300", "cache_ttl_secs = 0")
+            .replace("negative_cache_secs = 30", "negative_cache_secs = 0");
+        let path = dir.join("mps-responder.toml");
+        let mps = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{mps}reply_form = \"table1\"\n")).unwrap();
+    });
+    assert!(
+        table1.mps_log().contains("reply_form=Table1"),
+        "{}",
+        table1.mps_log()
+    );
+    assert!(is_table1(&table1, "001095000001"));
+    assert!(is_table1(&table1, "001095000002"));
+    for (i, nonce) in [(0usize, 60u32), (1, 61)] {
+        let (dev, cname) = device(&table1, i);
+        assert_eq!(
+            send(table1.addr, &request(&table1, &dev, &cname, nonce)),
+            0,
+            "device {i}\n{}\n{}",
+            table1.log(),
+            table1.mps_log()
+        );
+    }
+}
+
 /// The enterprise number (PKT-SP-EUE-PROV-I05 Table 1: "1 = PacketCable"):
 /// the KDC sends 1 by default and 4491 when configured, the stand-in
 /// answers either with the number it was asked with, and refuses any
@@ -415,19 +471,8 @@ fn enterprise_number_1_by_default_4491_configurable_others_refused() {
         kdc.log(),
         kdc.mps_log()
     );
-    let request_with = |enterprise: &str| {
-        let hex = format!(
-            "01{enterprise}01 001095000001 {} 00000000",
-            "ab".repeat(20)
-        );
-        let hex: String = hex.split_whitespace().collect();
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect::<Vec<u8>>()
-    };
     for (enterprise, n) in [("00000001", 1u32), ("0000118b", 4491)] {
-        let reply = ask_stand_in(&kdc, &request_with(enterprise))
+        let reply = ask_stand_in(&kdc, &request_for(enterprise, "001095000001"))
             .unwrap_or_else(|| panic!("no answer to enterprise {n}:\n{}", kdc.mps_log()));
         let msg = fqdn_map::decode(&reply).unwrap();
         let got = match msg {
@@ -438,7 +483,10 @@ fn enterprise_number_1_by_default_4491_configurable_others_refused() {
         assert_eq!(got, n);
     }
     for enterprise in ["00000007", "00000000", "ffffffff"] {
-        assert_eq!(ask_stand_in(&kdc, &request_with(enterprise)), None);
+        assert_eq!(
+            ask_stand_in(&kdc, &request_for(enterprise, "001095000001")),
+            None
+        );
     }
     let log = kdc.mps_log();
     for n in [7u32, 0, u32::MAX] {
