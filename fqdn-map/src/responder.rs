@@ -119,8 +119,13 @@ pub fn respond(
 /// not authenticate get no reply (a provisioning server should not answer
 /// strangers); `on_request` sees every outcome (for logs and metrics).
 /// Replies take the [`ReplyForm::Auto`] form; see [`serve_in_form`].
-pub async fn serve<K, L, Fut, F>(sock: tokio::net::UdpSocket, keys: K, lookup: L, skew: i64, on_request: F)
-where
+pub async fn serve<K, L, Fut, F>(
+    sock: tokio::net::UdpSocket,
+    keys: K,
+    lookup: L,
+    skew: i64,
+    on_request: F,
+) where
     K: Fn(krb::crypto::EncType, Option<u32>) -> Option<krb::crypto::Key> + Sync,
     L: Fn([u8; 6]) -> Fut,
     Fut: std::future::Future<Output = Result<Option<TableEntry>, String>>,

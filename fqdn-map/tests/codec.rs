@@ -298,7 +298,11 @@ fn enterprise_number_is_1_or_4491() {
     assert_eq!(DEFAULT_ENTERPRISE, 1);
     assert_eq!(CABLELABS_ENTERPRISE, 4491);
     let bodies = [
-        ("01", "01", "001095000001 abababababababababababababababababababab 00000000"),
+        (
+            "01",
+            "01",
+            "001095000001 abababababababababababababababababababab 00000000",
+        ),
         ("02", "01", "6d7461312e706b74632e74657374 0a010203"),
         ("03", "01", "00000007"),
         ("03", "02", "01 c0000207 00 01 61"),

@@ -500,7 +500,11 @@ fn enterprise_number_1_by_default_4491_configurable_others_refused() {
     testkit::init_dev_realm(Path::new(KDC), &dir.path("realm"));
     let cfg = dir.path("realm/config.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("\nenterprise = 1\n", "\nenterprise = 7\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("\nenterprise = 1\n", "\nenterprise = 7\n"),
+    )
+    .unwrap();
     let (ok, out) = testkit::run(
         std::process::Command::new(KDC).args(["check", "--config", cfg.to_str().unwrap()]),
         "",
