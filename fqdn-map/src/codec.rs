@@ -104,7 +104,7 @@ pub enum Message {
 
 /// An FQDN as hostnames are written: LDH labels of 1..=63 characters
 /// separated by dots, 1..=253 characters, an optional trailing dot dropped.
-fn check_fqdn(bytes: &[u8]) -> Result<String, CodecError> {
+pub fn check_fqdn(bytes: &[u8]) -> Result<String, CodecError> {
     let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
     if bytes.is_empty() {
         return Err(CodecError::BadFqdn("empty"));

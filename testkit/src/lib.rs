@@ -3,6 +3,7 @@
 //! and cleans up. A missing tool fails the test with the install command.
 
 mod devkdc;
+pub mod kea;
 mod pty;
 mod redis;
 mod rng;
