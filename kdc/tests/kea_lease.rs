@@ -399,3 +399,178 @@ fn lease_hook_needs_a_redis_responder_config() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lease-hook needs `redis`"), "{err}");
 }
+
+/// The shipped example Kea configuration passes `kea-dhcp4 -t` (with the
+/// installed hook library's path).
+#[test]
+fn shipped_kea_example_config_passes_kea_check() {
+    let dir = TempDir::new("kea-check");
+    let text = std::fs::read_to_string(repo().join("deploy/kea/kea-dhcp4.json")).unwrap();
+    let conf = dir.path("kea-dhcp4.json");
+    std::fs::write(
+        &conf,
+        text.replace(
+            "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_run_script.so",
+            &run_script_library().display().to_string(),
+        ),
+    )
+    .unwrap();
+    let (out, err) = testkit::run_bounded(
+        Command::new(testkit::require_tool("kea-dhcp4", "kea-dhcp4-server"))
+            .arg("-t")
+            .arg(&conf)
+            .env("KEA_PIDFILE_DIR", dir.root())
+            .env("KEA_LOCKFILE_DIR", dir.root()),
+        b"",
+        "kea-dhcp4 -t",
+    );
+    assert!(
+        out.contains("DHCPSRV_CFGMGR_NEW_SUBNET4")
+            && !err.contains("ERROR")
+            && !out.contains("ERROR"),
+        "{out}{err}"
+    );
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+/// MIT kinit for device `i` until it succeeds (at most `limit`): the
+/// time from `since` and the attempts it took.
+fn kinit_until_accepted(p: &Plant, i: usize, since: Instant, limit: Duration) -> (Duration, u32) {
+    let cc = p.kdc.dir.path(&format!("cc{i}"));
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (ok, out) =
+            p.kdc
+                .kinit_device("krb5_conf_tcp", i, &["-X", "flag_RSA_PROTOCOL=yes"], &cc);
+        if ok {
+            return (since.elapsed(), attempts);
+        }
+        assert!(
+            since.elapsed() < limit,
+            "device {i} still refused: {out}\n{}",
+            p.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Measurement, not a check (`bash bench/kea-lease.sh`; docs/benchmarks.md):
+/// the time from a DHCP lease change to the KDC accepting the device, with
+/// the dev realm's default MPS caches (answers 300 s, "unknown MAC" 30 s).
+#[test]
+#[ignore = "measurement: bash bench/kea-lease.sh"]
+fn measure_lease_to_acceptance() {
+    let rounds: usize = std::env::var("KEA_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let hostname = |i: usize| format!("mta-00109500000{}", i + 1);
+    let mac = |i: usize| [0x00, 0x10, 0x95, 0x00, 0x00, i as u8 + 1];
+    let key = |i: usize| format!("pktc-mps:device:00109500000{}", i + 1);
+    let p = plant(None);
+    let client = DhcpClient::new(p.kea.addr(), MAC);
+    let (mut dora, mut written, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let t = Instant::now();
+        let lease = client.lease(&hostname(0), 0x1000 + r as u32).unwrap();
+        dora.push(t.elapsed());
+        written.push(wait_for(
+            "hash",
+            || !hash(&p.redis, KEY).is_empty(),
+            || p.logs(),
+        ));
+        client.release(lease, 0x2000 + r as u32);
+        let t = Instant::now();
+        removed.push(wait_for(
+            "removal",
+            || hash(&p.redis, KEY).is_empty(),
+            || p.logs(),
+        ));
+        let _ = t;
+    }
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        format!(
+            "min {} / median {} / max {} ms",
+            ms(v[0]),
+            ms(v[v.len() / 2]),
+            ms(v[v.len() - 1])
+        )
+    };
+    println!("rounds: {rounds}");
+    println!(
+        "DORA (scripted client, relayed, loopback): {}",
+        stats(&mut dora)
+    );
+    println!("ACK -> device hash written (hook): {}", stats(&mut written));
+    println!(
+        "RELEASE sent -> hash removed (hook): {}",
+        stats(&mut removed)
+    );
+
+    // A device that asks at once after its lease, unknown to the KDC
+    // before: ACK to the first accepted MIT kinit.
+    for i in 0..3 {
+        let c = DhcpClient::new(p.kea.addr(), mac(i));
+        let lease = c.lease(&hostname(i), 0x3000 + i as u32).unwrap();
+        let ack = Instant::now();
+        let (took, attempts) = kinit_until_accepted(&p, i, ack, Duration::from_secs(40));
+        println!(
+            "device {i}: ACK -> MIT kinit accepted: {} ms, {attempts} attempt(s)",
+            ms(took)
+        );
+        c.release(lease, 0x4000 + i as u32);
+        wait_for(
+            "removal",
+            || hash(&p.redis, &key(i)).is_empty(),
+            || p.logs(),
+        );
+    }
+    // Released: the KDC's cached answer still admits it.
+    let (ok, _) = p.kdc.kinit_device(
+        "krb5_conf_tcp",
+        0,
+        &["-X", "flag_RSA_PROTOCOL=yes"],
+        &p.kdc.dir.path("ccr"),
+    );
+    println!(
+        "device 0 after its release: kinit {}",
+        if ok {
+            "accepted (cached answer)"
+        } else {
+            "refused"
+        }
+    );
+    drop(p);
+
+    // A device refused as unknown (no lease yet) that then gets its lease:
+    // the KDC's negative cache holds the refusal.
+    let p = plant(None);
+    for i in 0..2 {
+        let cc = p.kdc.dir.path(&format!("ccn{i}"));
+        let (ok, _) = p
+            .kdc
+            .kinit_device("krb5_conf_tcp", i, &["-X", "flag_RSA_PROTOCOL=yes"], &cc);
+        assert!(!ok);
+        let refused = Instant::now();
+        let c = DhcpClient::new(p.kea.addr(), mac(i));
+        let lease = c.lease(&hostname(i), 0x5000 + i as u32).unwrap();
+        let ack = Instant::now();
+        let (took, attempts) = kinit_until_accepted(&p, i, ack, Duration::from_secs(40));
+        println!(
+            "device {i} refused, lease {} ms later: ACK -> MIT kinit accepted: {} ms ({attempts} attempts, every 100 ms)",
+            ms(ack - refused),
+            ms(took)
+        );
+        c.release(lease, 0x6000 + i as u32);
+        wait_for(
+            "removal",
+            || hash(&p.redis, &key(i)).is_empty(),
+            || p.logs(),
+        );
+    }
+}
