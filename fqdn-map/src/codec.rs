@@ -8,17 +8,28 @@
 //! | 3 | 2 | eUE FQDN and IP Reply (PKT-SP-EUE-PROV-I05 Table 1): IPv4 count + list, IPv6 count + list, FQDN length + FQDN |
 //!
 //! Every message starts with type (1), enterprise number (4), version (1).
+//! The enterprise number must be 1 (PKT-SP-EUE-PROV-I05 Table 1) or 4491
+//! (CableLabs' IANA number); any other value is malformed.
 //! Type 3 means different things in the two versions, so we parse on the
 //! (type, version) pair. Every length is checked against the datagram;
 //! no count is trusted.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// The enterprise number we send unless configured otherwise: CableLabs'
-/// IANA number (INFERRED, shared PROTOCOL.md §3.2). PKT-SP-EUE-PROV-I05
-/// Table 1 describes the field as "1 = PacketCable"; see the protocol
-/// profile.
-pub const DEFAULT_ENTERPRISE: u32 = 4491;
+/// The enterprise number we send unless configured otherwise: 1, as
+/// PKT-SP-EUE-PROV-I05 Table 1 describes the field ("Network byte order,
+/// MSB first. 1 = PacketCable").
+pub const DEFAULT_ENTERPRISE: u32 = 1;
+/// CableLabs' IANA enterprise number, which some provisioning servers
+/// expect instead (shared PROTOCOL.md §3.2); accepted on input and
+/// configurable for sending.
+pub const CABLELABS_ENTERPRISE: u32 = 4491;
+
+/// Whether `n` is an enterprise number pkt-eue-7 messages may carry: the
+/// spec's 1 or CableLabs' 4491. Anything else is malformed.
+pub fn is_known_enterprise(n: u32) -> bool {
+    n == DEFAULT_ENTERPRISE || n == CABLELABS_ENTERPRISE
+}
 
 const HEADER: usize = 6;
 /// Longest FQDN we accept (RFC 1035: 253 characters without the trailing dot).
@@ -42,6 +53,8 @@ pub enum CodecError {
     BadFqdn(&'static str),
     #[error("error reply body longer than {MAX_ERROR_BODY} bytes")]
     ErrorBodyTooLong,
+    #[error("enterprise number {0} is neither 1 (PacketCable) nor 4491 (CableLabs)")]
+    UnknownEnterprise(u32),
 }
 
 /// MTA FQDN Request (type 1, version 1), KDC → provisioning server.
@@ -91,7 +104,7 @@ pub enum Message {
 
 /// An FQDN as hostnames are written: LDH labels of 1..=63 characters
 /// separated by dots, 1..=253 characters, an optional trailing dot dropped.
-fn check_fqdn(bytes: &[u8]) -> Result<String, CodecError> {
+pub fn check_fqdn(bytes: &[u8]) -> Result<String, CodecError> {
     let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
     if bytes.is_empty() {
         return Err(CodecError::BadFqdn("empty"));
@@ -141,6 +154,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message, CodecError> {
     let msg_type = bytes[0];
     let enterprise = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
     let version = bytes[5];
+    if !is_known_enterprise(enterprise) {
+        return Err(CodecError::UnknownEnterprise(enterprise));
+    }
     let body = &bytes[HEADER..];
     match (msg_type, version) {
         (1, 1) => {
@@ -214,21 +230,25 @@ pub fn decode(bytes: &[u8]) -> Result<Message, CodecError> {
     }
 }
 
-fn header(msg_type: u8, enterprise: u32, version: u8) -> Vec<u8> {
+fn header(msg_type: u8, enterprise: u32, version: u8) -> Result<Vec<u8>, CodecError> {
+    if !is_known_enterprise(enterprise) {
+        return Err(CodecError::UnknownEnterprise(enterprise));
+    }
     let mut out = Vec::with_capacity(64);
     out.push(msg_type);
     out.extend_from_slice(&enterprise.to_be_bytes());
     out.push(version);
-    out
+    Ok(out)
 }
 
 impl Message {
     /// Encodes the message; refuses what its own decoder would refuse
-    /// (bad FQDN, more than 255 addresses of a kind, long error bodies).
+    /// (bad FQDN, more than 255 addresses of a kind, long error bodies, an
+    /// enterprise number other than 1 or 4491).
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
         match self {
             Message::Request(r) => {
-                let mut out = header(1, r.enterprise, 1);
+                let mut out = header(1, r.enterprise, 1)?;
                 out.extend_from_slice(&r.mac);
                 out.extend_from_slice(&r.pubkey_hash);
                 out.extend_from_slice(&r.revocation_time.to_be_bytes());
@@ -236,7 +256,7 @@ impl Message {
             }
             Message::Reply(r) => {
                 let fqdn = check_fqdn(r.fqdn.as_bytes())?;
-                let mut out = header(2, r.enterprise, 1);
+                let mut out = header(2, r.enterprise, 1)?;
                 out.extend_from_slice(fqdn.as_bytes());
                 out.extend_from_slice(&r.ipv4.octets());
                 Ok(out)
@@ -245,7 +265,7 @@ impl Message {
                 if e.body.len() > MAX_ERROR_BODY {
                     return Err(CodecError::ErrorBodyTooLong);
                 }
-                let mut out = header(3, e.enterprise, 1);
+                let mut out = header(3, e.enterprise, 1)?;
                 out.extend_from_slice(&e.body);
                 Ok(out)
             }
@@ -258,7 +278,7 @@ impl Message {
                         count: n1.max(n2),
                     });
                 }
-                let mut out = header(3, r.enterprise, 2);
+                let mut out = header(3, r.enterprise, 2)?;
                 out.push(n1 as u8);
                 r.ipv4
                     .iter()

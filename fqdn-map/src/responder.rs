@@ -15,10 +15,23 @@ pub struct TableEntry {
     pub addresses: Vec<IpAddr>,
 }
 
-/// The reply for `entry`: the PacketCable 1.x form when it has exactly one
-/// address and it is IPv4 (or none: 0.0.0.0 = not supplied), else the E-UE
-/// Table 1 form. Unknown MACs get an MTA FQDN Error Reply.
-pub fn answer(entry: Option<&TableEntry>, enterprise: u32) -> Message {
+/// Which form a known device's reply takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyForm {
+    /// The PacketCable 1.x form when the device has at most one address and
+    /// it is IPv4, else the E-UE Table 1 form (PKT-SP-EUE-PROV-I05 §6.1.7).
+    #[default]
+    Auto,
+    /// Always the E-UE Table 1 form: §6.1.7 says provisioning servers in
+    /// networks with IPv6 clients "MUST support and use" it.
+    Table1,
+}
+
+/// The reply for `entry`: in the `Auto` form, the PacketCable 1.x form when
+/// it has exactly one address and it is IPv4 (or none: 0.0.0.0 = not
+/// supplied), else the E-UE Table 1 form; in the `Table1` form always
+/// Table 1. Unknown MACs get an MTA FQDN Error Reply.
+pub fn answer(entry: Option<&TableEntry>, enterprise: u32, form: ReplyForm) -> Message {
     let Some(e) = entry else {
         return Message::Error(MessageError {
             enterprise,
@@ -26,6 +39,7 @@ pub fn answer(entry: Option<&TableEntry>, enterprise: u32) -> Message {
         });
     };
     match e.addresses.as_slice() {
+        _ if form == ReplyForm::Table1 => table1(e, enterprise),
         [] => Message::Reply(FqdnReply {
             enterprise,
             fqdn: e.fqdn.clone(),
@@ -36,25 +50,32 @@ pub fn answer(entry: Option<&TableEntry>, enterprise: u32) -> Message {
             fqdn: e.fqdn.clone(),
             ipv4: *v4,
         }),
-        addrs => Message::EueReply(EueReply {
-            enterprise,
-            ipv4: addrs
-                .iter()
-                .filter_map(|a| match a {
-                    IpAddr::V4(v) => Some(*v),
-                    _ => None,
-                })
-                .collect::<Vec<Ipv4Addr>>(),
-            ipv6: addrs
-                .iter()
-                .filter_map(|a| match a {
-                    IpAddr::V6(v) => Some(*v),
-                    _ => None,
-                })
-                .collect::<Vec<Ipv6Addr>>(),
-            fqdn: e.fqdn.clone(),
-        }),
+        _ => table1(e, enterprise),
     }
+}
+
+/// The E-UE Table 1 reply (eUE FQDN and IP Reply) for `e`.
+fn table1(e: &TableEntry, enterprise: u32) -> Message {
+    Message::EueReply(EueReply {
+        enterprise,
+        ipv4: e
+            .addresses
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V4(v) => Some(*v),
+                _ => None,
+            })
+            .collect::<Vec<Ipv4Addr>>(),
+        ipv6: e
+            .addresses
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V6(v) => Some(*v),
+                _ => None,
+            })
+            .collect::<Vec<Ipv6Addr>>(),
+        fqdn: e.fqdn.clone(),
+    })
 }
 
 /// Why a request datagram got no answer.
@@ -77,12 +98,13 @@ pub fn respond(
     source: IpAddr,
     local: IpAddr,
     now: (i64, u32),
+    form: ReplyForm,
 ) -> Result<(Vec<u8>, [u8; 6]), RespondError> {
     let (accepted, req) = accept_request(responder, datagram, source, now.0)?;
     let reply = reply_to(
         responder,
         &accepted,
-        table.get(&req.mac),
+        (table.get(&req.mac), form),
         req.enterprise,
         local,
         now,
@@ -96,13 +118,15 @@ pub fn respond(
 /// MAC, answered with an error reply; `Err` = the store failed, answered with
 /// nothing so the KDC neither caches nor trusts it). Datagrams that do
 /// not authenticate, or whose ticket is not the KDC's (`policy`), get no
-/// reply (a provisioning server should not answer strangers); `on_request`
-/// sees every outcome (for logs and metrics).
+/// reply (a provisioning server should not answer strangers); known devices
+/// are answered in reply form `form`; `on_request` sees every outcome (for
+/// logs and metrics).
 pub async fn serve<K, L, Fut, F>(
     sock: tokio::net::UdpSocket,
     keys: K,
     lookup: L,
     policy: AcceptPolicy,
+    form: ReplyForm,
     mut on_request: F,
 ) where
     K: Fn(
@@ -141,7 +165,7 @@ pub async fn serve<K, L, Fut, F>(
                     let reply = reply_to(
                         &responder,
                         &accepted,
-                        entry.as_ref(),
+                        (entry.as_ref(), form),
                         req.enterprise,
                         sender_address(local, peer),
                         now,
@@ -194,16 +218,18 @@ pub fn accept_request(
     }
 }
 
-/// The reply datagram answering an accepted request with `entry`.
+/// The reply datagram answering an accepted request with `entry` in `form`.
+/// `enterprise` is the request's (1 or 4491: the decoder refuses others),
+/// so a KDC gets back the number it sent.
 pub fn reply_to(
     responder: &Responder<'_>,
     accepted: &Accepted,
-    entry: Option<&TableEntry>,
+    (entry, form): (Option<&TableEntry>, ReplyForm),
     enterprise: u32,
     local: IpAddr,
     now: (i64, u32),
 ) -> Result<Vec<u8>, RespondError> {
-    let user_data = answer(entry, enterprise)
+    let user_data = answer(entry, enterprise, form)
         .encode()
         .map_err(|e| RespondError::NotARequest(e.to_string()))?;
     Ok(responder.reply(accepted, &user_data, local, now)?)
@@ -231,18 +257,35 @@ mod tests {
 
     #[test]
     fn reply_form_follows_the_entry() {
+        let auto = ReplyForm::Auto;
         assert!(
-            matches!(answer(Some(&entry(&["10.0.0.1"])), 1), Message::Reply(r) if r.ipv4 == Ipv4Addr::new(10, 0, 0, 1))
+            matches!(answer(Some(&entry(&["10.0.0.1"])), 1, auto), Message::Reply(r) if r.ipv4 == Ipv4Addr::new(10, 0, 0, 1))
         );
         assert!(
-            matches!(answer(Some(&entry(&[])), 1), Message::Reply(r) if r.ipv4.is_unspecified())
+            matches!(answer(Some(&entry(&[])), 1, auto), Message::Reply(r) if r.ipv4.is_unspecified())
         );
         assert!(
-            matches!(answer(Some(&entry(&["::1"])), 1), Message::EueReply(r) if r.ipv6.len() == 1 && r.ipv4.is_empty())
+            matches!(answer(Some(&entry(&["::1"])), 1, auto), Message::EueReply(r) if r.ipv6.len() == 1 && r.ipv4.is_empty())
         );
         assert!(
-            matches!(answer(Some(&entry(&["10.0.0.1", "10.0.0.2"])), 1), Message::EueReply(r) if r.ipv4.len() == 2)
+            matches!(answer(Some(&entry(&["10.0.0.1", "10.0.0.2"])), 1, auto), Message::EueReply(r) if r.ipv4.len() == 2)
         );
-        assert!(matches!(answer(None, 4491), Message::Error(e) if e.enterprise == 4491));
+        assert!(
+            matches!(answer(Some(&entry(&["10.0.0.1", "::1"])), 1, auto), Message::EueReply(r) if r.ipv4.len() == 1 && r.ipv6.len() == 1)
+        );
+        assert!(matches!(answer(None, 4491, auto), Message::Error(e) if e.enterprise == 4491));
+    }
+
+    #[test]
+    fn table1_form_is_used_for_every_known_device() {
+        let t1 = ReplyForm::Table1;
+        assert!(
+            matches!(answer(Some(&entry(&["10.0.0.1"])), 1, t1), Message::EueReply(r) if r.ipv4 == [Ipv4Addr::new(10, 0, 0, 1)] && r.ipv6.is_empty())
+        );
+        assert!(
+            matches!(answer(Some(&entry(&[])), 1, t1), Message::EueReply(r) if r.ipv4.is_empty() && r.ipv6.is_empty() && r.fqdn == "d.pktc.test")
+        );
+        // Unknown MACs still get the error reply: Table 1 has no "unknown" form.
+        assert!(matches!(answer(None, 1, t1), Message::Error(_)));
     }
 }

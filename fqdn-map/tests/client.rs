@@ -43,6 +43,7 @@ async fn responder(key: Key) -> SocketAddr {
         move |_: &Principal, _: EncType, _: Option<u32>| Some(key.clone()),
         move |mac: [u8; 6]| std::future::ready(Ok(table.get(&mac).cloned())),
         AcceptPolicy::krbtgt_of(["PKTC.TEST"], 300),
+        fqdn_map::responder::ReplyForm::Auto,
         |_, _| {},
     ));
     addr
@@ -212,8 +213,16 @@ async fn forging_then_genuine(key: Key) -> (SocketAddr, Arc<std::sync::atomic::A
                 checksum_type: None,
             };
             let now = krb::msg::time::now();
-            let (reply, _) = respond(&responder, &table, &buf[..n], peer.ip(), addr.ip(), now)
-                .expect("a genuine request");
+            let (reply, _) = respond(
+                &responder,
+                &table,
+                &buf[..n],
+                peer.ip(),
+                addr.ip(),
+                now,
+                fqdn_map::responder::ReplyForm::Auto,
+            )
+            .expect("a genuine request");
             let mut forged = reply.clone();
             // The AP-REP's last byte: the end of its ciphertext.
             let (ap_rep, _) = krb::msg::raw::read_tlv(&reply).unwrap();

@@ -288,3 +288,59 @@ fn mutation_smoke() {
         }
     }
 }
+
+/// PKT-SP-EUE-PROV-I05 Table 1: "Network byte order, MSB first. 1 =
+/// PacketCable". We send 1 by default, accept 1 and CableLabs' 4491 in
+/// every message, and refuse any other value as malformed, both ways.
+#[test]
+fn enterprise_number_is_1_or_4491() {
+    use fqdn_map::codec::{CABLELABS_ENTERPRISE, is_known_enterprise};
+    assert_eq!(DEFAULT_ENTERPRISE, 1);
+    assert_eq!(CABLELABS_ENTERPRISE, 4491);
+    let bodies = [
+        (
+            "01",
+            "01",
+            "001095000001 abababababababababababababababababababab 00000000",
+        ),
+        ("02", "01", "6d7461312e706b74632e74657374 0a010203"),
+        ("03", "01", "00000007"),
+        ("03", "02", "01 c0000207 00 01 61"),
+    ];
+    for (msg_type, version, body) in bodies {
+        for (enterprise, ok) in [
+            ("00000001", true),
+            ("0000118b", true),
+            ("00000000", false),
+            ("00000002", false),
+            ("0000118a", false),
+            ("8b110000", false),
+            ("01000000", false),
+            ("ffffffff", false),
+        ] {
+            let bytes = hex(&format!("{msg_type} {enterprise} {version} {body}"));
+            let n = u32::from_str_radix(enterprise, 16).unwrap();
+            match decode(&bytes) {
+                Ok(m) => {
+                    assert!(ok, "{msg_type}/{version} with {n} decoded: {m:?}");
+                    assert_eq!(m.encode().unwrap(), bytes);
+                }
+                Err(e) => {
+                    assert!(!ok, "{msg_type}/{version} with {n}: {e}");
+                    assert_eq!(e, CodecError::UnknownEnterprise(n));
+                }
+            }
+            assert_eq!(is_known_enterprise(n), ok);
+        }
+    }
+    // The encoder refuses what the decoder would.
+    for enterprise in [0, 2, 4490, u32::MAX] {
+        let m = Message::Request(FqdnRequest {
+            enterprise,
+            mac: [0; 6],
+            pubkey_hash: [0; 20],
+            revocation_time: 0,
+        });
+        assert_eq!(m.encode(), Err(CodecError::UnknownEnterprise(enterprise)));
+    }
+}

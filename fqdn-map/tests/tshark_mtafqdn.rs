@@ -1,11 +1,11 @@
 //! Wireshark's own PacketCable MTA FQDN dissector (`pktc.mtafqdn`) decodes
-//! our pkt-eue-7 datagrams: message type, MAC, FQDN and IPv4 with the
-//! values we sent, and no malformed-packet or warning expert info.
+//! our pkt-eue-7 datagrams: message type, enterprise number (1 and 4491),
+//! MAC, FQDN and IPv4 with the values we sent, and no malformed-packet or warning expert info.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use fqdn_map::codec::{FqdnReply, FqdnRequest, Message};
+use fqdn_map::codec::{CABLELABS_ENTERPRISE, DEFAULT_ENTERPRISE, FqdnReply, FqdnRequest, Message};
 use fqdn_map::framing::{AcceptPolicy, Requester, Responder};
 use krb::crypto::{EncType, Key};
 use krb::msg::time;
@@ -23,7 +23,7 @@ fn exchange(reply: Message) -> (Vec<u8>, Vec<u8>) {
     let keys = |_: &Principal, _: EncType, _: Option<u32>| Some(key.clone());
     let policy = AcceptPolicy::krbtgt_of(["PKTC.TEST"], 300);
     let req = Message::Request(FqdnRequest {
-        enterprise: 4491,
+        enterprise: DEFAULT_ENTERPRISE,
         mac: [0x00, 0x10, 0x95, 0xAB, 0xCD, 0xEF],
         pubkey_hash: [0x5A; 20],
         revocation_time: 0,
@@ -66,8 +66,10 @@ fn exchange(reply: Message) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn wireshark_mtafqdn_dissector_reads_our_datagrams() {
+    // Our default enterprise number (1) in the request, CableLabs' 4491 in
+    // the reply: Wireshark reads both.
     let (request, reply) = exchange(Message::Reply(FqdnReply {
-        enterprise: 4491,
+        enterprise: CABLELABS_ENTERPRISE,
         fqdn: "mta-0010950abcdef.pktc.test".into(),
         ipv4: Ipv4Addr::new(10, 20, 30, 40),
     }));
@@ -97,7 +99,7 @@ fn wireshark_mtafqdn_dissector_reads_our_datagrams() {
         "msg-type: krb-ap-req (14)",
         "msg-type: krb-safe (20)",
         "Message Type: MTA FQDN Request (1)",
-        "Enterprise Number: 4491",
+        "Enterprise Number: 1\n",
         "Protocol Version: 1",
         "(00:10:95:ab:cd:ef)",
         "MTA Public Key Hash: 5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
@@ -108,6 +110,7 @@ fn wireshark_mtafqdn_dissector_reads_our_datagrams() {
     let want_reply = [
         "msg-type: krb-ap-rep (15)",
         "Message Type: MTA FQDN Reply (2)",
+        "Enterprise Number: 4491",
         "MTA FQDN: mta-0010950abcdef.pktc.test",
         "MTA IP Address: 10.20.30.40",
     ];

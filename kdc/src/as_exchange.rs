@@ -135,7 +135,7 @@ impl Kdc {
                 return Err(
                     KdcError::new(err::KDC_ERR_PREAUTH_REQUIRED, "preauth_required")
                         .text("Additional pre-authentication required")
-                        .e_data(self.preauth_method_data(client, &client_p, &body.etype)),
+                        .e_data(self.preauth_method_data(client, &body.etype)),
                 );
             }
             None => {
@@ -194,8 +194,11 @@ impl Kdc {
         let padata = preauth.then(|| {
             vec![PaData {
                 r#type: padata::ETYPE_INFO2,
-                value: encode_etype_info2(&[etype_info2_entry(reply_key.key.etype(), &client_p)])
-                    .into(),
+                value: encode_etype_info2(&[etype_info2_entry(
+                    reply_key.key.etype(),
+                    &client.principal,
+                )])
+                .into(),
             }]
         });
         let rep = AsRep(KdcRep {
@@ -245,17 +248,12 @@ impl Kdc {
 
     /// METHOD-DATA for PREAUTH_REQUIRED: ETYPE-INFO2 for the client's keys
     /// in the client's order, then PA-ENC-TIMESTAMP.
-    fn preauth_method_data(
-        &self,
-        client: &PrincipalEntry,
-        client_p: &Principal,
-        requested: &[i32],
-    ) -> Vec<u8> {
+    fn preauth_method_data(&self, client: &PrincipalEntry, requested: &[i32]) -> Vec<u8> {
         let mut entries: Vec<EtypeInfo2Entry> = requested
             .iter()
             .filter_map(|n| EncType::from_i32(*n))
             .filter(|e| self.enctypes.contains(e) && client.key(*e, None).is_some())
-            .map(|e| etype_info2_entry(e, client_p))
+            .map(|e| etype_info2_entry(e, &client.principal))
             .collect();
         entries.dedup_by_key(|e| e.etype);
         let method_data: Vec<PaData> = vec![
@@ -302,7 +300,9 @@ fn pkinit_method_data() -> Vec<u8> {
 }
 
 /// Keys come from the keytab with the principal's default salt and the
-/// etype's default string-to-key parameters, so s2kparams is omitted.
+/// etype's default string-to-key parameters, so s2kparams is omitted. The
+/// salt is of the name as the keytab spells it: a request may spell an IPv6
+/// component in the other case (krb::principal::canonical_component).
 fn etype_info2_entry(etype: EncType, p: &Principal) -> EtypeInfo2Entry {
     EtypeInfo2Entry {
         etype: etype.as_i32(),

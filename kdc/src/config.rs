@@ -84,7 +84,9 @@ pub struct Mps {
     pub cache_ttl_secs: u64,
     #[serde(default = "defaults::mps_negative_cache_secs")]
     pub negative_cache_secs: u64,
-    /// Enterprise number sent in requests (INFERRED 4491; see the protocol profile).
+    /// Enterprise number sent in requests: 1, as PKT-SP-EUE-PROV-I05 Table 1
+    /// writes it, or 4491 (CableLabs) for servers that expect that; replies
+    /// may carry either (see the protocol profile).
     #[serde(default = "defaults::enterprise")]
     pub enterprise: u32,
     /// The KDC's name in the AP-REQ ticket (INFERRED; default `krbtgt/REALM`).
@@ -349,7 +351,7 @@ pub(crate) mod defaults {
         30
     }
     pub fn enterprise() -> u32 {
-        4491
+        fqdn_map::codec::DEFAULT_ENTERPRISE
     }
     pub fn min_tls_version() -> String {
         "1.2".into()
@@ -545,6 +547,12 @@ impl Config {
         if let Some(m) = &self.mps {
             if !matches!(m.on_timeout.as_str(), "refuse" | "allow-if-cached") {
                 problems.push("mps.on_timeout must be refuse or allow-if-cached".to_string());
+            }
+            if !fqdn_map::codec::is_known_enterprise(m.enterprise) {
+                problems.push(format!(
+                    "mps.enterprise must be 1 (PacketCable, the spec's value) or 4491 (CableLabs), not {}",
+                    m.enterprise
+                ));
             }
             if m.servers
                 .iter()

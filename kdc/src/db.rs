@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use krb::crypto::{EncType, Key, UsageKey, usage};
 use krb::keytab::Keytab;
-use krb::principal::Principal;
+use krb::principal::{Principal, canonical_components};
 
 /// One long-term key of a principal.
 pub struct KeyEntry {
@@ -56,7 +56,9 @@ impl PrincipalEntry {
     }
 }
 
-/// All keyed principals of the realm, keyed by name components.
+/// All keyed principals of the realm, keyed by name components in their
+/// canonical form (`krb::principal::canonical_components`: an E-UE IPv6
+/// component matches in either case).
 pub struct PrincipalDb {
     entries: HashMap<Vec<String>, PrincipalEntry>,
 }
@@ -94,7 +96,7 @@ impl PrincipalDb {
                 key,
             };
             let pe = entries
-                .entry(e.principal.components.clone())
+                .entry(canonical_components(&e.principal.components).into_owned())
                 .or_insert_with(|| PrincipalEntry {
                     principal: e.principal.clone(),
                     keys: Vec::new(),
@@ -114,9 +116,10 @@ impl PrincipalDb {
         Ok((PrincipalDb { entries }, skipped))
     }
 
-    /// Looks up a principal of our realm by its components.
+    /// Looks up a principal of our realm by its components (canonicalised,
+    /// so every lookup, whichever request or config it comes from, agrees).
     pub fn get(&self, components: &[String]) -> Option<&PrincipalEntry> {
-        self.entries.get(components)
+        self.entries.get(canonical_components(components).as_ref())
     }
 
     pub fn len(&self) -> usize {

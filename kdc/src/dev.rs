@@ -428,6 +428,7 @@ fn write_mps_responder(
         skew_secs: 300,
         kdc_principal: None,
         check_sender_address: true,
+        reply_form: Default::default(),
     };
     write_public(dir.join(MPS_CONFIG), toml::to_string_pretty(&cfg)?)?;
     Ok(())

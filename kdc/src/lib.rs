@@ -19,6 +19,7 @@ pub mod kdc;
 pub mod kdc_identity;
 pub mod kerr;
 pub mod keytab_cli;
+pub mod lease_hook;
 pub mod lookaside;
 pub mod metrics;
 pub mod mps_directory;

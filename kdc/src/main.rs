@@ -44,6 +44,18 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// ISC Kea run_script hook: apply one DHCPv4 lease event (Kea's
+    /// environment variables) to the Redis device map the mps-responder reads.
+    LeaseHook {
+        /// The mps-responder config whose `redis` the map lives in.
+        #[arg(long, conflicts_with = "redis", required_unless_present = "redis")]
+        config: Option<PathBuf>,
+        /// Or the Redis URL itself.
+        #[arg(long)]
+        redis: Option<String>,
+        /// The hook point Kea passes (lease4_renew, leases4_committed, lease4_release, ...).
+        event: String,
+    },
     /// Manage service keys in MIT keytab files.
     Keytab {
         #[command(subcommand)]
@@ -329,6 +341,26 @@ fn main() -> std::process::ExitCode {
                         _ = tokio::signal::ctrl_c() => Ok(()),
                     }
                 })
+        })(),
+        Command::LeaseHook {
+            config,
+            redis,
+            event,
+        } => (|| {
+            // Audit lines on stderr, which Kea's children share with Kea.
+            init_logging(&kdc::config::Log {
+                audit: "stderr".into(),
+                audit_format: "human".into(),
+                ..kdc::config::Log::default()
+            })?;
+            let url = match (redis, config) {
+                (Some(url), _) => url,
+                (None, Some(path)) => kdc::mps_responder::ResponderConfig::load(&path)?
+                    .redis
+                    .with_context(|| format!("{}: lease-hook needs `redis`", path.display()))?,
+                (None, None) => anyhow::bail!("give --config or --redis"),
+            };
+            kdc::lease_hook::run(&event, &url)
         })(),
         Command::Certs { command } => certs_command(command),
         Command::Trust { command } => kdc::trust_cli::run(command),

@@ -43,6 +43,11 @@ pub struct ResponderConfig {
     /// only when NAT between KDC and server rewrites it.
     #[serde(default = "default_yes")]
     pub check_sender_address: bool,
+    /// `auto` (default): the PacketCable 1.x reply for a device with one
+    /// IPv4 address, the E-UE Table 1 reply otherwise; `table1`: always
+    /// Table 1 (PKT-SP-EUE-PROV-I05 §6.1.7, networks with IPv6 clients).
+    #[serde(default, skip_serializing_if = "ReplyFormSetting::is_auto")]
+    pub reply_form: ReplyFormSetting,
 }
 
 fn default_yes() -> bool {
@@ -51,6 +56,28 @@ fn default_yes() -> bool {
 
 fn default_skew() -> i64 {
     300
+}
+
+/// `reply_form` in the responder's config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyFormSetting {
+    #[default]
+    Auto,
+    Table1,
+}
+
+impl ReplyFormSetting {
+    fn is_auto(&self) -> bool {
+        *self == ReplyFormSetting::Auto
+    }
+
+    pub fn form(self) -> fqdn_map::responder::ReplyForm {
+        match self {
+            ReplyFormSetting::Auto => fqdn_map::responder::ReplyForm::Auto,
+            ReplyFormSetting::Table1 => fqdn_map::responder::ReplyForm::Table1,
+        }
+    }
 }
 
 /// The table file.
@@ -218,12 +245,12 @@ pub async fn run(cfg: ResponderConfig) -> anyhow::Result<()> {
             let source = source.clone();
             async move { source.lookup(mac).await }
         };
-        tasks.push(tokio::spawn(fqdn_map::responder::serve(sock, key_for, current, policy.clone(), |peer, outcome| match outcome {
+        tasks.push(tokio::spawn(fqdn_map::responder::serve(sock, key_for, current, policy.clone(), cfg.reply_form.form(), |peer, outcome| match outcome {
             Ok(mac) => tracing::info!(target: "audit", exchange = "mps-lookup", source = %peer, mac = %certs::mac::format_mac(*mac), outcome = "answered"),
             Err(e) => tracing::info!(target: "audit", exchange = "mps-lookup", source = %peer, outcome = "refused", reason = %e),
         })));
     }
-    tracing::info!(listen = ?cfg.listen, "pktc-kdc mps-responder serving");
+    tracing::info!(listen = ?cfg.listen, reply_form = ?cfg.reply_form, "pktc-kdc mps-responder serving");
     for t in tasks {
         let _ = t.await;
     }

@@ -290,3 +290,73 @@ fn kdc_serves_a_keytab_written_by_mit_ktutil() {
         "kvno failed: {out2}\n{log}"
     );
 }
+
+/// PKT-SP-EUE-PROV-I05 §6.1.3: an IPv6 second component is written
+/// `[h16:…:h16]` in an ABNF that is case-insensitive, so the keytab's
+/// spelling, the spec's upper-case example and a mixed spelling name the
+/// same principal: MIT kvno gets a ticket in each case (kvno -k checks it
+/// decrypts with the keytab's key), and MIT kinit authenticates a password
+/// client whose name it spells in the other case (the KDC's ETYPE-INFO2
+/// salt is the keytab's spelling). A zero-compressed form is a different
+/// (unknown) name.
+#[test]
+fn mit_kvno_and_kinit_match_ipv6_components_in_either_case() {
+    const SERVICE: &str = "df/[805b:2d9d:dc28:0000:0000:fc57:d4c8:1fff]";
+    const CLIENT: &str = "eue/[2001:0db8:0000:0000:0000:0000:0000:00aa]";
+    let kdc = DevKdc::start_prepared(Path::new(KDC), |dir, _| {
+        let keytab = dir.join("kdc.keytab");
+        for (name, password) in [(SERVICE, None), (CLIENT, Some("eue-password"))] {
+            let mut cmd = Command::new(KDC);
+            cmd.args(["keytab", "add", "--keytab"])
+                .arg(&keytab)
+                .args(["--principal", &format!("{name}@PKTC.TEST")]);
+            if password.is_some() {
+                cmd.arg("--password-stdin");
+            }
+            let (ok, out) = run(&mut cmd, &format!("{}\n", password.unwrap_or("")));
+            assert!(ok, "{out}");
+        }
+    });
+    let realm = kdc.get("realm");
+    let conf = kdc.realm_path(&kdc.get("krb5_conf"));
+    let cc = kdc.dir.path("cc");
+    let (ok, out) = kinit(&kdc, &conf, &cc, &[]);
+    assert!(ok, "kinit failed: {out}\n{}", kdc.log());
+    let keytab = kdc.realm_path("kdc.keytab");
+    let (ok, out) = run(
+        mit("kvno", &conf, &cc)
+            .arg("-k")
+            .arg(&keytab)
+            .arg(format!("{SERVICE}@{realm}")),
+        "",
+    );
+    assert!(ok && out.contains("kvno = 1"), "{out}\n{}", kdc.log());
+    assert!(out.contains("keytab entry valid"), "{out}");
+    for spelling in [
+        "df/[805B:2D9D:DC28:0000:0000:FC57:D4C8:1FFF]",
+        "df/[805b:2D9D:dc28:0000:0000:FC57:d4c8:1FFF]",
+    ] {
+        let (ok, out) = run(
+            mit("kvno", &conf, &cc).arg(format!("{spelling}@{realm}")),
+            "",
+        );
+        assert!(
+            ok && out.contains(&format!("{spelling}@{realm}: kvno = 1")),
+            "{spelling}: {out}\n{}",
+            kdc.log()
+        );
+    }
+    let (ok, out) = run(
+        mit("kvno", &conf, &cc).arg(format!("df/[805B:2D9D:DC28::FC57:D4C8:1FFF]@{realm}")),
+        "",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("not found in Kerberos database"), "{out}");
+    // The request side: a client spelled in upper case.
+    let cc2 = kdc.dir.path("cc2");
+    let upper = format!("{}@{realm}", CLIENT.to_ascii_uppercase()).replace("EUE/", "eue/");
+    let (ok, out) = run(mit("kinit", &conf, &cc2).arg(&upper), "eue-password\n");
+    assert!(ok, "kinit {upper}: {out}\n{}", kdc.log());
+    let (ok, out) = run(&mut mit("klist", &conf, &cc2), "");
+    assert!(ok && out.contains(&upper), "{out}");
+}

@@ -34,6 +34,7 @@ async fn responder(key: Key, fqdn: &str) -> (SocketAddr, tokio::task::JoinHandle
         move |_: &Principal, _: EncType, _: Option<u32>| Some(key.clone()),
         move |mac: [u8; 6]| std::future::ready(Ok(table.get(&mac).cloned())),
         fqdn_map::framing::AcceptPolicy::krbtgt_of(["PKTC.TEST"], 300),
+        fqdn_map::responder::ReplyForm::Auto,
         |_, _| {},
     ));
     (addr, task)

@@ -581,7 +581,7 @@ fn skewed_mps_serve(sock: &std::net::UdpSocket, keytab: &Keytab, offset: i64) {
         let reply = fqdn_map::responder::reply_to(
             &responder,
             &accepted,
-            table.get(&req.mac),
+            (table.get(&req.mac), fqdn_map::responder::ReplyForm::Auto),
             req.enterprise,
             local,
             (now - offset, usec),
@@ -616,4 +616,161 @@ fn krb_safe_skew_is_policy_clock_skew() {
             assert!(audited(&kdc, "device_mps_error"), "{}", kdc.log());
         }
     }
+}
+
+/// One pkt-eue-7 request with a hand-made user-data (any enterprise
+/// number) to the realm's stand-in, framed with its key as the KDC would;
+/// the reply's user-data, or None when it stays silent for 2 s.
+fn ask_stand_in(kdc: &DevKdc, user_data: &[u8]) -> Option<Vec<u8>> {
+    use fqdn_map::framing::Requester;
+    let kt = krb::keytab::Keytab::read_file(&kdc.realm_path("mps.keytab")).unwrap();
+    let entry = kt
+        .entries
+        .iter()
+        .find(|e| e.enctype == EncType::Aes128CtsHmacSha196 as i32)
+        .or_else(|| kt.entries.first())
+        .unwrap();
+    let etype = EncType::from_i32(entry.enctype).unwrap();
+    let key = krb::crypto::Key::new(etype, &entry.key).unwrap();
+    let kdc_name = Principal::krbtgt("PKTC.TEST");
+    let requester = Requester {
+        kdc_name: &kdc_name,
+        service: &entry.principal,
+        service_key: &key,
+        kvno: entry.kvno,
+        checksum_type: None,
+        ticket_life: 300,
+    };
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(kdc.get("mps")).unwrap();
+    let (datagram, pending) = requester
+        .request(user_data, "127.0.0.1".parse().unwrap(), time::now())
+        .unwrap();
+    sock.send(&datagram).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = sock.recv(&mut buf).ok()?;
+    let mps: SocketAddr = kdc.get("mps").parse().unwrap();
+    Some(
+        pending
+            .open_reply(&buf[..n], Some(mps.ip()), time::now().0, 300)
+            .unwrap(),
+    )
+}
+
+/// An MTA FQDN Request's bytes with this enterprise number and MAC (hex).
+fn request_for(enterprise: &str, mac: &str) -> Vec<u8> {
+    let hex = format!("01{enterprise}01{mac}{}00000000", "ab".repeat(20));
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The stand-in's reply forms (PKT-SP-EUE-PROV-I05 §6.1.7): by default the
+/// 1.x form for a device with one IPv4 address and Table 1 for one with
+/// IPv4 + IPv6; with `reply_form = "table1"` Table 1 for both, which the
+/// KDC accepts (MIT-free PKINIT through the lookup succeeds).
+#[test]
+fn reply_form_auto_and_table1() {
+    let is_table1 = |kdc: &DevKdc, mac: &str| {
+        let reply = ask_stand_in(kdc, &request_for("00000001", mac))
+            .unwrap_or_else(|| panic!("no answer:\n{}", kdc.mps_log()));
+        match fqdn_map::decode(&reply).unwrap() {
+            fqdn_map::Message::Reply(_) => false,
+            fqdn_map::Message::EueReply(_) => true,
+            other => panic!("{other:?}"),
+        }
+    };
+    let auto = realm(|_| {});
+    assert!(!is_table1(&auto, "001095000001"));
+    assert!(is_table1(&auto, "001095000002"));
+    drop(auto);
+    let table1 = DevKdc::start_prepared(Path::new(KDC), |dir, cfg| {
+        *cfg = cfg
+            .replace("cache_ttl_secs = 300", "cache_ttl_secs = 0")
+            .replace("negative_cache_secs = 30", "negative_cache_secs = 0");
+        let path = dir.join("mps-responder.toml");
+        let mps = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{mps}reply_form = \"table1\"\n")).unwrap();
+    });
+    assert!(
+        table1.mps_log().contains("reply_form=Table1"),
+        "{}",
+        table1.mps_log()
+    );
+    assert!(is_table1(&table1, "001095000001"));
+    assert!(is_table1(&table1, "001095000002"));
+    for (i, nonce) in [(0usize, 60u32), (1, 61)] {
+        let (dev, cname) = device(&table1, i);
+        assert_eq!(
+            send(table1.addr, &request(&table1, &dev, &cname, nonce)),
+            0,
+            "device {i}\n{}\n{}",
+            table1.log(),
+            table1.mps_log()
+        );
+    }
+}
+
+/// The enterprise number (PKT-SP-EUE-PROV-I05 Table 1: "1 = PacketCable"):
+/// the KDC sends 1 by default and 4491 when configured, the stand-in
+/// answers either with the number it was asked with, and refuses any
+/// other as malformed (no answer, an audit line with the reason).
+#[test]
+fn enterprise_number_1_by_default_4491_configurable_others_refused() {
+    // A KDC configured for 4491: the whole exchange carries 4491.
+    let kdc = DevKdc::start_with(Path::new(KDC), |cfg| {
+        // The dev realm writes the default out.
+        assert!(cfg.contains("\nenterprise = 1\n"), "{cfg}");
+        *cfg = cfg.replace("\nenterprise = 1\n", "\nenterprise = 4491\n");
+    });
+    let (dev, cname) = device(&kdc, 0);
+    assert_eq!(
+        send(kdc.addr, &request(&kdc, &dev, &cname, 50)),
+        0,
+        "{}\n{}",
+        kdc.log(),
+        kdc.mps_log()
+    );
+    for (enterprise, n) in [("00000001", 1u32), ("0000118b", 4491)] {
+        let reply = ask_stand_in(&kdc, &request_for(enterprise, "001095000001"))
+            .unwrap_or_else(|| panic!("no answer to enterprise {n}:\n{}", kdc.mps_log()));
+        let msg = fqdn_map::decode(&reply).unwrap();
+        let got = match msg {
+            fqdn_map::Message::Reply(r) => r.enterprise,
+            fqdn_map::Message::EueReply(r) => r.enterprise,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(got, n);
+    }
+    for enterprise in ["00000007", "00000000", "ffffffff"] {
+        assert_eq!(
+            ask_stand_in(&kdc, &request_for(enterprise, "001095000001")),
+            None
+        );
+    }
+    let log = kdc.mps_log();
+    for n in [7u32, 0, u32::MAX] {
+        assert!(
+            log.contains(&format!("enterprise number {n} is neither")),
+            "{log}"
+        );
+    }
+    // Any other configured value stops the KDC at start-up.
+    let dir = testkit::TempDir::new("enterprise");
+    testkit::init_dev_realm(Path::new(KDC), &dir.path("realm"));
+    let cfg = dir.path("realm/config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("\nenterprise = 1\n", "\nenterprise = 7\n"),
+    )
+    .unwrap();
+    let (ok, out) = testkit::run(
+        std::process::Command::new(KDC).args(["check", "--config", cfg.to_str().unwrap()]),
+        "",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("mps.enterprise must be 1"), "{out}");
 }

@@ -8,6 +8,7 @@
 //! Every constructor that takes outside input enforces [`MAX_NAME_BYTES`] and
 //! [`MAX_COMPONENTS`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::Ipv6Addr;
 
@@ -210,9 +211,11 @@ impl Principal {
     }
 
     /// Case-sensitive equality of components and realm, ignoring name type
-    /// (RFC 4120 says name type is a hint).
+    /// (RFC 4120 says name type is a hint), except that E-UE IPv6
+    /// components compare as addresses (see [`canonical_component`]).
     pub fn same_name(&self, other: &Principal) -> bool {
-        self.components == other.components && self.realm == other.realm
+        self.realm == other.realm
+            && canonical_components(&self.components) == canonical_components(&other.components)
     }
 
     /// Default salt: realm followed by the components concatenated, no
@@ -433,6 +436,43 @@ pub fn format_ipv6_component(a: &Ipv6Addr) -> String {
     format!(
         "[{:04X}:{:04X}:{:04X}:{:04X}:{:04X}:{:04X}:{:04X}:{:04X}]",
         s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
+    )
+}
+
+/// A component as name lookups compare it: an E-UE IPv6 component that
+/// follows the §6.1.3 ABNF in its canonical upper-case form (the ABNF is
+/// case-insensitive, RFC 2234 quoted strings, so `[805b:…]` and `[805B:…]`
+/// name the same principal); any other component unchanged, so names stay
+/// case-sensitive as in MIT.
+pub fn canonical_component(c: &str) -> Cow<'_, str> {
+    if !is_ipv6_component(c) {
+        return Cow::Borrowed(c);
+    }
+    match parse_ipv6_component(c) {
+        Ok(a) => {
+            let canonical = format_ipv6_component(&a);
+            if canonical == c {
+                Cow::Borrowed(c)
+            } else {
+                Cow::Owned(canonical)
+            }
+        }
+        Err(_) => Cow::Borrowed(c),
+    }
+}
+
+/// The components with [`canonical_component`] applied; borrows (no
+/// allocation) when none changes, which is every name without a `[`.
+pub fn canonical_components(components: &[String]) -> Cow<'_, [String]> {
+    let changes = |c: &String| matches!(canonical_component(c), Cow::Owned(_));
+    if !components.iter().any(changes) {
+        return Cow::Borrowed(components);
+    }
+    Cow::Owned(
+        components
+            .iter()
+            .map(|c| canonical_component(c).into_owned())
+            .collect(),
     )
 }
 

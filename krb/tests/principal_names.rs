@@ -337,3 +337,50 @@ fn ipv6_round_trip() {
         "[0000:0000:0000:0000:0000:0000:0000:0001]"
     );
 }
+
+/// §6.1.3's ABNF is case-insensitive (RFC 2234 quoted strings): the IPv6
+/// component names the same principal in either case, and only that
+/// component; forms the ABNF refuses are left as they are (and so match
+/// only themselves).
+#[test]
+fn ipv6_components_compare_case_insensitively() {
+    use krb::principal::{canonical_component, canonical_components};
+    use std::borrow::Cow;
+    let lower = p("df/[805b:2d9d:dc28:0000:0000:fc57:d4c8:1fff]@PC.EXAMPLE");
+    let upper = p(&format!("{SPEC_VALID}@PC.EXAMPLE"));
+    let mixed = p("df/[805b:2D9D:dc28:0000:0000:FC57:d4c8:1FfF]@PC.EXAMPLE");
+    assert!(lower.same_name(&upper));
+    assert!(mixed.same_name(&upper));
+    assert_eq!(
+        canonical_component(&lower.components[1]),
+        "[805B:2D9D:DC28:0000:0000:FC57:D4C8:1FFF]"
+    );
+    // Other components stay case-sensitive; so does the realm.
+    assert!(!p("DF/[805b:2d9d:dc28:0000:0000:fc57:d4c8:1fff]@PC.EXAMPLE").same_name(&upper));
+    assert!(!lower.same_name(&p(&format!("{SPEC_VALID}@pc.example"))));
+    // A different address, and ABNF-invalid spellings of the same one, differ.
+    assert!(!p("df/[805b:2d9d:dc28:0000:0000:fc57:d4c8:1ff0]@PC.EXAMPLE").same_name(&upper));
+    for invalid in [
+        "[805B:2D9D:DC28:0:0:FC57:D4C8:1FFF]",
+        "[805B:2D9D:DC28::FC57:D4C8:1FFF]",
+        "[805b:2d9d:dc28::fc57:d4c8:1fff]",
+    ] {
+        assert_eq!(canonical_component(invalid), invalid);
+        let n = Principal::new(1, vec!["df".into(), invalid.into()], "PC.EXAMPLE");
+        assert!(!n.same_name(&upper), "{invalid}");
+    }
+    // Names without an IPv6 component are borrowed, not copied.
+    let plain = p("host/kdc.example.com@EXAMPLE.COM");
+    assert!(matches!(
+        canonical_components(&plain.components),
+        Cow::Borrowed(_)
+    ));
+    assert!(matches!(
+        canonical_components(&upper.components),
+        Cow::Borrowed(_)
+    ));
+    assert!(matches!(
+        canonical_components(&lower.components),
+        Cow::Owned(_)
+    ));
+}

@@ -5,6 +5,7 @@
 mod ccache;
 mod devkdc;
 mod http_server;
+pub mod kea;
 mod pty;
 mod redis;
 mod rng;

@@ -62,10 +62,7 @@ pub(super) fn check(ctx: &mut Ctx, cfg: &Config) -> Option<PrincipalDb> {
             continue;
         }
         missing += 1;
-        let in_keytab = keytab
-            .entries
-            .iter()
-            .any(|e| e.principal.realm == p.realm && e.principal.components == p.components);
+        let in_keytab = keytab.entries.iter().any(|e| e.principal.same_name(p));
         let message = if in_keytab {
             format!("has keys for {p}, but none of an enctype in policy.enctypes: {why}")
         } else {
