@@ -104,7 +104,12 @@ impl Kdc {
                 let directory: Option<std::sync::Arc<dyn crate::directory::DeviceDirectory>> =
                     match &cfg.mps {
                         Some(m) => Some(std::sync::Arc::new(
-                            crate::mps_directory::MpsDirectory::from_config(m, &cfg.realm, &db)?,
+                            crate::mps_directory::MpsDirectory::from_config(
+                                m,
+                                &cfg.redis,
+                                &cfg.realm,
+                                &db,
+                            )?,
                         )),
                         None => None,
                     };

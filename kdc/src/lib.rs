@@ -25,6 +25,8 @@ pub mod mps_responder;
 pub mod pkinit_as;
 pub mod pool;
 pub mod rate_limit;
+pub mod recheck;
+pub mod redis_conn;
 
 pub mod server;
 pub mod service;
