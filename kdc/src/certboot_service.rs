@@ -75,8 +75,8 @@ pub fn start(
     let store: Arc<dyn CredentialStore> = match (&c.credentials_file, &c.credentials_redis) {
         (Some(path), _) => Arc::new(FileStore::open(path).context("certboot credentials")?),
         (None, Some(url)) => {
-            let client = crate::redis_conn::client(url, &cfg.redis)
-                .context("certboot.credentials_redis")?;
+            let client =
+                crate::redis_conn::client(url, &cfg.redis).context("certboot.credentials_redis")?;
             Arc::new(
                 RedisStore::new(client, Duration::from_millis(500))
                     .context("certboot.credentials_redis")?,

@@ -34,7 +34,9 @@ pub struct Claim {
 pub fn refuses(policy: AddressPolicy, answer: Option<&DeviceBinding>, claim: &Claim) -> bool {
     match answer {
         None => true,
-        Some(b) => check_address(policy, b, claim.source).is_err() || !same_fqdn(&claim.fqdn, &b.fqdn),
+        Some(b) => {
+            check_address(policy, b, claim.source).is_err() || !same_fqdn(&claim.fqdn, &b.fqdn)
+        }
     }
 }
 

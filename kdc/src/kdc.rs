@@ -105,10 +105,7 @@ impl Kdc {
                     match &cfg.mps {
                         Some(m) => Some(std::sync::Arc::new(
                             crate::mps_directory::MpsDirectory::from_config(
-                                m,
-                                &cfg.redis,
-                                &cfg.realm,
-                                &db,
+                                m, &cfg.redis, &cfg.realm, &db,
                             )?,
                         )),
                         None => None,

@@ -4,6 +4,7 @@
 //! exchanges, caches, listeners and the dev realm; `main.rs` owns the CLI,
 //! configuration loading, logging and exit codes.
 
+pub mod admin;
 pub mod as_exchange;
 pub mod certboot_service;
 pub mod certs_cli;
@@ -20,6 +21,7 @@ pub mod kerr;
 pub mod keytab_cli;
 pub mod lookaside;
 pub mod metrics;
+pub mod mps_cli;
 pub mod mps_directory;
 pub mod mps_responder;
 pub mod pkinit_as;

@@ -44,6 +44,11 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// The pkt-eue-7 device cache: `forget MAC` drops a device's cached answer.
+    Mps {
+        #[command(subcommand)]
+        command: kdc::mps_cli::MpsCommand,
+    },
     /// Manage service keys in MIT keytab files.
     Keytab {
         #[command(subcommand)]
@@ -309,6 +314,7 @@ fn main() -> std::process::ExitCode {
         })(),
         Command::Certs { command } => certs_command(command),
         Command::Trust { command } => kdc::trust_cli::run(command),
+        Command::Mps { command } => kdc::mps_cli::run(command),
         Command::Check {
             config,
             expiry_days,

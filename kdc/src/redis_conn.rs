@@ -27,7 +27,9 @@ pub fn redacted(url: &str) -> String {
 
 /// Whether `url` asks for TLS.
 pub fn is_tls(url: &str) -> bool {
-    url.trim_start().to_ascii_lowercase().starts_with("rediss://")
+    url.trim_start()
+        .to_ascii_lowercase()
+        .starts_with("rediss://")
 }
 
 /// The password of `[redis] password_file`: its first line.
@@ -59,7 +61,10 @@ pub fn client(url: &str, opts: &RedisOptions) -> anyhow::Result<redis::Client> {
             bail!("{shown}: a password in the URL and in redis.password_file; keep one");
         }
         let password = read_password(path)?;
-        let mut settings = info.redis_settings().clone().set_password(password.as_str());
+        let mut settings = info
+            .redis_settings()
+            .clone()
+            .set_password(password.as_str());
         if let Some(user) = &opts.username {
             settings = settings.set_username(user);
         }

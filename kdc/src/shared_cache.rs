@@ -101,11 +101,8 @@ impl SharedMappings {
         let mut conn = self.conn.clone();
         // GETRANGE bounds what a hostile value can make us read.
         let last = sealed::MAX_VALUE_BYTES as isize - 1;
-        let r = tokio::time::timeout(
-            self.timeout,
-            conn.getrange::<_, Vec<u8>>(key(mac), 0, last),
-        )
-        .await;
+        let r = tokio::time::timeout(self.timeout, conn.getrange::<_, Vec<u8>>(key(mac), 0, last))
+            .await;
         match r {
             Ok(Ok(v)) if v.is_empty() => up(Cached::Miss),
             Ok(Ok(v)) => match up(self.seal.open(mac, &v, unix_now())) {
@@ -166,4 +163,3 @@ impl SharedMappings {
         }
     }
 }
-

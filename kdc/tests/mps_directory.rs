@@ -13,8 +13,8 @@ use fqdn_map::cache::MappingCache;
 use fqdn_map::client::{ClientConfig, DeviceFacts, LookupError, MpsClient, MpsTarget};
 use fqdn_map::responder::{TableEntry, serve};
 use kdc::directory::{Claim, DeviceDirectory, DeviceQuery};
-use kdc::recheck::RecheckLimiter;
 use kdc::mps_directory::{MpsDirectory, OnTimeout};
+use kdc::recheck::RecheckLimiter;
 use krb::crypto::{EncType, Key};
 use krb::principal::Principal;
 use tokio::net::UdpSocket;
@@ -244,18 +244,30 @@ async fn cached_refusals_are_checked_again_at_most_once_per_interval() {
     let addresses = |r: Result<kdc::directory::DeviceBinding, LookupError>| r.unwrap().addresses;
 
     // First lookup: the server says 10.0.0.1; the device is at 10.0.0.2.
-    assert_eq!(addresses(dir.lookup(&moved).await), [IpAddr::from([10, 0, 0, 1])]);
+    assert_eq!(
+        addresses(dir.lookup(&moved).await),
+        [IpAddr::from([10, 0, 0, 1])]
+    );
     assert_eq!(asked.load(Ordering::SeqCst), 1);
     // The lease moves. An answer younger than the interval is final.
     table.write().unwrap().insert(KNOWN, entry([10, 0, 0, 2]));
-    assert_eq!(addresses(dir.lookup(&moved).await), [IpAddr::from([10, 0, 0, 1])]);
-    assert!(dir.lookup_now(&moved).is_some(), "suppressed: the cached answer");
+    assert_eq!(
+        addresses(dir.lookup(&moved).await),
+        [IpAddr::from([10, 0, 0, 1])]
+    );
+    assert!(
+        dir.lookup_now(&moved).is_some(),
+        "suppressed: the cached answer"
+    );
     assert_eq!(asked.load(Ordering::SeqCst), 1);
     // Once it is due, the fast path leaves it to `lookup`, which asks again
     // and replaces the cached answer.
     tokio::time::sleep(interval + Duration::from_millis(50)).await;
     assert!(dir.lookup_now(&moved).is_none(), "a recheck is due");
-    assert_eq!(addresses(dir.lookup(&moved).await), [IpAddr::from([10, 0, 0, 2])]);
+    assert_eq!(
+        addresses(dir.lookup(&moved).await),
+        [IpAddr::from([10, 0, 0, 2])]
+    );
     assert_eq!(asked.load(Ordering::SeqCst), 2);
     assert_eq!(
         addresses(dir.lookup_now(&moved).unwrap()),
@@ -289,11 +301,18 @@ async fn cached_refusals_are_checked_again_at_most_once_per_interval() {
         },
     );
     assert_eq!(dir.lookup(&newcomer).await, Err(LookupError::UnknownMac));
-    assert_eq!(asked.load(Ordering::SeqCst), n, "suppressed within the interval");
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        n,
+        "suppressed within the interval"
+    );
     tokio::time::sleep(interval + Duration::from_millis(50)).await;
     assert_eq!(dir.lookup(&newcomer).await.unwrap().fqdn, "mta9.pktc.test");
     assert_eq!(asked.load(Ordering::SeqCst), n + 1);
     // Without a claim (nothing to compare) a cached answer is not re-asked.
-    assert_eq!(dir.lookup(&query(new_mac, None)).await.unwrap().fqdn, "mta9.pktc.test");
+    assert_eq!(
+        dir.lookup(&query(new_mac, None)).await.unwrap().fqdn,
+        "mta9.pktc.test"
+    );
     assert_eq!(asked.load(Ordering::SeqCst), n + 1);
 }

@@ -220,6 +220,11 @@ impl DevKdc {
         panic!("pktc-kdc did not start in 20 s; log:\n{}", self.log());
     }
 
+    /// The `pktc-kdc` binary this realm runs.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     /// A path inside the realm directory (manifest paths are relative to it).
     pub fn realm_path(&self, rel: &str) -> PathBuf {
         self.dir.path("realm").join(rel)
@@ -318,6 +323,21 @@ impl DevKdc {
         extra: &[&str],
         cc: &Path,
     ) -> (bool, String) {
+        let conf = self.realm_path(&self.get(conf_key));
+        self.kinit_device_with(&conf, index, None, extra, cc)
+    }
+
+    /// As [`DevKdc::kinit_device`] with the krb5.conf at `conf` (e.g. a
+    /// [`crate::Replica`]'s) and, when given, another client principal than
+    /// the device's own (a device claiming someone else's FQDN).
+    pub fn kinit_device_with(
+        &self,
+        conf: &Path,
+        index: usize,
+        principal: Option<&str>,
+        extra: &[&str],
+        cc: &Path,
+    ) -> (bool, String) {
         let plugin = [
             "/usr/lib/x86_64-linux-gnu/krb5/plugins/preauth/pkinit.so",
             "/usr/lib/aarch64-linux-gnu/krb5/plugins/preauth/pkinit.so",
@@ -333,12 +353,12 @@ impl DevKdc {
                 .to_string()
         };
         let identity = format!("FILE:{},{}", path("cert"), path("key"));
-        let conf = self.realm_path(&self.get(conf_key));
+        let principal = principal.unwrap_or_else(|| dev["principal"].as_str().expect("principal"));
         crate::run(
-            crate::mit("kinit", &conf, cc)
+            crate::mit("kinit", conf, cc)
                 .args(["-X", &format!("X509_user_identity={identity}")])
                 .args(extra)
-                .arg(dev["principal"].as_str().expect("principal")),
+                .arg(principal),
             "",
         )
     }

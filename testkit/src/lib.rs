@@ -5,12 +5,14 @@
 mod devkdc;
 mod pty;
 mod redis;
+mod replica;
 mod rng;
 pub mod wire;
 
 pub use devkdc::{DevKdc, init_dev_realm};
 pub use pty::Pty;
 pub use redis::Redis;
+pub use replica::Replica;
 pub use rng::Rng;
 
 use std::path::PathBuf;

@@ -356,7 +356,11 @@ pub(super) fn redis_settings(ctx: &mut Ctx, cfg: &Config) {
         urls.push(("certboot.credentials_redis", url));
     }
     if let Some(path) = &cfg.redis.password_file {
-        private_file(ctx, &format!("redis.password_file {}", path.display()), path);
+        private_file(
+            ctx,
+            &format!("redis.password_file {}", path.display()),
+            path,
+        );
     }
     for (key, url) in urls {
         if cfg.redis.has_tls_settings() && !crate::redis_conn::is_tls(url) {

@@ -42,7 +42,9 @@ pub struct SealKey(Zeroizing<Vec<u8>>);
 pub enum SecretError {
     #[error("reading {0}: {1}")]
     Read(String, std::io::Error),
-    #[error("{0}: {1} bytes; the secret must have at least {MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)")]
+    #[error(
+        "{0}: {1} bytes; the secret must have at least {MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)"
+    )]
     TooShort(String, usize),
 }
 
@@ -260,10 +262,7 @@ mod tests {
         }
         let long = format!("v1:2000:+{}|:{}", "a".repeat(3000), "00".repeat(32));
         assert_eq!(open(&long), Err(Rejected::Malformed));
-        assert_eq!(
-            k.open(&MAC, &[0xff, 0xfe], 1000),
-            Err(Rejected::Malformed)
-        );
+        assert_eq!(k.open(&MAC, &[0xff, 0xfe], 1000), Err(Rejected::Malformed));
     }
 
     #[test]
@@ -272,7 +271,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("s");
         std::fs::write(&f, "short\n").unwrap();
-        assert!(matches!(SealKey::load(&f), Err(SecretError::TooShort(_, 5))));
+        assert!(matches!(
+            SealKey::load(&f),
+            Err(SecretError::TooShort(_, 5))
+        ));
         std::fs::write(&f, format!("{}\n", "ab".repeat(32))).unwrap();
         let k = SealKey::load(&f).unwrap();
         assert_eq!(k.0.len(), 64, "the trailing newline is not part of it");
