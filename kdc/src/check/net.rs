@@ -374,19 +374,20 @@ pub(super) fn redis_settings(ctx: &mut Ctx, cfg: &Config) {
     }
 }
 
-/// A warning when group or others may read a secret file.
+/// A warning when every user may read a secret file (its owner and the
+/// service's group may, as for the keytab).
 fn private_file(ctx: &mut Ctx, subject: &str, path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(m) = std::fs::metadata(path)
-        && m.permissions().mode() & 0o077 != 0
+        && m.permissions().mode() & 0o007 != 0
     {
         ctx.warn(
             subject,
             format!(
-                "mode {:04o}: readable by others than its owner",
+                "mode {:04o}: every user of this host may read the secret",
                 m.permissions().mode() & 0o7777
             ),
-            "chmod 600 it (owned by the service's user)",
+            "chmod 600 it (or 640 with the service's group)",
         );
     }
 }
