@@ -50,8 +50,30 @@ pub fn signal_service(cfg: &Config, sig: Signal) -> anyhow::Result<i32> {
         Signal::Reload => libc::SIGHUP,
         Signal::Requests => libc::SIGUSR1,
     };
+    // SIGUSR1's default action ends a process: never send it to one that
+    // does not handle it (an older pktc-kdc still running after an upgrade).
+    if matches!(sig, Signal::Requests) && !catches(pid, signo)? {
+        anyhow::bail!(
+            "process {pid} does not take admin requests (an older pktc-kdc, or not the \
+             service?); restart the service with this version first"
+        );
+    }
     kill::send(pid, signo).with_context(|| format!("signalling process {pid}"))?;
     Ok(pid)
+}
+
+/// Whether process `pid` has a handler for `signo` (`SigCgt` in
+/// /proc/PID/status).
+fn catches(pid: i32, signo: i32) -> anyhow::Result<bool> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path} (is the service running?)"))?;
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .with_context(|| format!("{path}: no SigCgt line"))?;
+    Ok(signo >= 1 && mask & (1u64 << (signo - 1)) != 0)
 }
 
 /// `<dir>/<pid file name><suffix>`.
@@ -179,6 +201,14 @@ mod kill {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signal_handlers_are_read_from_proc() {
+        // The test process has no SIGUSR1 handler of its own.
+        let me = std::process::id() as i32;
+        assert!(!catches(me, libc::SIGUSR1).unwrap());
+        assert!(catches(i32::MAX, libc::SIGUSR1).is_err());
+    }
 
     #[test]
     fn requests_are_answered_beside_the_pid_file() {

@@ -466,3 +466,38 @@ fn the_shared_cache_secret_is_checked_before_serving() {
         "{err}"
     );
 }
+
+/// SIGUSR1 ends a process that does not handle it: `mps forget` checks
+/// first, so a pid file naming an older pktc-kdc (here: `sleep`) gets an
+/// error, not a dead service.
+#[test]
+fn forget_never_signals_a_process_without_a_handler() {
+    let tmp = TempDir::new("mps-forget-old");
+    let realm = tmp.path("realm");
+    testkit::init_dev_realm(Path::new(KDC), &realm);
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(realm.join("pktc-kdc.pid"), format!("{}\n", sleeper.id())).unwrap();
+    let out = std::process::Command::new(KDC)
+        .args(["mps", "forget", DEVICE0, "--config"])
+        .arg(realm.join("config.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("does not take admin requests"), "{err}");
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the process was signalled"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let leftovers: Vec<_> = std::fs::read_dir(&realm)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".request."))
+        .collect();
+    assert!(leftovers.is_empty(), "request files left behind");
+}
