@@ -85,14 +85,14 @@ impl RecheckLimiter {
         }
     }
 
-    /// Whether [`Self::try_take`] would succeed now (changes nothing).
+    /// Whether [`Self::try_take`] may succeed now (changes nothing): the
+    /// MAC was not asked about within the interval. Room in a full table
+    /// is only made (and judged) by `try_take`.
     pub fn would_allow(&self, mac: &[u8; 6]) -> bool {
         if self.interval.is_zero() {
             return false;
         }
-        let st = self.lock();
-        !self.recent(&st, mac, Instant::now())
-            && (st.asked.len() < self.capacity || st.asked.contains_key(mac))
+        !self.recent(&self.lock(), mac, Instant::now())
     }
 
     /// Takes `mac`'s recheck if it is due: true means "ask the server now".
@@ -144,12 +144,12 @@ mod tests {
         for i in 0..3u8 {
             assert!(l.try_take([i; 6]));
         }
-        assert!(!l.would_allow(&[9; 6]));
         assert!(!l.try_take([9; 6]), "all three are recent: no room");
         assert_eq!(l.lock().asked.len(), 3);
         let short = RecheckLimiter::new(Duration::from_millis(10), 2);
         assert!(short.try_take([1; 6]) && short.try_take([2; 6]));
         std::thread::sleep(Duration::from_millis(20));
+        assert!(short.would_allow(&[3; 6]), "a full table of old entries");
         assert!(short.try_take([3; 6]), "expired entries make room");
         assert!(short.lock().asked.len() <= 2);
     }
