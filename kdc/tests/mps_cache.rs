@@ -19,11 +19,6 @@ const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
 const DEVICE0: &str = "00:10:95:00:00:01";
 const DEVICE0_KEY: &str = "pktc-kdc:mps:001095000001";
 
-/// How many questions the stand-in has answered ("unknown MAC" included).
-fn mps_answers(kdc: &DevKdc) -> usize {
-    kdc.mps_log().matches("outcome=\"answered\"").count()
-}
-
 /// Edits the stand-in's device table and waits until it has re-read it.
 fn edit_table(kdc: &DevKdc, edit: impl FnOnce(&str) -> String) {
     let path = kdc.realm_path("mps-table.toml");
@@ -97,7 +92,7 @@ fn a_moved_or_added_device_gets_its_ticket_at_once() {
     let (ok, _) = kinit(&kdc, &v4, 1, None);
     assert!(!ok, "device 1 is not in the table yet");
     let first = Instant::now();
-    assert_eq!(mps_answers(&kdc), 2);
+    assert_eq!(kdc.mps_answers(2), 2);
 
     // The DHCP lease moves device 0 to ::1, and device 1 gets one.
     edit_table(&kdc, |t| {
@@ -110,7 +105,7 @@ fn a_moved_or_added_device_gets_its_ticket_at_once() {
     assert!(ok, "moved device refused:\n{out}\n{}", kdc.log());
     let (ok, out) = kinit(&kdc, &v4, 1, None);
     assert!(ok, "added device refused:\n{out}\n{}", kdc.log());
-    assert_eq!(mps_answers(&kdc), 4, "one re-check each");
+    assert_eq!(kdc.mps_answers(4), 4, "one re-check each");
     assert_eq!(
         kdc.metric("pktc_mps_rechecks_total{outcome=\"accepted\"}"),
         2.0
@@ -121,7 +116,7 @@ fn a_moved_or_added_device_gets_its_ticket_at_once() {
     // The fresh answer replaced the cached one: the next request is a hit.
     let (ok, _) = kinit(&kdc, &v6, 0, None);
     assert!(ok);
-    assert_eq!(mps_answers(&kdc), 4);
+    assert_eq!(kdc.mps_answers(4), 4);
 }
 
 /// MIT kinit from an address the provisioning server does not give the
@@ -148,7 +143,10 @@ fn a_flood_of_refused_requests_costs_one_mps_query_per_interval() {
         assert!(!ok, "{out}");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let asked = mps_answers(&kdc);
+    // The KDC counts its questions before it answers; the stand-in logs
+    // each answer just after sending it.
+    let asked = kdc.metric("pktc_cache_lookups_total{cache=\"mps\",result=\"miss\"}") as usize;
+    assert_eq!(kdc.mps_answers(asked), asked, "questions asked = answered");
     // One question per started interval at most (the first lookup counts).
     let bound = (elapsed / interval).floor() as usize + 1;
     assert!(
@@ -168,7 +166,7 @@ fn a_flood_of_refused_requests_costs_one_mps_query_per_interval() {
     std::thread::sleep(Duration::from_secs_f64(interval));
     let (ok, _) = kinit(&kdc, &conf, 0, None);
     assert!(!ok);
-    assert_eq!(mps_answers(&kdc), asked + 1);
+    assert_eq!(kdc.mps_answers(asked + 1), asked + 1);
 }
 
 /// `pktc-kdc mps forget` across two `serve` processes sharing a real
@@ -195,7 +193,7 @@ fn forget_drops_a_device_from_this_replica_and_redis() {
     // A asks the stand-in and shares the answer; B takes it from Redis.
     assert!(kinit(&a, &conf_a, 0, None).0, "{}", a.log());
     assert!(kinit(&a, &b.krb5_conf, 0, None).0, "{}", b.log());
-    assert_eq!(mps_answers(&a), 1);
+    assert_eq!(a.mps_answers(1), 1);
     assert_eq!(redis.cli(&["EXISTS", DEVICE0_KEY]), "1");
 
     // The device is decommissioned. Cached answers that admit it stand.
@@ -212,7 +210,7 @@ fn forget_drops_a_device_from_this_replica_and_redis() {
     );
     // A asks the stand-in again: unknown now.
     assert!(!kinit(&a, &conf_a, 0, None).0);
-    assert_eq!(mps_answers(&a), 2);
+    assert_eq!(a.mps_answers(2), 2);
     // B still holds its own memory entry: forget is per replica.
     assert!(kinit(&a, &b.krb5_conf, 0, None).0, "{}", b.log());
     let out = forget(&b.config);
@@ -222,7 +220,7 @@ fn forget_drops_a_device_from_this_replica_and_redis() {
     );
     assert!(out.contains("dropped 00:10:95:00:00:01"), "{out}");
     assert!(!kinit(&a, &b.krb5_conf, 0, None).0);
-    assert_eq!(mps_answers(&a), 3);
+    assert_eq!(a.mps_answers(3), 3);
     // Nothing left to forget on B... but B just cached "unknown" again.
     let out = forget(&b.config);
     assert!(out.contains("redis: dropped"), "{out}");
@@ -274,7 +272,7 @@ fn values_the_kdc_did_not_seal_are_ignored() {
     let (ok, out) = kinit(&kdc, &conf, 0, Some(&victim));
     assert!(!ok, "a forged Redis value was trusted:\n{out}");
     assert_eq!(rejected("malformed"), 1.0);
-    assert_eq!(mps_answers(&kdc), 1, "looked up at the stand-in instead");
+    assert_eq!(kdc.mps_answers(1), 1, "looked up at the stand-in instead");
     assert!(kdc.wait_log(|l| l.contains("fails its check") && l.contains("reason=\"malformed\"")));
 
     // The sealed form, but sealed with another secret.
@@ -295,18 +293,18 @@ fn values_the_kdc_did_not_seal_are_ignored() {
     redis.cli(&["SET", DEVICE0_KEY, &forged]);
     assert!(!kinit(&kdc, &conf, 0, Some(&victim)).0);
     assert_eq!(rejected("unauthenticated"), 1.0);
-    assert_eq!(mps_answers(&kdc), 2);
+    assert_eq!(kdc.mps_answers(2), 2);
 
     // A genuine value of device 1, copied to device 0's key.
     assert!(kinit(&kdc, &conf, 1, None).0, "{}", kdc.log());
-    assert_eq!(mps_answers(&kdc), 3);
+    assert_eq!(kdc.mps_answers(3), 3);
     let genuine = redis.cli(&["GET", "pktc-kdc:mps:001095000002"]);
     assert!(genuine.starts_with("v1:"), "{genuine}");
     forget();
     redis.cli(&["SET", DEVICE0_KEY, &genuine]);
     assert!(!kinit(&kdc, &conf, 0, Some(&victim)).0);
     assert_eq!(rejected("unauthenticated"), 2.0);
-    assert_eq!(mps_answers(&kdc), 4);
+    assert_eq!(kdc.mps_answers(4), 4);
     // Device 0 as itself is fine throughout.
     assert!(kinit(&kdc, &conf, 0, None).0);
 }

@@ -197,6 +197,19 @@ impl DevKdc {
         std::fs::read_to_string(self.dir.path("mps.log")).unwrap_or_default()
     }
 
+    /// How many pkt-eue-7 questions the stand-in has answered ("unknown
+    /// MAC" included), once at least `at_least` are in its log or 5 s have
+    /// passed: it logs each just after sending the answer, which the KDC
+    /// (and so the test) may already have used.
+    pub fn mps_answers(&self, at_least: usize) -> usize {
+        let count = || self.mps_log().matches("outcome=\"answered\"").count();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while count() < at_least && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        count()
+    }
+
     /// True once serving; false if it exited because a port was taken.
     fn wait_ready_or_bind_failure(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
