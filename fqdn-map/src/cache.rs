@@ -100,6 +100,11 @@ impl MappingCache {
         map.insert(mac, (value, now + ttl));
     }
 
+    /// Drops `mac`'s entry, fresh or stale; true if there was one.
+    pub fn remove(&self, mac: &[u8; 6]) -> bool {
+        self.lock().remove(mac).is_some()
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -144,6 +149,10 @@ mod tests {
             c.put([i; 6], b("x.test"));
         }
         assert!(c.len() <= 3);
+        c.put(m1, b("a.test"));
+        assert!(c.remove(&m1));
+        assert!(!c.remove(&m1));
+        assert_eq!(c.stale(&m1), None, "removed, not even stale");
         assert_eq!(
             (
                 c.hits.load(Ordering::Relaxed),

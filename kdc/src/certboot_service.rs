@@ -74,10 +74,14 @@ pub fn start(
     );
     let store: Arc<dyn CredentialStore> = match (&c.credentials_file, &c.credentials_redis) {
         (Some(path), _) => Arc::new(FileStore::open(path).context("certboot credentials")?),
-        (None, Some(url)) => Arc::new(
-            RedisStore::new(url, Duration::from_millis(500))
-                .context("certboot.credentials_redis")?,
-        ),
+        (None, Some(url)) => {
+            let client =
+                crate::redis_conn::client(url, &cfg.redis).context("certboot.credentials_redis")?;
+            Arc::new(
+                RedisStore::new(client, Duration::from_millis(500))
+                    .context("certboot.credentials_redis")?,
+            )
+        }
         (None, None) => anyhow::bail!("certboot: no credential store"),
     };
     let limits = Limits {

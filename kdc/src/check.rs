@@ -7,7 +7,8 @@
 //!   directories, expiry within `--expiry-days`, the KDC certificate's
 //!   id-pkinit-san, EKU and O=;
 //! * the keytab ([`keytab`]): krbtgt and the `mtaprovsrvr` keys `[mps]` needs;
-//! * the network ([`net`]): every listen address binds, Redis answers PING,
+//! * the network ([`net`]): every listen address binds, the Redis secrets
+//!   load, Redis answers PING (with the `[redis]` AUTH and TLS settings),
 //!   and with `--probe` every provisioning-server address answers pkt-eue-7.
 //!
 //! Nothing here prints: [`run`] returns a [`Report`] and the binary prints
@@ -314,6 +315,7 @@ pub fn run(path: &Path, opts: &Options) -> Report {
         pki::certboot(&mut ctx, &cfg, c);
     }
     net::ports(&mut ctx, &cfg);
+    net::redis_settings(&mut ctx, &cfg);
     net::remote(&mut ctx, &cfg, db.as_ref());
     let realm = Some(cfg.realm.clone());
     ctx.report(config, realm)

@@ -11,10 +11,12 @@ use anyhow::{Context, bail};
 mod certboot;
 mod crl_fetch;
 mod ops;
+mod redis_options;
 pub use certboot::{Certboot, Reload};
 pub use crl_fetch::CrlFetch;
 use krb::crypto::EncType;
 pub use ops::{Admin, MetricsConfig, RateLimit};
+pub use redis_options::RedisOptions;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +58,10 @@ pub struct Config {
     pub rate_limit: RateLimit,
     #[serde(default)]
     pub admin: Admin,
+    /// AUTH and TLS for every Redis connection (`mps.redis`,
+    /// `certboot.credentials_redis`).
+    #[serde(default, skip_serializing_if = "RedisOptions::is_empty")]
+    pub redis: RedisOptions,
 }
 
 /// `[mps]`: the provisioning servers the KDC asks (pkt-eue-7).
@@ -107,6 +113,16 @@ pub struct Mps {
     /// KDC keeps working (memory cache) when Redis is unreachable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<String>,
+    /// The secret (at least 32 bytes) that authenticates every value this
+    /// replica writes to or reads from `redis` (HMAC-SHA-256); required with
+    /// `redis`, the same file content on every replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_secret_file: Option<PathBuf>,
+    /// A cached answer that would refuse a device is checked with the
+    /// provisioning server first, at most once per MAC in this many
+    /// seconds (an answer younger than this is final); 0: never.
+    #[serde(default = "defaults::mps_recheck_interval_secs")]
+    pub recheck_interval_secs: u64,
 }
 
 /// One provisioning server: its FQDN (its key is `mtaprovsrvr/<fqdn>` in
@@ -350,6 +366,9 @@ pub(crate) mod defaults {
     pub fn mps_negative_cache_secs() -> u64 {
         30
     }
+    pub fn mps_recheck_interval_secs() -> u64 {
+        5
+    }
     pub fn enterprise() -> u32 {
         fqdn_map::codec::DEFAULT_ENTERPRISE
     }
@@ -473,6 +492,12 @@ impl Config {
         {
             *dir = base.join(&*dir);
         }
+        let mps_secret = cfg.mps.as_mut().and_then(|m| m.redis_secret_file.as_mut());
+        for path in mps_secret.into_iter().chain(cfg.redis.paths_mut()) {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
         if let Some(c) = cfg.certboot.as_mut() {
             for path in [&mut c.server_cert, &mut c.server_key]
                 .into_iter()
@@ -576,7 +601,18 @@ impl Config {
                     "mps.checksum_type {c} is not a supported keyed checksum type"
                 ));
             }
+            if m.redis.is_some() && m.redis_secret_file.is_none() {
+                problems.push(
+                    "mps.redis needs mps.redis_secret_file: the secret that authenticates the \
+                     cached answers (docs/configuration.md)"
+                        .to_string(),
+                );
+            }
+            if m.recheck_interval_secs > 3600 {
+                problems.push("mps.recheck_interval_secs must be 0..=3600".to_string());
+            }
         }
+        self.redis.validate(&mut problems);
         if let Some(c) = &self.certboot {
             self.validate_certboot(c, &mut problems);
         }

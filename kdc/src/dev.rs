@@ -209,6 +209,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         mps_addrs.push(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, mps_port)));
     }
     write_mps_responder(dir, &kt, &mps, &mps_addrs, &pki.devices)?;
+    write_cache_secret(&dir.join(MPS_CACHE_SECRET))?;
     crate::dev_certboot::write_credentials(dir, &pki.devices)?;
     let loopback = |port: u16| {
         let mut a = vec![SocketAddr::from(([127, 0, 0, 1], port))];
@@ -256,6 +257,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         admin: crate::config::Admin {
             pid_file: Some("pktc-kdc.pid".into()),
         },
+        redis: Default::default(),
     };
     let toml = toml::to_string_pretty(&cfg).context("serialising dev config")?;
     write_public(
@@ -366,6 +368,31 @@ const KDC_INTERMEDIATES: &str = "pki/sp/kdc-intermediates.pem";
 
 pub const MPS_CONFIG: &str = "mps-responder.toml";
 pub const MPS_TABLE: &str = "mps-table.toml";
+/// `mps.redis_secret_file` of the dev realm (used once `mps.redis` is set).
+pub const MPS_CACHE_SECRET: &str = "mps-cache.secret";
+
+/// 32 random bytes as hex, readable by the owner only from the first byte
+/// (a new file, then renamed into place).
+fn write_cache_secret(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    openssl::rand::rand_bytes(&mut bytes[..]).context("random secret")?;
+    let text = zeroize::Zeroizing::new(format!("{}\n", hex::encode(&bytes[..])));
+    let tmp = path.with_extension("secret.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
 
 /// `[mps]` for the dev KDC: one provisioning server, the stand-in.
 fn dev_mps(addrs: &[SocketAddr]) -> anyhow::Result<crate::config::Mps> {
@@ -375,7 +402,8 @@ fn dev_mps(addrs: &[SocketAddr]) -> anyhow::Result<crate::config::Mps> {
         .collect::<Vec<_>>()
         .join(", ");
     Ok(toml::from_str(&format!(
-        "default = \"mps.{DOMAIN}\"\n[[servers]]\nfqdn = \"mps.{DOMAIN}\"\naddresses = [{list}]\n"
+        "default = \"mps.{DOMAIN}\"\nredis_secret_file = \"{MPS_CACHE_SECRET}\"\n\
+         [[servers]]\nfqdn = \"mps.{DOMAIN}\"\naddresses = [{list}]\n"
     ))?)
 }
 

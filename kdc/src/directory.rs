@@ -16,6 +16,28 @@ pub struct DeviceQuery {
     pub facts: fqdn_map::client::DeviceFacts,
     /// The PA-PROV-SRV-LOCATION the device sent: which provisioning server to ask.
     pub mps_hint: Option<String>,
+    /// What the request claims (the FQDN of its `mta/<fqdn>` cname, its
+    /// source address), so that a directory with a cache can tell when a
+    /// cached answer would refuse it and ask again first; None: not checked.
+    pub claim: Option<Claim>,
+}
+
+/// A device request's claim, checked the way the KDC checks the answer.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub fqdn: String,
+    pub source: std::net::IpAddr,
+}
+
+/// Whether `answer` (None: unknown MAC) would refuse `claim` (the KDC's
+/// own checks: address under `policy`, then the FQDN).
+pub fn refuses(policy: AddressPolicy, answer: Option<&DeviceBinding>, claim: &Claim) -> bool {
+    match answer {
+        None => true,
+        Some(b) => {
+            check_address(policy, b, claim.source).is_err() || !same_fqdn(&claim.fqdn, &b.fqdn)
+        }
+    }
 }
 
 /// How the request's source address is checked against a binding.
@@ -43,6 +65,12 @@ pub trait DeviceDirectory: Send + Sync {
 
     fn address_policy(&self) -> AddressPolicy {
         AddressPolicy::Ignore
+    }
+
+    /// Drops what this replica has cached about `mac` (`pktc-kdc mps
+    /// forget`); true if there was an entry. Default: nothing cached.
+    fn forget(&self, _mac: &[u8; 6]) -> bool {
+        false
     }
 
     /// Checks the health of what the directory depends on (Redis), so the

@@ -106,6 +106,7 @@ impl Kdc {
                         Some(m) => Some(std::sync::Arc::new(
                             crate::mps_directory::MpsDirectory::from_config(
                                 m,
+                                &cfg.redis,
                                 &cfg.realm,
                                 cfg.policy.clock_skew_secs as i64,
                                 &db,

@@ -4,6 +4,7 @@
 //! exchanges, caches, listeners and the dev realm; `main.rs` owns the CLI,
 //! configuration loading, logging and exit codes.
 
+pub mod admin;
 pub mod as_exchange;
 pub mod certboot_service;
 pub mod certs_cli;
@@ -22,11 +23,14 @@ pub mod keytab_cli;
 pub mod lease_hook;
 pub mod lookaside;
 pub mod metrics;
+pub mod mps_cli;
 pub mod mps_directory;
 pub mod mps_responder;
 pub mod pkinit_as;
 pub mod pool;
 pub mod rate_limit;
+pub mod recheck;
+pub mod redis_conn;
 
 pub mod server;
 pub mod service;

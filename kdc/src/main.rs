@@ -56,6 +56,11 @@ enum Command {
         /// The hook point Kea passes (lease4_renew, leases4_committed, lease4_release, ...).
         event: String,
     },
+    /// The pkt-eue-7 device cache: `forget MAC` drops a device's cached answer.
+    Mps {
+        #[command(subcommand)]
+        command: kdc::mps_cli::MpsCommand,
+    },
     /// Manage service keys in MIT keytab files.
     Keytab {
         #[command(subcommand)]
@@ -364,6 +369,7 @@ fn main() -> std::process::ExitCode {
         })(),
         Command::Certs { command } => certs_command(command),
         Command::Trust { command } => kdc::trust_cli::run(command),
+        Command::Mps { command } => kdc::mps_cli::run(command),
         Command::Check {
             config,
             expiry_days,

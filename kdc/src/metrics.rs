@@ -104,6 +104,14 @@ fn describe() {
         Unit::Seconds,
         "Lookups that asked the provisioning server"
     );
+    describe_counter!(
+        "pktc_mps_rechecks_total",
+        "Cached answers that would refuse a device, by what the re-check did"
+    );
+    describe_counter!(
+        "pktc_mps_cache_rejected_total",
+        "Shared-cache values in Redis ignored because they fail their check"
+    );
     describe_gauge!("pktc_cache_entries", "Entries held by each cache");
     describe_counter!("pktc_cache_lookups_total", "Cache lookups by result");
     describe_counter!(
@@ -233,10 +241,16 @@ pub fn init_series(cfg: &crate::config::Config) {
         }
         // Registered without a sample: rendered with zero counts.
         let _ = metrics::histogram!("pktc_mps_lookup_duration_seconds");
+        for outcome in ["accepted", "refused", "suppressed", "failed"] {
+            metrics::counter!("pktc_mps_rechecks_total", "outcome" => outcome).increment(0);
+        }
     }
     if cfg.mps.as_ref().is_some_and(|m| m.redis.is_some()) {
         metrics::gauge!("pktc_redis_up", "use" => "mps_cache").set(0.0);
         metrics::counter!("pktc_redis_errors_total", "use" => "mps_cache").increment(0);
+        for reason in ["malformed", "unauthenticated", "expired"] {
+            metrics::counter!("pktc_mps_cache_rejected_total", "reason" => reason).increment(0);
+        }
     }
 }
 

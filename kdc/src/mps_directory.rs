@@ -3,13 +3,20 @@
 //! PA-PROV-SRV-LOCATION (or the default one), with negative caching of
 //! "unknown MAC" and, when the policy allows, the last known answer when
 //! the server is silent.
+//!
+//! A cached answer (memory or Redis, positive or "unknown MAC") that would
+//! refuse the request is never the last word: the server is asked once
+//! more, bypassing both caches, and the fresh answer decides and replaces
+//! the cached one everywhere. [`RecheckLimiter`] bounds those questions to
+//! one per MAC per `mps.recheck_interval_secs`.
 
 use std::collections::HashMap;
 
 use fqdn_map::cache::{Cached, MappingCache};
-use fqdn_map::client::{LookupError, MpsClient, MpsTarget};
+use fqdn_map::client::{Binding, LookupError, MpsClient, MpsTarget};
 
 use crate::directory::{AddressPolicy, DeviceDirectory, DeviceQuery, LookupFuture};
+use crate::recheck::RecheckLimiter;
 
 /// What to do when no provisioning server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,10 +38,53 @@ pub struct MpsDirectory {
     pub address_policy: AddressPolicy,
     /// Shared with the other replicas through Redis, when configured.
     pub shared: Option<crate::shared_cache::SharedMappings>,
+    /// When a cached refusal may be checked with the server again.
+    pub rechecks: RecheckLimiter,
+}
+
+/// What became of a cached answer that would have refused the request
+/// (a metric label and an audit field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// The server's fresh answer admits the request: the cache was stale.
+    Accepted,
+    /// The fresh answer refuses it too.
+    Refused,
+    /// Not asked: the server answered about this MAC within the interval.
+    Suppressed,
+    /// The server did not answer; the cached answer stands.
+    Failed,
+}
+
+impl Recheck {
+    pub fn label(self) -> &'static str {
+        match self {
+            Recheck::Accepted => "accepted",
+            Recheck::Refused => "refused",
+            Recheck::Suppressed => "suppressed",
+            Recheck::Failed => "failed",
+        }
+    }
+}
+
+/// How one lookup went, for its metrics and audit event.
+#[derive(Debug, Clone, Copy, Default)]
+struct Trace {
+    /// The answer came from the provisioning server.
+    asked_server: bool,
+    recheck: Option<Recheck>,
 }
 
 fn key(fqdn: &str) -> String {
     fqdn.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn answer_of(c: Cached) -> Option<Result<Binding, LookupError>> {
+    match c {
+        Cached::Hit(b) => Some(Ok(b)),
+        Cached::Negative => Some(Err(LookupError::UnknownMac)),
+        Cached::Miss => None,
+    }
 }
 
 impl MpsDirectory {
@@ -43,11 +93,23 @@ impl MpsDirectory {
             .or_else(|| self.servers.get(&key(&self.default_server)))
     }
 
+    /// Whether `answer` would refuse what the request claims.
+    fn would_refuse(&self, query: &DeviceQuery, answer: &Result<Binding, LookupError>) -> bool {
+        let Some(claim) = &query.claim else {
+            return false;
+        };
+        match answer {
+            Ok(b) => crate::directory::refuses(self.address_policy, Some(b), claim),
+            Err(LookupError::UnknownMac) => true,
+            Err(_) => false,
+        }
+    }
+
     /// [`Self::lookup_uncounted`] with its metric and audit event.
-    async fn resolve(&self, query: &DeviceQuery) -> Result<fqdn_map::client::Binding, LookupError> {
+    async fn resolve(&self, query: &DeviceQuery) -> Result<Binding, LookupError> {
         let started = std::time::Instant::now();
-        let (result, asked_server) = self.lookup_uncounted(query).await;
-        self.record(query, &result, asked_server, started.elapsed());
+        let (result, trace) = self.lookup_uncounted(query).await;
+        self.record(query, &result, trace, started.elapsed());
         result
     }
 
@@ -55,10 +117,11 @@ impl MpsDirectory {
     fn record(
         &self,
         query: &DeviceQuery,
-        result: &Result<fqdn_map::client::Binding, LookupError>,
-        asked_server: bool,
+        result: &Result<Binding, LookupError>,
+        trace: Trace,
         elapsed: std::time::Duration,
     ) {
+        let asked_server = trace.asked_server;
         let outcome = match result {
             Ok(_) if asked_server => "miss",
             Ok(_) => "hit",
@@ -75,6 +138,9 @@ impl MpsDirectory {
         if asked_server {
             metrics::histogram!("pktc_mps_lookup_duration_seconds").record(elapsed.as_secs_f64());
         }
+        if let Some(r) = trace.recheck {
+            metrics::counter!("pktc_mps_rechecks_total", "outcome" => r.label()).increment(1);
+        }
         tracing::info!(
             target: "audit",
             exchange = "lookup",
@@ -83,39 +149,93 @@ impl MpsDirectory {
             server = query.mps_hint.as_deref().unwrap_or(&self.default_server),
             outcome = if result.is_ok() { "ok" } else { "error" },
             reason = outcome,
+            recheck = trace.recheck.map_or("-", Recheck::label),
             latency_us = elapsed.as_micros() as u64,
         );
     }
 
-    /// The lookup, and whether a provisioning server was asked.
-    async fn lookup_uncounted(
-        &self,
-        query: &DeviceQuery,
-    ) -> (Result<fqdn_map::client::Binding, LookupError>, bool) {
-        let mac = query.facts.mac;
-        match self.cache.get(&mac) {
-            Cached::Hit(b) => return (Ok(b), false),
-            Cached::Negative => return (Err(LookupError::UnknownMac), false),
+    /// The cached answer (memory, then Redis), if any.
+    async fn cached(&self, mac: &[u8; 6]) -> Cached {
+        match self.cache.get(mac) {
+            Cached::Miss => {}
+            c => return c,
+        }
+        let Some(shared) = &self.shared else {
+            return Cached::Miss;
+        };
+        let c = shared.get(mac).await;
+        match &c {
+            Cached::Hit(b) => self.cache.put(*mac, b.clone()),
+            Cached::Negative => self.cache.put_unknown(*mac),
             Cached::Miss => {}
         }
-        if let Some(shared) = &self.shared {
-            match shared.get(&mac).await {
-                Cached::Hit(b) => {
-                    self.cache.put(mac, b.clone());
-                    return (Ok(b), false);
+        c
+    }
+
+    /// The lookup and how it went.
+    async fn lookup_uncounted(&self, query: &DeviceQuery) -> (Result<Binding, LookupError>, Trace) {
+        let mac = query.facts.mac;
+        let Some(cached) = answer_of(self.cached(&mac).await) else {
+            let result = match self.ask(query).await {
+                Err(LookupError::Timeout) if self.on_timeout == OnTimeout::AllowIfCached => {
+                    self.cache.stale(&mac).ok_or(LookupError::Timeout)
                 }
-                Cached::Negative => {
-                    self.cache.put_unknown(mac);
-                    return (Err(LookupError::UnknownMac), false);
-                }
-                Cached::Miss => {}
+                r => r,
+            };
+            let asked_server = !matches!(&result, Err(LookupError::MpsError(d)) if d == NO_SERVER);
+            let trace = Trace {
+                asked_server,
+                recheck: None,
+            };
+            return (result, trace);
+        };
+        if !self.would_refuse(query, &cached) {
+            return (cached, Trace::default());
+        }
+        if !self.rechecks.try_take(mac) {
+            let trace = Trace {
+                asked_server: false,
+                recheck: Some(Recheck::Suppressed),
+            };
+            return (cached, trace);
+        }
+        match self.ask(query).await {
+            fresh @ (Ok(_) | Err(LookupError::UnknownMac)) => {
+                let recheck = if self.would_refuse(query, &fresh) {
+                    Recheck::Refused
+                } else {
+                    Recheck::Accepted
+                };
+                let trace = Trace {
+                    asked_server: true,
+                    recheck: Some(recheck),
+                };
+                (fresh, trace)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    mac = %certs::format_mac(mac),
+                    error = %e,
+                    "re-checking a cached refusal: the provisioning server did not answer; the cached answer stands"
+                );
+                let trace = Trace {
+                    asked_server: false,
+                    recheck: Some(Recheck::Failed),
+                };
+                (cached, trace)
             }
         }
+    }
+
+    /// Asks the provisioning server, bypassing the caches, and stores its
+    /// answer in memory and Redis (replacing what was there).
+    async fn ask(&self, query: &DeviceQuery) -> Result<Binding, LookupError> {
+        let mac = query.facts.mac;
         let Some(target) = self.target(query.mps_hint.as_deref()) else {
-            let e = LookupError::MpsError("no provisioning server configured".into());
-            return (Err(e), false);
+            return Err(LookupError::MpsError(NO_SERVER.into()));
         };
-        let result = match self.client.lookup(target, &query.facts).await {
+        self.rechecks.asked(mac);
+        match self.client.lookup(target, &query.facts).await {
             Ok(b) => {
                 self.cache.put(mac, b.clone());
                 if let Some(shared) = &self.shared {
@@ -130,37 +250,42 @@ impl MpsDirectory {
                 }
                 Err(LookupError::UnknownMac)
             }
-            Err(LookupError::Timeout) if self.on_timeout == OnTimeout::AllowIfCached => {
-                self.cache.stale(&mac).ok_or(LookupError::Timeout)
-            }
             Err(e) => Err(e),
-        };
-        (result, true)
+        }
     }
 }
+
+const NO_SERVER: &str = "no provisioning server configured";
 
 impl DeviceDirectory for MpsDirectory {
     fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a> {
         Box::pin(self.resolve(query))
     }
 
-    /// The memory cache only (as the first step of `lookup`).
-    fn lookup_now(
-        &self,
-        query: &DeviceQuery,
-    ) -> Option<Result<fqdn_map::client::Binding, LookupError>> {
+    /// The memory cache only (as the first step of `lookup`); a cached
+    /// answer that would refuse, with a recheck due, goes to `lookup`.
+    fn lookup_now(&self, query: &DeviceQuery) -> Option<Result<Binding, LookupError>> {
         let started = std::time::Instant::now();
-        let result = match self.cache.get_without_miss(&query.facts.mac) {
-            Cached::Hit(b) => Ok(b),
-            Cached::Negative => Err(LookupError::UnknownMac),
-            Cached::Miss => return None,
-        };
-        self.record(query, &result, false, started.elapsed());
+        let result = answer_of(self.cache.get_without_miss(&query.facts.mac))?;
+        let mut trace = Trace::default();
+        if self.would_refuse(query, &result) {
+            if self.rechecks.would_allow(&query.facts.mac) {
+                return None;
+            }
+            trace.recheck = Some(Recheck::Suppressed);
+        }
+        self.record(query, &result, trace, started.elapsed());
         Some(result)
     }
 
     fn address_policy(&self) -> AddressPolicy {
         self.address_policy
+    }
+
+    fn forget(&self, mac: &[u8; 6]) -> bool {
+        let had = self.cache.remove(mac);
+        metrics::gauge!("pktc_cache_entries", "cache" => "mps").set(self.cache.len() as f64);
+        had
     }
 
     fn probe(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
@@ -252,8 +377,10 @@ pub fn server_target(
 
 impl MpsDirectory {
     /// From `[mps]`: see [`client_from_config`] and [`server_target`].
+    /// `redis`: the `[redis]` connection settings for `mps.redis`.
     pub fn from_config(
         cfg: &crate::config::Mps,
+        redis: &crate::config::RedisOptions,
         realm: &str,
         skew_secs: i64,
         db: &crate::db::PrincipalDb,
@@ -285,14 +412,33 @@ impl MpsDirectory {
             shared: cfg
                 .redis
                 .as_deref()
-                .map(|url| {
-                    crate::shared_cache::SharedMappings::new(
-                        url,
-                        cfg.cache_ttl_secs,
-                        cfg.negative_cache_secs,
-                    )
-                })
+                .map(|url| shared_from_config(cfg, url, redis))
                 .transpose()?,
+            rechecks: RecheckLimiter::new(
+                std::time::Duration::from_secs(cfg.recheck_interval_secs),
+                crate::recheck::DEFAULT_CAPACITY,
+            ),
         })
     }
+}
+
+/// The Redis cache of `mps.redis`, keyed by `mps.redis_secret_file`: a
+/// missing or short secret stops the start.
+fn shared_from_config(
+    cfg: &crate::config::Mps,
+    url: &str,
+    redis: &crate::config::RedisOptions,
+) -> anyhow::Result<crate::shared_cache::SharedMappings> {
+    let path = cfg.redis_secret_file.as_deref().ok_or_else(|| {
+        anyhow::anyhow!("mps.redis needs mps.redis_secret_file (docs/configuration.md)")
+    })?;
+    let seal = crate::shared_cache::SealKey::load(path)
+        .map_err(|e| anyhow::anyhow!("mps.redis_secret_file: {e}"))?;
+    crate::shared_cache::SharedMappings::new(
+        url,
+        redis,
+        seal,
+        cfg.cache_ttl_secs,
+        cfg.negative_cache_secs,
+    )
 }

@@ -218,14 +218,12 @@ pub async fn run(cfg: ResponderConfig) -> anyhow::Result<()> {
             tokio::spawn(watch_table(path.clone(), table.clone()));
             Source::File(table)
         }
-        (None, Some(url)) => {
-            let client =
-                redis::Client::open(url.as_str()).with_context(|| format!("redis {url:?}"))?;
-            let cfg = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_millis(500)))
-                .set_response_timeout(Some(Duration::from_millis(500)));
-            Source::Redis(client.get_connection_manager_lazy(cfg)?)
-        }
+        // The shared connection code: a password in the URL, rediss://.
+        (None, Some(url)) => Source::Redis(crate::redis_conn::connection_manager(
+            url,
+            &crate::config::RedisOptions::default(),
+            Duration::from_millis(500),
+        )?),
         (None, None) => anyhow::bail!("no device table or redis configured"),
     };
     let mut tasks = Vec::new();

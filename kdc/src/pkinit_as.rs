@@ -150,7 +150,18 @@ enum FirstPass {
     Lookup(Box<(Decoded, VerifiedRequest, crate::directory::DeviceQuery)>),
 }
 
-fn device_query(v: &VerifiedRequest, d: &Decoded) -> crate::directory::DeviceQuery {
+fn device_query(
+    v: &VerifiedRequest,
+    d: &Decoded,
+    source: SocketAddr,
+) -> crate::directory::DeviceQuery {
+    // What `authorize` checks, so a cached answer that would refuse it is
+    // checked with the provisioning server again (mps_directory).
+    let c = &d.client.components;
+    let claim = (c.len() == 2 && c[0] == "mta").then(|| crate::directory::Claim {
+        fqdn: c[1].clone(),
+        source: source.ip(),
+    });
     crate::directory::DeviceQuery {
         facts: fqdn_map::client::DeviceFacts {
             mac: v.mac,
@@ -159,6 +170,7 @@ fn device_query(v: &VerifiedRequest, d: &Decoded) -> crate::directory::DeviceQue
             revocation_time: 0,
         },
         mps_hint: d.mps_hint.clone(),
+        claim,
     }
 }
 
@@ -307,7 +319,7 @@ impl Kdc {
                     drop(trust);
                     facts.dh = matches!(verified.delivery, server::KeyDelivery::Dh(_));
                     facts.mac = Some(verified.mac);
-                    let query = device_query(&verified, &d);
+                    let query = device_query(&verified, &d, source);
                     match pk.directory.lookup_now(&query) {
                         Some(found) => {
                             let binding = found.map_err(lookup_error)?;

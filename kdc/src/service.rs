@@ -1,5 +1,6 @@
 //! `pktc-kdc serve`: starts every listener of the config, the metrics
-//! endpoint and the file watch, reloads on SIGHUP, stops on SIGTERM/Ctrl-C.
+//! endpoint and the file watch, reloads on SIGHUP, answers admin requests
+//! on SIGUSR1 ([`crate::admin`]), stops on SIGTERM/Ctrl-C.
 //! Logging is set up by the binary before this runs.
 
 use std::sync::Arc;
@@ -151,6 +152,9 @@ pub fn run(
             tasks.push(tokio::spawn(watch_files(every, reloader.clone())));
         }
         tasks.push(tokio::spawn(on_sighup(reloader)));
+        if let Some(pid_file) = &cfg.admin.pid_file {
+            tasks.push(tokio::spawn(on_sigusr1(kdc.clone(), pid_file.clone())));
+        }
         let _pid = PidFile::create(cfg.admin.pid_file.as_deref())?;
         tracing::info!(
             realm = %cfg.realm,
@@ -229,6 +233,28 @@ async fn on_sighup(reloader: Reloader) {
     while hup.recv().await.is_some() {
         let r = reloader.clone();
         let _ = tokio::task::spawn_blocking(move || r.force()).await;
+    }
+}
+
+/// SIGUSR1: answer the admin request files beside the pid file
+/// (`pktc-kdc mps forget`).
+async fn on_sigusr1(kdc: Arc<Kdc>, pid_file: std::path::PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        tracing::warn!(
+            "cannot listen for SIGUSR1; `pktc-kdc mps forget` will not reach this process"
+        );
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        let (kdc, pid_file) = (kdc.clone(), pid_file.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let directory = kdc.pkinit.as_ref().map(|p| p.directory.as_ref());
+            crate::admin::serve_requests(&pid_file, |line| {
+                crate::mps_cli::handle_request(line, directory)
+            });
+        })
+        .await;
     }
 }
 

@@ -3,8 +3,12 @@
 //! every command has a short timeout, a failure is counted and logged and
 //! the lookup carries on with memory and the provisioning server; the
 //! connection manager reconnects by itself when Redis returns.
+//!
+//! Redis is not trusted with the answers: each value is sealed
+//! ([`sealed`]) and one that does not verify is a cache miss.
 
-use std::net::IpAddr;
+pub mod sealed;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -13,30 +17,25 @@ use fqdn_map::client::Binding;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
+pub use sealed::{Rejected, SealKey};
+
 pub struct SharedMappings {
     conn: ConnectionManager,
+    seal: SealKey,
     ttl_secs: u64,
     negative_ttl_secs: u64,
     timeout: Duration,
     /// Commands that failed or timed out (Redis unreachable).
     pub errors: AtomicU64,
     pub hits: AtomicU64,
+    /// Values that failed their check (any [`Rejected`] reason).
+    pub rejected: AtomicU64,
 }
 
-fn key(mac: &[u8; 6]) -> String {
+/// The Redis key of `mac`'s answer.
+pub fn key(mac: &[u8; 6]) -> String {
     let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
     format!("pktc-kdc:mps:{hex}")
-}
-
-/// `+fqdn|addr,addr` for a binding, `-` for "unknown MAC".
-fn encode(b: Option<&Binding>) -> String {
-    match b {
-        None => "-".into(),
-        Some(b) => {
-            let addrs: Vec<String> = b.addresses.iter().map(IpAddr::to_string).collect();
-            format!("+{}|{}", b.fqdn, addrs.join(","))
-        }
-    }
 }
 
 /// Marks Redis reachable (a command succeeded) and passes `v` through.
@@ -45,40 +44,33 @@ fn up<T>(v: T) -> T {
     v
 }
 
-fn decode(v: &str) -> Option<Cached> {
-    if v == "-" {
-        return Some(Cached::Negative);
-    }
-    let (fqdn, addrs) = v.strip_prefix('+')?.split_once('|')?;
-    let addresses = addrs
-        .split(',')
-        .filter(|a| !a.is_empty())
-        .map(|a| a.parse().ok())
-        .collect::<Option<Vec<IpAddr>>>()?;
-    Some(Cached::Hit(Binding {
-        fqdn: fqdn.to_string(),
-        addresses,
-    }))
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl SharedMappings {
-    /// Connects lazily: a KDC starts even when Redis is down.
-    pub fn new(url: &str, ttl_secs: u64, negative_ttl_secs: u64) -> anyhow::Result<SharedMappings> {
-        let client =
-            redis::Client::open(url).map_err(|e| anyhow::anyhow!("mps.redis {url:?}: {e}"))?;
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)));
-        let conn = client
-            .get_connection_manager_lazy(cfg)
-            .map_err(|e| anyhow::anyhow!("mps.redis {url:?}: {e}"))?;
+    /// Connects lazily: a KDC starts even when Redis is down. `[redis]`
+    /// settings (AUTH, TLS) apply.
+    pub fn new(
+        url: &str,
+        opts: &crate::config::RedisOptions,
+        seal: SealKey,
+        ttl_secs: u64,
+        negative_ttl_secs: u64,
+    ) -> anyhow::Result<SharedMappings> {
+        let conn = crate::redis_conn::connection_manager(url, opts, Duration::from_millis(500))
+            .map_err(|e| anyhow::anyhow!("mps.redis: {e:#}"))?;
         Ok(SharedMappings {
             conn,
+            seal,
             ttl_secs: ttl_secs.max(1),
             negative_ttl_secs: negative_ttl_secs.max(1),
             timeout: Duration::from_millis(300),
             errors: AtomicU64::new(0),
             hits: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         })
     }
 
@@ -89,19 +81,41 @@ impl SharedMappings {
         tracing::warn!(error = %e, failures = n, "redis unavailable ({what}); using the local cache");
     }
 
-    /// What Redis knows about `mac`; `Miss` also when Redis is unreachable.
+    /// A value that is not used: counted and logged (MAC, reason and size;
+    /// never the value, whose tag an attacker could use to test guesses).
+    fn reject(&self, mac: &[u8; 6], why: Rejected, len: usize) -> Cached {
+        metrics::counter!("pktc_mps_cache_rejected_total", "reason" => why.label()).increment(1);
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            mac = %certs::format_mac(*mac),
+            reason = why.label(),
+            bytes = len,
+            "ignoring a shared-cache value in Redis that fails its check; asking the provisioning server"
+        );
+        Cached::Miss
+    }
+
+    /// What Redis knows about `mac`, verified; `Miss` also when Redis is
+    /// unreachable or the value fails its check.
     pub async fn get(&self, mac: &[u8; 6]) -> Cached {
         let mut conn = self.conn.clone();
-        let r = tokio::time::timeout(self.timeout, conn.get::<_, Option<String>>(key(mac))).await;
+        // GETRANGE bounds what a hostile value can make us read.
+        let last = sealed::MAX_VALUE_BYTES as isize - 1;
+        let r = tokio::time::timeout(self.timeout, conn.getrange::<_, Vec<u8>>(key(mac), 0, last))
+            .await;
         match r {
-            Ok(Ok(Some(v))) => match up(decode(&v)) {
-                Some(c) => {
+            Ok(Ok(v)) if v.is_empty() => up(Cached::Miss),
+            Ok(Ok(v)) => match up(self.seal.open(mac, &v, unix_now())) {
+                Ok(c) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     c
                 }
-                None => Cached::Miss,
+                Err(why) => self.reject(mac, why, v.len()),
             },
-            Ok(Ok(None)) => up(Cached::Miss),
+            // A hash or list under our key: written by someone else.
+            Ok(Err(e)) if e.code() == Some("WRONGTYPE") => {
+                up(self.reject(mac, Rejected::Malformed, 0))
+            }
             Ok(Err(e)) => {
                 self.failed("get", e);
                 Cached::Miss
@@ -128,19 +142,18 @@ impl SharedMappings {
         }
     }
 
-    /// Stores an answer (`None` = unknown MAC) for the other replicas.
+    /// Stores an answer (`None` = unknown MAC) for the other replicas,
+    /// replacing what was there.
     pub async fn put(&self, mac: &[u8; 6], b: Option<&Binding>) {
         let ttl = if b.is_some() {
             self.ttl_secs
         } else {
             self.negative_ttl_secs
         };
+        let value = self.seal.seal(mac, unix_now() + ttl, b);
         let mut conn = self.conn.clone();
-        let r = tokio::time::timeout(
-            self.timeout,
-            conn.set_ex::<_, _, ()>(key(mac), encode(b), ttl),
-        )
-        .await;
+        let r =
+            tokio::time::timeout(self.timeout, conn.set_ex::<_, _, ()>(key(mac), value, ttl)).await;
         match r {
             Ok(Ok(())) => {
                 up(());
@@ -148,27 +161,5 @@ impl SharedMappings {
             Ok(Err(e)) => self.failed("set", e),
             Err(_) => self.failed("set", "timeout"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_round_trip() {
-        let b = Binding {
-            fqdn: "mta.pktc.test".into(),
-            addresses: vec!["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
-        };
-        assert_eq!(decode(&encode(Some(&b))), Some(Cached::Hit(b)));
-        let none = Binding {
-            fqdn: "x.test".into(),
-            addresses: vec![],
-        };
-        assert_eq!(decode(&encode(Some(&none))), Some(Cached::Hit(none)));
-        assert_eq!(decode(&encode(None)), Some(Cached::Negative));
-        assert_eq!(decode("garbage"), None);
-        assert_eq!(decode("+a|not-an-ip"), None);
     }
 }

@@ -3,7 +3,8 @@
 //! first and refused if the result would not load; files appear and
 //! disappear atomically (a hidden temporary file renamed into place), so
 //! the service's file watch never reads a half-written file. `reload`
-//! sends SIGHUP to the running service (`[admin] pid_file`).
+//! sends SIGHUP to the running service (`[admin] pid_file`, see
+//! [`crate::admin`]).
 
 use std::path::{Path, PathBuf};
 
@@ -221,39 +222,9 @@ fn remove(dir: &Path, policy: CrlPolicy, names: &[String]) -> anyhow::Result<()>
 }
 
 fn signal_reload(cfg: &Config) -> anyhow::Result<()> {
-    let pid_file = cfg
-        .admin
-        .pid_file
-        .as_ref()
-        .context("[admin] pid_file is not configured: cannot find the running service")?;
-    let text = std::fs::read_to_string(pid_file)
-        .with_context(|| format!("reading {} (is the service running?)", pid_file.display()))?;
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .with_context(|| format!("{}: not a process id", pid_file.display()))?;
-    signal::hangup(pid).with_context(|| format!("signalling process {pid}"))?;
+    let pid = crate::admin::signal_service(cfg, crate::admin::Signal::Reload)?;
     println!("sent SIGHUP to pktc-kdc (pid {pid})");
     Ok(())
-}
-
-mod signal {
-    //! kill(2) with SIGHUP: the one system call here without a safe wrapper
-    //! in our dependencies.
-    #![allow(unsafe_code)]
-
-    pub fn hangup(pid: i32) -> std::io::Result<()> {
-        if pid <= 1 {
-            return Err(std::io::Error::other("refusing to signal pid <= 1"));
-        }
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-        let r = unsafe { libc::kill(pid, libc::SIGHUP) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    }
 }
 
 mod tempdir {

@@ -502,6 +502,8 @@ fn kubernetes_manifests_are_consistent() {
         Some(&certboot.server_cert),
         Some(&certboot.server_key),
         certboot.server_chain.as_ref(),
+        mps.redis_secret_file.as_ref(),
+        cfg.redis.password_file.as_ref(),
     ];
     for file in files.into_iter().flatten() {
         let abs = base.join(file);

@@ -197,6 +197,19 @@ impl DevKdc {
         std::fs::read_to_string(self.dir.path("mps.log")).unwrap_or_default()
     }
 
+    /// How many pkt-eue-7 questions the stand-in has answered ("unknown
+    /// MAC" included), once at least `at_least` are in its log or 5 s have
+    /// passed: it logs each just after sending the answer, which the KDC
+    /// (and so the test) may already have used.
+    pub fn mps_answers(&self, at_least: usize) -> usize {
+        let count = || self.mps_log().matches("outcome=\"answered\"").count();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while count() < at_least && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        count()
+    }
+
     /// True once serving; false if it exited because a port was taken.
     fn wait_ready_or_bind_failure(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -218,6 +231,11 @@ impl DevKdc {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("pktc-kdc did not start in 20 s; log:\n{}", self.log());
+    }
+
+    /// The `pktc-kdc` binary this realm runs.
+    pub fn binary(&self) -> &Path {
+        &self.binary
     }
 
     /// A path inside the realm directory (manifest paths are relative to it).
@@ -318,6 +336,21 @@ impl DevKdc {
         extra: &[&str],
         cc: &Path,
     ) -> (bool, String) {
+        let conf = self.realm_path(&self.get(conf_key));
+        self.kinit_device_with(&conf, index, None, extra, cc)
+    }
+
+    /// As [`DevKdc::kinit_device`] with the krb5.conf at `conf` (e.g. a
+    /// [`crate::Replica`]'s) and, when given, another client principal than
+    /// the device's own (a device claiming someone else's FQDN).
+    pub fn kinit_device_with(
+        &self,
+        conf: &Path,
+        index: usize,
+        principal: Option<&str>,
+        extra: &[&str],
+        cc: &Path,
+    ) -> (bool, String) {
         let plugin = [
             "/usr/lib/x86_64-linux-gnu/krb5/plugins/preauth/pkinit.so",
             "/usr/lib/aarch64-linux-gnu/krb5/plugins/preauth/pkinit.so",
@@ -333,12 +366,12 @@ impl DevKdc {
                 .to_string()
         };
         let identity = format!("FILE:{},{}", path("cert"), path("key"));
-        let conf = self.realm_path(&self.get(conf_key));
+        let principal = principal.unwrap_or_else(|| dev["principal"].as_str().expect("principal"));
         crate::run(
-            crate::mit("kinit", &conf, cc)
+            crate::mit("kinit", conf, cc)
                 .args(["-X", &format!("X509_user_identity={identity}")])
                 .args(extra)
-                .arg(dev["principal"].as_str().expect("principal")),
+                .arg(principal),
             "",
         )
     }

@@ -8,6 +8,7 @@ mod http_server;
 pub mod kea;
 mod pty;
 mod redis;
+mod replica;
 mod rng;
 pub mod wire;
 
@@ -16,6 +17,7 @@ pub use devkdc::{DevKdc, init_dev_realm};
 pub use http_server::HttpServer;
 pub use pty::Pty;
 pub use redis::Redis;
+pub use replica::Replica;
 pub use rng::Rng;
 
 use std::path::PathBuf;

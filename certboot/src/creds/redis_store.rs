@@ -36,10 +36,10 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects lazily: the service starts while Redis is down and answers
-    /// 503 until it is back. Must be called inside a Tokio runtime.
-    pub fn new(url: &str, timeout: Duration) -> Result<RedisStore, CredsError> {
-        let client = redis::Client::open(url).map_err(|e| CredsError::Redis(e.to_string()))?;
+    /// Connects lazily through `client` (its URL, AUTH and TLS settings
+    /// are the caller's): the service starts while Redis is down and
+    /// answers 503 until it is back. Must be called inside a Tokio runtime.
+    pub fn new(client: redis::Client, timeout: Duration) -> Result<RedisStore, CredsError> {
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));

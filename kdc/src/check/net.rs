@@ -228,9 +228,11 @@ pub(super) fn remote(ctx: &mut Ctx, cfg: &Config, db: Option<&PrincipalDb>) {
         let mut set = tokio::task::JoinSet::new();
         for (key, url) in redis {
             let (key, url) = (key.to_string(), url.to_string());
+            let opts = cfg.redis.clone();
             set.spawn(async move {
-                let r = ping(&url).await;
-                (format!("{key} {url}"), Remote::Redis(r))
+                let r = ping(&url, &opts).await;
+                let shown = crate::redis_conn::redacted(&url);
+                (format!("{key} {shown}"), Remote::Redis(r))
             });
         }
         if let Some(client) = &client {
@@ -298,17 +300,91 @@ fn report(ctx: &mut Ctx, subject: String, r: Remote, tries: u32, per_try: u64) {
     }
 }
 
-/// PING with a short timeout; the error as text.
-async fn ping(url: &str) -> Result<(), String> {
-    let client = redis::Client::open(url).map_err(|e| format!("not a Redis URL: {e}"))?;
+/// PING with a short timeout, with the `[redis]` AUTH and TLS settings
+/// `serve` uses; the error as text.
+async fn ping(url: &str, opts: &crate::config::RedisOptions) -> Result<(), String> {
     let attempt = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
+        let mut conn = crate::redis_conn::connect_once(url, opts, REDIS_TIMEOUT)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
     };
     match tokio::time::timeout(REDIS_TIMEOUT, attempt).await {
         Ok(Ok(pong)) if pong == "PONG" => Ok(()),
         Ok(Ok(other)) => Err(format!("unexpected reply {other:?}")),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(format!("no reply within {} s", REDIS_TIMEOUT.as_secs())),
+    }
+}
+
+/// The Redis secrets and TLS settings: `mps.redis_secret_file` loads and
+/// is long enough, secret files are not readable by others, and TLS
+/// settings are not silently unused.
+pub(super) fn redis_settings(ctx: &mut Ctx, cfg: &Config) {
+    let mut urls: Vec<(&str, &str)> = Vec::new();
+    if let Some(m) = &cfg.mps {
+        if let Some(url) = m.redis.as_deref() {
+            urls.push(("mps.redis", url));
+        }
+        if let (Some(_), Some(path)) = (&m.redis, &m.redis_secret_file) {
+            let subject = format!("mps.redis_secret_file {}", path.display());
+            match crate::shared_cache::SealKey::load(path) {
+                Ok(_) => {
+                    ctx.pass("shared-cache secret loaded");
+                    private_file(ctx, &subject, path);
+                }
+                Err(e) => ctx.error(
+                    subject,
+                    format!("{e}: the KDC will not start"),
+                    "write at least 32 random bytes to it (`openssl rand -hex 32 > FILE`, mode \
+                     0600), the same on every replica",
+                ),
+            }
+        }
+    }
+    if let Some(url) = cfg
+        .certboot
+        .as_ref()
+        .and_then(|c| c.credentials_redis.as_deref())
+    {
+        urls.push(("certboot.credentials_redis", url));
+    }
+    if let Some(path) = &cfg.redis.password_file {
+        private_file(
+            ctx,
+            &format!("redis.password_file {}", path.display()),
+            path,
+        );
+    }
+    for (key, url) in urls {
+        if cfg.redis.has_tls_settings() && !crate::redis_conn::is_tls(url) {
+            ctx.warn(
+                format!("{key} {}", crate::redis_conn::redacted(url)),
+                "[redis] has TLS settings but this URL is not rediss://: the connection is \
+                 not encrypted",
+                "use rediss:// (Redis with --tls-port)",
+            );
+        }
+    }
+}
+
+/// A warning when every user may read a secret file (its owner and the
+/// service's group may, as for the keytab).
+fn private_file(ctx: &mut Ctx, subject: &str, path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path)
+        && m.permissions().mode() & 0o007 != 0
+    {
+        ctx.warn(
+            subject,
+            format!(
+                "mode {:04o}: every user of this host may read the secret",
+                m.permissions().mode() & 0o7777
+            ),
+            "chmod 600 it (or 640 with the service's group)",
+        );
     }
 }
