@@ -271,9 +271,13 @@ fn build_verify_store(
     param
         .set_purpose(X509PurposeId::ANY)
         .map_err(ossl("verify purpose"))?;
-    // Level 0: legacy MTAs have RSA-1024 keys and SHA-1 signatures.
-    param.set_auth_level(0);
+    // Level 1: no key under 80 bits of strength (RSA under 1024 bits),
+    // no MD5 signature. Legacy MTAs have RSA-1024 keys (allowed) and SHA-1
+    // signatures, which OpenSSL 3 refuses from level 1 on: the store's
+    // verify callback lets exactly those through.
+    param.set_auth_level(1);
     b.set_param(&param).map_err(ossl("verify param"))?;
+    super::ffi::allow_sha1_certificate_signatures(&mut b);
     Ok(b.build())
 }
 

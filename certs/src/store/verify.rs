@@ -217,6 +217,13 @@ impl TrustStore {
         Ok(verified)
     }
 
+    /// Whether [`TrustStore::verify`] uses the certificates a peer presents
+    /// ([`Intermediates::FromPeer`]); under [`Intermediates::DirectoryOnly`]
+    /// callers need not even parse them.
+    pub fn takes_peer_intermediates(&self) -> bool {
+        self.intermediates_from == Intermediates::FromPeer
+    }
+
     /// Number of cached verification results in this generation.
     pub fn cache_len(&self) -> usize {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).len()
