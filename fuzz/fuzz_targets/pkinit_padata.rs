@@ -74,7 +74,6 @@ static LAB: LazyLock<Lab> = LazyLock::new(|| {
 fn ctx(now: i64) -> RequestContext<'static> {
     RequestContext {
         req_body: REQ_BODY,
-        body_nonce: NONCE,
         now,
         // Far beyond Config::validate's limit, so committed seeds keep
         // passing the time check (as in kdc_request).

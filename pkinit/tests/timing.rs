@@ -52,7 +52,6 @@ fn timing() {
     ] {
         let ctx = RequestContext {
             req_body: body,
-            body_nonce: 1,
             now: time::now().0,
             skew: 300,
             dh_min_bits: 2048,
@@ -162,7 +161,6 @@ fn dh_timing() {
         .unwrap();
         let ctx = RequestContext {
             req_body: body,
-            body_nonce: 1,
             now: time::now().0,
             skew: 300,
             dh_min_bits: 2048,

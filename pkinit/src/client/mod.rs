@@ -19,6 +19,11 @@ use crate::asn1::{
 use crate::cms::{self, SignOptions};
 use krb::msg::raw::tlv;
 
+mod profile;
+pub use profile::{
+    CertSet, Profile, SignatureAlg, SignedAttrs, SignerId, rfc4556_padata_with, signed_data,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("encoding: {0}")]
@@ -279,6 +284,15 @@ pub fn open_rfc4556_dh_reply(
     if nonce_u32(&key_info.nonce) != Some(nonce) {
         return Err(bad("KDCDHKeyInfo nonce mismatch"));
     }
+    // serverDHNonce comes with dhKeyExpiration (a reused KDC key), never
+    // without; a reuse needs our clientDHNonce (RFC 4556 §3.2.3.1).
+    let reused = key_info.dh_key_expiration.is_some();
+    if reused != info.server_dh_nonce.is_some() {
+        return Err(bad("serverDHNonce without dhKeyExpiration or the reverse"));
+    }
+    if reused && client_dh_nonce.is_none() {
+        return Err(bad("KDC reused its DH key without our clientDHNonce"));
+    }
     let public = key_info.subject_public_key.as_raw_slice().to_vec();
     let secret = client_key.finish(&public).map_err(bad)?;
     match info
@@ -296,10 +310,11 @@ pub fn open_rfc4556_dh_reply(
             pa_value,
         ),
         Some(None) => return Err(bad("KDC chose a KDF we did not offer")),
+        // Both nonces only with a reused KDC key (RFC 4556 §3.2.3.1).
         None => crate::dh::octetstring2key(
             etype,
             &secret,
-            client_dh_nonce,
+            reused.then_some(client_dh_nonce).flatten(),
             info.server_dh_nonce.as_deref(),
         ),
     }

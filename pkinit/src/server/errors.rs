@@ -15,6 +15,15 @@ pub enum PkinitError {
     Request(#[from] RequestError),
     #[error("bad CMS signature: {0}")]
     BadSignature(String),
+    /// MD5, an unknown digest, or a signature algorithm we do not take.
+    #[error("{0}")]
+    DigestNotAccepted(String),
+    /// The device key's type, size, exponent or curve.
+    #[error("device key not accepted: {0}")]
+    KeyNotAccepted(String),
+    /// keyUsage present without digitalSignature.
+    #[error("device certificate keyUsage does not allow digitalSignature")]
+    KeyUsage,
     #[error("malformed CMS: {0}")]
     MalformedCms(String),
     #[error("signed content is not an AuthPack (eContentType {0})")]
@@ -31,8 +40,6 @@ pub enum PkinitError {
     ChecksumType(i32),
     #[error("paChecksum does not match the request body")]
     ChecksumMismatch,
-    #[error("PKAuthenticator nonce does not match the request nonce")]
-    NonceMismatch,
     #[error("device certificate has no MAC address in its CN")]
     NoMac,
     #[error("Diffie-Hellman is not supported in the PacketCable form")]
@@ -54,6 +61,9 @@ impl PkinitError {
         match self {
             PkinitError::Request(e) => e.krb_error_code(),
             PkinitError::BadSignature(_) => err::KDC_ERR_INVALID_SIG,
+            PkinitError::DigestNotAccepted(_) => KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED,
+            PkinitError::KeyNotAccepted(_) => err::KDC_ERR_CLIENT_NOT_TRUSTED,
+            PkinitError::KeyUsage => KDC_ERR_INCONSISTENT_KEY_PURPOSE,
             PkinitError::MalformedCms(_)
             | PkinitError::WrongContentType(_)
             | PkinitError::MalformedAuthPack(_) => err::KDC_ERR_PREAUTH_FAILED,
@@ -61,7 +71,7 @@ impl PkinitError {
             PkinitError::Skew => err::KRB_AP_ERR_SKEW,
             PkinitError::ChecksumMissing => KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED,
             PkinitError::ChecksumType(_) => err::KDC_ERR_SUMTYPE_NOSUPP,
-            PkinitError::ChecksumMismatch | PkinitError::NonceMismatch => err::KRB_AP_ERR_MODIFIED,
+            PkinitError::ChecksumMismatch => err::KRB_AP_ERR_MODIFIED,
             PkinitError::NoMac => err::KDC_ERR_CLIENT_NAME_MISMATCH,
             PkinitError::PacketCableDh => err::KDC_ERR_PADATA_TYPE_NOSUPP,
             PkinitError::Dh { code, .. } => *code,
@@ -74,6 +84,9 @@ impl PkinitError {
         match self {
             PkinitError::Request(e) => e.reason(),
             PkinitError::BadSignature(_) => "pkinit_bad_signature",
+            PkinitError::DigestNotAccepted(_) => "pkinit_digest_not_accepted",
+            PkinitError::KeyNotAccepted(_) => "pkinit_key_not_accepted",
+            PkinitError::KeyUsage => "pkinit_key_usage",
             PkinitError::MalformedCms(_) => "pkinit_malformed_cms",
             PkinitError::WrongContentType(_) => "pkinit_wrong_content_type",
             PkinitError::Chain(c) => c.reason(),
@@ -82,7 +95,6 @@ impl PkinitError {
             PkinitError::ChecksumMissing => "pkinit_checksum_missing",
             PkinitError::ChecksumType(_) => "pkinit_checksum_type",
             PkinitError::ChecksumMismatch => "pkinit_checksum_mismatch",
-            PkinitError::NonceMismatch => "pkinit_nonce_mismatch",
             PkinitError::NoMac => "pkinit_no_mac",
             PkinitError::PacketCableDh => "pkinit_packetcable_dh",
             PkinitError::Dh { code, .. } => match *code {
@@ -100,9 +112,34 @@ impl PkinitError {
     pub fn e_data(&self) -> Option<Vec<u8>> {
         match self {
             PkinitError::Dh { e_data, .. } => e_data.clone(),
+            PkinitError::DigestNotAccepted(_) => Some(td_cms_digest_algorithms()),
             _ => None,
         }
     }
+}
+
+/// RFC 4556 §3.2.2: KDC_ERR_INCONSISTENT_KEY_PURPOSE.
+pub const KDC_ERR_INCONSISTENT_KEY_PURPOSE: i32 = 77;
+/// RFC 4556 §3.2.2: KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED.
+pub const KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED: i32 = 80;
+/// RFC 8636 §4 TD-CMS-DIGEST-ALGORITHMS.
+pub const TD_CMS_DIGEST_ALGORITHMS: i32 = 111;
+
+/// TYPED-DATA { TD-CMS-DIGEST-ALGORITHMS: SEQUENCE OF AlgorithmIdentifier,
+/// the digests we accept } (RFC 8636 §4), sent with code 80.
+fn td_cms_digest_algorithms() -> Vec<u8> {
+    let algs: Vec<rasn_pkix::AlgorithmIdentifier> = crate::signer::ACCEPTED_DIGESTS
+        .iter()
+        .map(|o| rasn_pkix::AlgorithmIdentifier {
+            algorithm: (*o).to_owned(),
+            parameters: None,
+        })
+        .collect();
+    let typed = vec![rasn_kerberos::TypedDataItem {
+        r#type: TD_CMS_DIGEST_ALGORITHMS,
+        value: Some(rasn::der::encode(&algs).unwrap_or_default().into()),
+    }];
+    rasn::der::encode(&typed).unwrap_or_default()
 }
 
 /// RFC 4556 §3.2.2 TD-DH-PARAMETERS.
@@ -130,6 +167,8 @@ impl From<CmsError> for PkinitError {
     fn from(e: CmsError) -> Self {
         match e {
             CmsError::BadSignature(s) => PkinitError::BadSignature(s),
+            CmsError::DigestNotAccepted(s) => PkinitError::DigestNotAccepted(s),
+            CmsError::KeyNotAccepted(s) => PkinitError::KeyNotAccepted(s),
             other => PkinitError::MalformedCms(other.to_string()),
         }
     }

@@ -8,7 +8,10 @@ mod errors;
 mod replies;
 mod verify;
 
-pub use errors::{KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED, PkinitError, TD_DH_PARAMETERS};
+pub use errors::{
+    KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED, KDC_ERR_INCONSISTENT_KEY_PURPOSE,
+    KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED, PkinitError, TD_CMS_DIGEST_ALGORITHMS, TD_DH_PARAMETERS,
+};
 pub use replies::{DhKeys, KdfNames, ReplyPolicy, dh_reply, rsa_reply};
 pub use verify::{RequestContext, verify_request};
 

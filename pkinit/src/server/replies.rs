@@ -103,7 +103,10 @@ pub fn rsa_reply(
 }
 
 /// The KDC's DH keys: a fresh one per request (`reuse_secs` 0), or one per
-/// group kept for `reuse_secs` and announced with dhKeyExpiration.
+/// group kept for `reuse_secs` and announced with dhKeyExpiration to the
+/// clients that allow reuse (RFC 4556 §3.2.3.1: those that send a
+/// clientDHNonce, "Present only if the client indicates that it wishes to
+/// reuse DH keys or to allow the KDC to do so").
 pub struct DhKeys {
     reuse_secs: i64,
     slots: std::sync::Mutex<Vec<(Group, std::sync::Arc<ServerKey>, i64)>>,
@@ -117,13 +120,15 @@ impl DhKeys {
         }
     }
 
-    /// A key for `group` at Unix time `now`, and its expiration when reused.
+    /// A key for `group` at Unix time `now`, and its expiration when it is
+    /// a reused one (only when `client_allows_reuse`).
     pub fn get(
         &self,
         group: Group,
         now: i64,
+        client_allows_reuse: bool,
     ) -> Result<(std::sync::Arc<ServerKey>, Option<i64>), DhError> {
-        if self.reuse_secs == 0 {
+        if self.reuse_secs == 0 || !client_allows_reuse {
             return Ok((std::sync::Arc::new(ServerKey::generate(group)?), None));
         }
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -155,14 +160,22 @@ pub fn dh_reply(
     kdc: &KdcIdentity,
     keys: &DhKeys,
 ) -> Result<(PaData, Key), PkinitError> {
+    let client_nonce = dh_req.client_dh_nonce.as_deref();
     let (server_key, expires) = keys
-        .get(dh_req.client_public.group, time::now().0)
+        .get(
+            dh_req.client_public.group,
+            time::now().0,
+            client_nonce.is_some(),
+        )
         .map_err(|e| dh_error(e, 0))?;
     let agreement = server_key
         .agree(&dh_req.client_public)
         .map_err(|e| dh_error(e, 0))?;
     let info = asn1::KdcDhKeyInfo {
         subject_public_key: rasn::types::BitString::from_vec(agreement.server_public.clone()),
+        // RFC 4556 wants 0 here for a reused key; Heimdal's client always
+        // compares it with its PKAuthenticator nonce (MIT's does not read
+        // it), so it is always the request's.
         nonce: (req.nonce as i64).into(),
         dh_key_expiration: expires.map(time::from_unix),
     };
@@ -173,14 +186,19 @@ pub fn dh_reply(
         &info_der,
         time::now().0,
     )?;
-    // A server nonce only answers a client nonce, and only octetstring2key uses them.
-    let server_dh_nonce = match (&dh_req.client_dh_nonce, dh_req.kdf) {
-        (Some(_), None) => Some(
-            Key::random(krb::crypto::EncType::Aes256CtsHmacSha196)
+    // RFC 4556 §3.2.3.1: serverDHNonce with dhKeyExpiration (a reused
+    // key) and never without it; octetstring2key then takes both nonces
+    // (n_c, n_k), otherwise none, even when the client sent one (Heimdal's
+    // client refuses a serverDHNonce without dhKeyExpiration and leaves
+    // its own nonce out then).
+    let (server_dh_nonce, nonces) = match (expires, client_nonce) {
+        (Some(_), Some(c)) => {
+            let k = Key::random(krb::crypto::EncType::Aes256CtsHmacSha196)
                 .bytes()
-                .to_vec(),
-        ),
-        _ => None,
+                .to_vec();
+            (Some(k.clone()), Some((c, k)))
+        }
+        _ => (None, None),
     };
     let rep = PaPkAsRep::DhInfo(asn1::DhRepInfo {
         dh_signed_data: signed.into(),
@@ -202,8 +220,8 @@ pub fn dh_reply(
         None => dh::octetstring2key(
             reply_etype,
             secret,
-            dh_req.client_dh_nonce.as_deref(),
-            server_dh_nonce.as_deref(),
+            nonces.as_ref().map(|(c, _)| *c),
+            nonces.as_ref().map(|(_, k)| k.as_slice()),
         ),
     }
     .map_err(|e| dh_error(e, 0))?;

@@ -22,8 +22,6 @@ use crate::request::{self, Form, RequestError};
 pub struct RequestContext<'a> {
     /// Exact bytes of the received KDC-REQ-BODY.
     pub req_body: &'a [u8],
-    /// The KDC-REQ-BODY nonce.
-    pub body_nonce: u32,
     pub now: i64,
     pub skew: i64,
     /// Smallest acceptable DH group (MODP bits or equivalent).
@@ -35,6 +33,10 @@ pub struct RequestContext<'a> {
 
 /// Checks a PKINIT padata (14 or 16; 15 is refused as draft-9).
 ///
+/// Cheap refusals come first: the SignerInfo's algorithms, then (for a
+/// certificate not in the cache) the signer's key type and size, its
+/// keyUsage and its chain, checked against the trust store's own CAs;
+/// only then the request's signature, whose cost the request's key sets.
 /// With `ctx.cert_cache`, a device certificate already verified against
 /// this trust store (same DER, request time inside the cached result's
 /// validity window) is neither parsed nor chain-checked again; the
@@ -47,19 +49,20 @@ pub fn verify_request(
 ) -> Result<VerifiedRequest, PkinitError> {
     let signed = request::parse(pa_type, pa_value)?;
     let parts = cms::read_signed(&signed.content_info)?;
-    // A device seen before: its certificate is found by the sid's bytes and
-    // its digest, nothing is decoded or parsed.
+    let algs = parts.algorithms()?;
+    // A device seen before: its certificate is found by the sid's bytes
+    // (issuerAndSerialNumber: nothing is decoded) and its digest.
     let cached = ctx.cert_cache.and_then(|c| {
-        let der = parts.signer_der_by_bytes()?;
+        let der = parts.signer_der()?;
         c.device(trust, &openssl::sha::sha256(der), ctx.now)
     });
     let device = match cached {
         Some(device) => {
-            parts.verify(&device.public_key)?;
+            parts.verify(&algs, &device.public_key)?;
             check_content_type(&parts)?;
             device
         }
-        None => verify_new_device(&parts, ctx, trust)?,
+        None => verify_new_device(&parts, &algs, ctx, trust)?,
     };
     let econtent = parts.econtent();
     let (nonce, delivery) = match signed.form {
@@ -85,50 +88,47 @@ fn check_content_type(parts: &cms::SignedParts<'_>) -> Result<(), PkinitError> {
     Ok(())
 }
 
-/// The signer of a request whose certificate the cache does not hold:
-/// signature (with the key read from the SubjectPublicKeyInfo, before any
-/// certificate parse, when it is RSA), content type, then the certificate
-/// parse and the chain; a success is remembered in the cache.
+/// The signer of a request whose certificate the cache does not hold: key
+/// policy and keyUsage (no public-key work), the chain (one check per
+/// certificate with a CA key from the trust store), then the request's
+/// signature and content type; a success is remembered in the cache.
 fn verify_new_device(
     parts: &cms::SignedParts<'_>,
+    algs: &crate::signer::Algorithms,
     ctx: &RequestContext<'_>,
     trust: &TrustStore,
 ) -> Result<Arc<VerifiedDevice>, PkinitError> {
     let (signer_index, signer_der, signer_cert) =
         parts.signer_cert()?.ok_or(CmsError::NoSignerCertificate)?;
     let spki = &signer_cert.tbs_certificate.subject_public_key_info;
-    let mut parsed = None;
-    let key = match crate::signer::rsa_public_key(spki) {
-        Some(k) => k,
-        None => parsed
-            .insert(X509::from_der(signer_der).map_err(CmsError::from)?)
-            .public_key()
-            .map_err(CmsError::from)?,
-    };
-    parts.verify(&key)?;
-    check_content_type(parts)?;
-    let cert = match parsed {
-        Some(x) => x,
-        None => X509::from_der(signer_der).map_err(CmsError::from)?,
-    };
+    crate::signer::check_key(spki)?;
+    if !crate::signer::allows_digital_signature(signer_cert) {
+        return Err(PkinitError::KeyUsage);
+    }
+    let cert = X509::from_der(signer_der).map_err(CmsError::from)?;
+    // Certificates the device sends along count only for a store that
+    // takes intermediates from peers (the KDC's does not: its directory is
+    // the manufacturer allowlist), so they are not even parsed otherwise.
     let mut presented = Vec::new();
-    for (i, der) in parts.cert_ders()? {
-        if i != signer_index && der != signer_der {
-            presented.push(match ctx.cert_cache {
-                Some(c) => c.parse(der)?,
-                None => X509::from_der(der).map_err(CmsError::from)?,
-            });
+    if trust.takes_peer_intermediates() {
+        for (i, der) in parts.cert_ders()? {
+            if i != signer_index && der != signer_der {
+                presented.push(match ctx.cert_cache {
+                    Some(c) => c.parse(der)?,
+                    None => X509::from_der(der).map_err(CmsError::from)?,
+                });
+            }
         }
     }
     let chain = trust.verify(&cert, &presented, ctx.now)?;
+    let public_key = cert.public_key().map_err(CmsError::from)?;
+    parts.verify(algs, &public_key)?;
+    check_content_type(parts)?;
     let device = Arc::new(VerifiedDevice {
         fingerprint: openssl::sha::sha256(signer_der),
         mac: certs::mac::device_mac(&cert).ok(),
         public_key_hash: Sha1::digest(spki.subject_public_key.as_raw_slice()).into(),
-        // The parsed certificate's key, not the one built for the first
-        // check: OpenSSL keeps a legacy-built key twice (≈ 0.75 KB more per
-        // cache entry).
-        public_key: cert.public_key().map_err(CmsError::from)?,
+        public_key,
         issuer_and_serial: reply::issuer_and_serial(signer_der)?,
         manufacturer: chain.manufacturer,
         valid_from: chain.valid_from,
@@ -155,15 +155,13 @@ fn check_time(
     Ok(())
 }
 
-fn check_nonce(n: &rasn::types::Integer, ctx: &RequestContext<'_>) -> Result<u32, PkinitError> {
-    let nonce =
-        nonce_u32(n).ok_or_else(|| PkinitError::MalformedAuthPack("nonce out of range".into()))?;
-    // Devices set the PKAuthenticator nonce to the request nonce (Heimdal's
-    // PacketCable client did; RFC 4556 requires it).
-    if nonce != ctx.body_nonce {
-        return Err(PkinitError::NonceMismatch);
-    }
-    Ok(nonce)
+/// The PKAuthenticator nonce, echoed in the reply. It need not equal the
+/// KDC-REQ-BODY nonce, in either form: RFC 4556 §3.2.1 says of it "Chosen
+/// randomly; this nonce does not need to match with the nonce in the
+/// KDC-REQ-BODY" (paChecksum already binds the body), and no PacketCable
+/// source asks for equality in the -19 form (shared PROTOCOL.md §1.3).
+fn read_nonce(n: &rasn::types::Integer) -> Result<u32, PkinitError> {
+    nonce_u32(n).ok_or_else(|| PkinitError::MalformedAuthPack("nonce out of range".into()))
 }
 
 fn check_auth_pack_19(
@@ -182,7 +180,7 @@ fn check_auth_pack_19(
         .ok_or(PkinitError::ChecksumType(a.pa_checksum.r#type))?;
     verify_unkeyed_checksum(ctype, ctx.req_body, &a.pa_checksum.checksum)
         .map_err(|_| PkinitError::ChecksumMismatch)?;
-    let nonce = check_nonce(&a.nonce, ctx)?;
+    let nonce = read_nonce(&a.nonce)?;
     if pack.client_public_value.is_some() {
         return Err(PkinitError::PacketCableDh);
     }
@@ -202,7 +200,7 @@ fn check_auth_pack(
     if sum.len() != expect.len() || !bool::from(expect.as_slice().ct_eq(sum)) {
         return Err(PkinitError::ChecksumMismatch);
     }
-    let nonce = check_nonce(&a.nonce, ctx)?;
+    let nonce = read_nonce(&a.nonce)?;
     // A freshness token (RFC 8070) is accepted; we do not offer one, so there is nothing to match.
     let delivery = match pack.client_public_value {
         None => KeyDelivery::Rsa,
