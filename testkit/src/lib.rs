@@ -3,12 +3,14 @@
 //! and cleans up. A missing tool fails the test with the install command.
 
 mod devkdc;
+mod heimdal;
 mod pty;
 mod redis;
 mod rng;
 pub mod wire;
 
 pub use devkdc::{DevKdc, init_dev_realm};
+pub use heimdal::{HEIMDAL_PACKAGES, heimdal, heimdal_conf, heimdal_root};
 pub use pty::Pty;
 pub use redis::Redis;
 pub use rng::Rng;
