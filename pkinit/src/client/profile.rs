@@ -92,6 +92,9 @@ pub struct Profile {
     pub kdfs: Option<Vec<Kdf>>,
     /// The PKAuthenticator nonce, when it is not the body's.
     pub pk_nonce: Option<u32>,
+    /// Bytes sent instead of a signature (hostile-request tests: a
+    /// certificate whose key the sender does not have).
+    pub forged_signature: Option<Vec<u8>>,
 }
 
 impl Default for Profile {
@@ -110,6 +113,7 @@ impl Default for Profile {
             client_dh_nonce: None,
             kdfs: None,
             pk_nonce: None,
+            forged_signature: None,
         }
     }
 }
@@ -247,7 +251,7 @@ pub fn signed_data(
             (Some(set.clone()), Some(set))
         }
     };
-    let is_ec = dev.key.id() == Id::EC;
+    let is_ec = dev.cert.public_key()?.id() == Id::EC;
     let signature_alg = match (profile.signature, is_ec) {
         (SignatureAlg::Ecdsa, true) => alg_id(ecdsa_oid, None),
         (SignatureAlg::Ecdsa, false) | (_, true) => {
@@ -268,17 +272,22 @@ pub fn signed_data(
             alg_id(o(&[1, 2, 840, 113549, 1, 1, 10]), Some(&params))
         }
     };
-    let mut signer = Signer::new(profile.digest, &dev.key)?;
-    if profile.signature == SignatureAlg::RsaPss {
-        signer.set_rsa_padding(Padding::PKCS1_PSS)?;
-        signer.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
-        signer.set_rsa_mgf1_md(profile.digest)?;
-    }
-    match &signed {
-        Some(set) => signer.update(&tlv(0x31, set))?,
-        None => signer.update(content)?,
-    }
-    let signature = signer.sign_to_vec()?;
+    let signature = match &profile.forged_signature {
+        Some(forged) => forged.clone(),
+        None => {
+            let mut signer = Signer::new(profile.digest, &dev.key)?;
+            if profile.signature == SignatureAlg::RsaPss {
+                signer.set_rsa_padding(Padding::PKCS1_PSS)?;
+                signer.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+                signer.set_rsa_mgf1_md(profile.digest)?;
+            }
+            match &signed {
+                Some(set) => signer.update(&tlv(0x31, set))?,
+                None => signer.update(content)?,
+            }
+            signer.sign_to_vec()?
+        }
+    };
     let signer_info = tlv(
         0x30,
         &[

@@ -21,6 +21,9 @@ pub enum PkinitError {
     /// The device key's type, size, exponent or curve.
     #[error("device key not accepted: {0}")]
     KeyNotAccepted(String),
+    /// RSA key transport asked for by a device whose key is not RSA.
+    #[error("RSA key transport needs an RSA device key; use Diffie-Hellman")]
+    KeyTransportNeedsRsa,
     /// keyUsage present without digitalSignature.
     #[error("device certificate keyUsage does not allow digitalSignature")]
     KeyUsage,
@@ -64,6 +67,7 @@ impl PkinitError {
             PkinitError::DigestNotAccepted(_) => KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED,
             PkinitError::KeyNotAccepted(_) => err::KDC_ERR_CLIENT_NOT_TRUSTED,
             PkinitError::KeyUsage => KDC_ERR_INCONSISTENT_KEY_PURPOSE,
+            PkinitError::KeyTransportNeedsRsa => KDC_ERR_PUBLIC_KEY_ENCRYPTION_NOT_SUPPORTED,
             PkinitError::MalformedCms(_)
             | PkinitError::WrongContentType(_)
             | PkinitError::MalformedAuthPack(_) => err::KDC_ERR_PREAUTH_FAILED,
@@ -87,6 +91,7 @@ impl PkinitError {
             PkinitError::DigestNotAccepted(_) => "pkinit_digest_not_accepted",
             PkinitError::KeyNotAccepted(_) => "pkinit_key_not_accepted",
             PkinitError::KeyUsage => "pkinit_key_usage",
+            PkinitError::KeyTransportNeedsRsa => "pkinit_key_transport_needs_rsa",
             PkinitError::MalformedCms(_) => "pkinit_malformed_cms",
             PkinitError::WrongContentType(_) => "pkinit_wrong_content_type",
             PkinitError::Chain(c) => c.reason(),
@@ -122,6 +127,8 @@ impl PkinitError {
 pub const KDC_ERR_INCONSISTENT_KEY_PURPOSE: i32 = 77;
 /// RFC 4556 §3.2.2: KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED.
 pub const KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED: i32 = 80;
+/// RFC 4556 §3.2.2: KDC_ERR_PUBLIC_KEY_ENCRYPTION_NOT_SUPPORTED.
+pub const KDC_ERR_PUBLIC_KEY_ENCRYPTION_NOT_SUPPORTED: i32 = 81;
 /// RFC 8636 §4 TD-CMS-DIGEST-ALGORITHMS.
 pub const TD_CMS_DIGEST_ALGORITHMS: i32 = 111;
 

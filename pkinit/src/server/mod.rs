@@ -10,7 +10,8 @@ mod verify;
 
 pub use errors::{
     KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED, KDC_ERR_INCONSISTENT_KEY_PURPOSE,
-    KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED, PkinitError, TD_CMS_DIGEST_ALGORITHMS, TD_DH_PARAMETERS,
+    KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED, KDC_ERR_PUBLIC_KEY_ENCRYPTION_NOT_SUPPORTED, PkinitError,
+    TD_CMS_DIGEST_ALGORITHMS, TD_DH_PARAMETERS,
 };
 pub use replies::{DhKeys, KdfNames, ReplyPolicy, dh_reply, rsa_reply};
 pub use verify::{RequestContext, verify_request};

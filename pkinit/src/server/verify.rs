@@ -69,6 +69,9 @@ pub fn verify_request(
         Form::PacketCable => check_auth_pack_19(econtent, ctx)?,
         Form::Rfc4556 => check_auth_pack(econtent, ctx)?,
     };
+    if matches!(delivery, KeyDelivery::Rsa) && device.public_key.id() != openssl::pkey::Id::RSA {
+        return Err(PkinitError::KeyTransportNeedsRsa);
+    }
     let mac = device.mac.ok_or(PkinitError::NoMac)?;
     Ok(VerifiedRequest {
         form: signed.form,
