@@ -307,6 +307,42 @@ fn weak_device_keys_and_md5_signatures_are_refused() {
     check(&s, &p.good, &[]).expect("the RSA-1024 SHA-256 device still verifies");
 }
 
+/// The DER-only first look at a new leaf: issuer named byte for byte by a
+/// directory CA whose key verifies the leaf's signature.
+#[test]
+fn issuer_signature_checked_from_the_der() {
+    let p = pki();
+    let handle = certs::store::TrustStoreHandle::open(
+        &trust_dir("issuer-sig", MfrCrl::Current),
+        CrlPolicy::Off,
+    )
+    .unwrap();
+    let s = handle.load();
+    let der = |i: &Issued| i.cert.to_der().unwrap();
+    s.check_issuer_signature(&der(&p.good)).unwrap();
+    s.check_issuer_signature(&der(&p.sha1)).unwrap();
+    for dev in [&p.unknown_root_dev, &p.impostor_dev] {
+        assert_eq!(
+            s.check_issuer_signature(&der(dev)),
+            Err(ChainError::UnknownIssuer { depth: 0 })
+        );
+    }
+    // A tampered leaf: its CA's signature no longer verifies.
+    let mut tampered = der(&p.good);
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    assert_eq!(
+        s.check_issuer_signature(&tampered),
+        Err(ChainError::UnknownIssuer { depth: 0 })
+    );
+    assert!(s.check_issuer_signature(b"not a certificate").is_err());
+    // A store that takes the peer's intermediates cannot tell: Ok.
+    let from_peer = store("issuer-sig-peer", MfrCrl::Current, CrlPolicy::Off);
+    from_peer
+        .check_issuer_signature(&der(&p.unknown_root_dev))
+        .unwrap();
+}
+
 #[test]
 fn bad_signature() {
     let p = pki();

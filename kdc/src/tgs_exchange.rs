@@ -29,7 +29,9 @@ impl Kdc {
         ctx: &mut ErrorContext,
         outcome: &mut Outcome,
     ) -> Result<Vec<u8>, KdcError> {
-        let TgsReq(req) = msg::decode::<TgsReq>("TGS-REQ", request).map_err(malformed)?;
+        // Heimdal's negative nonces decoded as UInt32; checksums use `request`.
+        let decodable = raw::with_unsigned_nonce(request);
+        let TgsReq(req) = msg::decode::<TgsReq>("TGS-REQ", &decodable).map_err(malformed)?;
         let raw_body = raw::kdc_req_body(request).map_err(malformed)?;
         let body = &req.req_body;
         ctx.sname = body.sname.clone();

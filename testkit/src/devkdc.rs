@@ -482,6 +482,28 @@ impl DevKdc {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The server's CPU time so far (user + system, all threads) in
+    /// milliseconds, from /proc/PID/stat (clock-tick resolution).
+    pub fn cpu_ms(&self) -> f64 {
+        let pid = self.pid().expect("pktc-kdc is running");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+        // Fields after the parenthesised comm: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        let tck = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(100);
+        (f[14 - 3] + f[15 - 3]) as f64 * 1000.0 / tck as f64
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()

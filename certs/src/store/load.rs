@@ -135,6 +135,11 @@ pub(super) fn load(
 
     let crls: Vec<X509Crl> = crls.into_iter().map(|(_, c)| c).collect();
     let verify_store = build_verify_store(&anchors, &crls, policy)?;
+    let issuer_keys = anchors
+        .iter()
+        .chain(&intermediates)
+        .filter_map(|ca| Some((ca.subject_name().to_der().ok()?, ca.public_key().ok()?)))
+        .collect();
     Ok(TrustStore {
         dir: dir.to_owned(),
         generation,
@@ -146,6 +151,7 @@ pub(super) fn load(
         crls,
         entries,
         verify_store,
+        issuer_keys,
         cache: Mutex::new(HashMap::new()),
         cache_hits: AtomicU64::new(0),
     })
