@@ -1,5 +1,5 @@
 //! The KDC's PKINIT request path: `pkinit::request::parse` (padata 14, 16
-//! and 15), `as_content_info`, `is_draft9_auth_pack` and
+//! and 15), `as_content_info`, `is_draft9_auth_pack`, `asks_for_dh` and
 //! `pkinit::server::verify_request` against a fixed trust store. None may
 //! panic.
 //!
@@ -123,6 +123,8 @@ fuzz_target!(|data: &[u8]| {
             None => return,
         },
     };
+    // The audit label's raw sniff of clientPublicValue.
+    let _ = request::asks_for_dh(pa_type, &value);
     if let Ok(signed) = request::parse(pa_type, &value) {
         let _ = request::as_content_info(&signed.content_info);
     }
@@ -185,7 +187,7 @@ fn write_seeds(lab: &Lab, out: &std::path::Path) {
     let pc = packetcable_padata(dev, REQ_BODY, NONCE, now, Some("mps.pktc.test")).unwrap();
     put("pa14-packetcable", 0, &pc[0].value);
     put("pa15-draft9", 2, &pc[0].value);
-    let rfc = rfc4556_padata(dev, REQ_BODY, NONCE, now, None, None).unwrap();
+    let rfc = rfc4556_padata(dev, REQ_BODY, NONCE, now, None, None, None).unwrap();
     put("pa16-rfc4556-rsa", 1, &rfc.value);
     // padata 14 with [0] IMPLICIT OCTET STRING around a bare SignedData.
     let (tlv, _) = msg::raw::read_tlv(&pc[0].value).unwrap();

@@ -241,7 +241,7 @@ fn pkinit_bad_input_matrix() {
         lab.kdc.log()
     );
     let rfc = lab.request(&cname0, &lab.tgs, 2, |b| {
-        vec![pkclient::rfc4556_padata(&dev0, b, 2, time::now(), None, None).unwrap()]
+        vec![pkclient::rfc4556_padata(&dev0, b, 2, time::now(), None, None, None).unwrap()]
     });
     assert_eq!(lab.kdc.tcp(&rfc).first(), Some(&0x6b), "{}", lab.kdc.log());
     let sha1 = lab.packetcable(

@@ -66,7 +66,7 @@ fn packetcable_form_round_trip() {
 #[test]
 fn rfc4556_rsa_round_trip() {
     let l = lab();
-    let pa = client::rfc4556_padata(&l.device, BODY, 5, time::now(), None, None).unwrap();
+    let pa = client::rfc4556_padata(&l.device, BODY, 5, time::now(), None, None, None).unwrap();
     let v = server::verify_request(16, &pa.value, &ctx(), &l.device_trust).unwrap();
     assert_eq!(v.form, Form::Rfc4556);
     let key = Key::random(EncType::Aes256CtsHmacSha196);
@@ -163,32 +163,16 @@ fn dh_round_trip(
 ) {
     let l = lab();
     let ck = pkinit::dh::ClientKey::generate(group).unwrap();
-    let mut pa =
-        client::rfc4556_padata(&l.device, BODY, 41, time::now(), Some(ck.spki()), kdfs).unwrap();
-    if let Some(n) = &client_nonce {
-        // Re-sign an AuthPack carrying a clientDHNonce.
-        let mut req: pkinit::asn1::PaPkAsReq = krb::msg::decode("PA-PK-AS-REQ", &pa.value).unwrap();
-        let signed = pkinit::cms::verify_signed(&req.signed_auth_pack).unwrap();
-        let mut pack: pkinit::asn1::AuthPack =
-            krb::msg::decode("AuthPack", &signed.econtent).unwrap();
-        pack.client_dh_nonce = Some(n.clone().into());
-        let der = krb::msg::encode("AuthPack", &pack).unwrap();
-        let opts = pkinit::cms::SignOptions {
-            digest: None,
-            signed_attributes: true,
-            extra_certs: &l.device.chain,
-        };
-        req.signed_auth_pack = pkinit::cms::sign(
-            pkinit::asn1::oid::AUTH_DATA,
-            &der,
-            &l.device.cert,
-            &l.device.key,
-            &opts,
-        )
-        .unwrap()
-        .into();
-        pa.value = krb::msg::encode("PA-PK-AS-REQ", &req).unwrap().into();
-    }
+    let pa = client::rfc4556_padata(
+        &l.device,
+        BODY,
+        41,
+        time::now(),
+        Some(ck.spki()),
+        kdfs,
+        client_nonce.clone(),
+    )
+    .unwrap();
     let v = server::verify_request(16, &pa.value, &ctx(), &l.device_trust).unwrap();
     let server::KeyDelivery::Dh(dh) = &v.delivery else {
         panic!("expected DH")

@@ -116,7 +116,8 @@ pub fn packetcable_padata(
 }
 
 /// An RFC 4556 PA-PK-AS-REQ (16) for RSA key transport (`client_public_value`
-/// None) or DH (Some).
+/// None) or DH (Some), with a clientDHNonce when given (which lets the KDC
+/// reuse its DH key, RFC 4556 §3.2.3.1).
 pub fn rfc4556_padata(
     dev: &DeviceIdentity,
     req_body: &[u8],
@@ -124,6 +125,7 @@ pub fn rfc4556_padata(
     now: (i64, u32),
     client_public_value: Option<rasn_pkix::SubjectPublicKeyInfo>,
     supported_kdfs: Option<Vec<crate::asn1::KdfAlgorithmId>>,
+    client_dh_nonce: Option<Vec<u8>>,
 ) -> Result<PaData, ClientError> {
     let pack = AuthPack {
         pk_authenticator: PkAuthenticator {
@@ -135,7 +137,7 @@ pub fn rfc4556_padata(
         },
         client_public_value,
         supported_cms_types: None,
-        client_dh_nonce: None,
+        client_dh_nonce: client_dh_nonce.map(Into::into),
         supported_kdfs,
     };
     let der = msg::encode("AuthPack", &pack).map_err(enc)?;
