@@ -245,7 +245,7 @@ pub fn signed_data(
                 ),
             );
             let unknown = attribute(o(&[1, 3, 6, 1, 4, 1, 99999, 7]), &[0x05, 0x00]);
-            let mut all = vec![content_type, message_digest, signing_time, unknown];
+            let mut all = [content_type, message_digest, signing_time, unknown];
             all.sort();
             let set = all.concat();
             (Some(set.clone()), Some(set))
