@@ -319,11 +319,11 @@ fn issuer_signature_checked_from_the_der() {
     .unwrap();
     let s = handle.load();
     let der = |i: &Issued| i.cert.to_der().unwrap();
-    s.check_issuer_signature(&der(&p.good)).unwrap();
-    s.check_issuer_signature(&der(&p.sha1)).unwrap();
+    s.check_issuer_signature(&der(&p.good), now()).unwrap();
+    s.check_issuer_signature(&der(&p.sha1), now()).unwrap();
     for dev in [&p.unknown_root_dev, &p.impostor_dev] {
         assert_eq!(
-            s.check_issuer_signature(&der(dev)),
+            s.check_issuer_signature(&der(dev), now()),
             Err(ChainError::UnknownIssuer { depth: 0 })
         );
     }
@@ -332,14 +332,22 @@ fn issuer_signature_checked_from_the_der() {
     let last = tampered.len() - 1;
     tampered[last] ^= 0x01;
     assert_eq!(
-        s.check_issuer_signature(&tampered),
+        s.check_issuer_signature(&tampered, now()),
         Err(ChainError::UnknownIssuer { depth: 0 })
     );
-    assert!(s.check_issuer_signature(b"not a certificate").is_err());
+    assert!(
+        s.check_issuer_signature(b"not a certificate", now())
+            .is_err()
+    );
+    // Once the chain verified (cached), the leaf needs no second look: a
+    // tampered copy still gets one.
+    s.verify(&p.good.cert, &[], now()).unwrap();
+    s.check_issuer_signature(&der(&p.good), now()).unwrap();
+    assert!(s.check_issuer_signature(&tampered, now()).is_err());
     // A store that takes the peer's intermediates cannot tell: Ok.
     let from_peer = store("issuer-sig-peer", MfrCrl::Current, CrlPolicy::Off);
     from_peer
-        .check_issuer_signature(&der(&p.unknown_root_dev))
+        .check_issuer_signature(&der(&p.unknown_root_dev), now())
         .unwrap();
 }
 

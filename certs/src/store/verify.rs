@@ -233,8 +233,20 @@ impl TrustStore {
     /// chain afterwards. Signature algorithms not listed here (RSASSA-PSS,
     /// MD5) are left to it. A store that takes the peer's intermediates
     /// cannot tell, and says Ok.
-    pub fn check_issuer_signature(&self, leaf_der: &[u8]) -> Result<(), ChainError> {
+    /// A leaf whose chain this store verified before with nothing presented
+    /// (its result cached and valid at `at`) needs no second look.
+    pub fn check_issuer_signature(&self, leaf_der: &[u8], at: i64) -> Result<(), ChainError> {
         if self.takes_peer_intermediates() {
+            return Ok(());
+        }
+        let key = (openssl::sha::sha256(leaf_der), Sha256::new().finish());
+        let cached = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get(&key)
+                .is_some_and(|hit| (hit.valid_from..=hit.valid_until).contains(&at))
+        };
+        if cached {
             return Ok(());
         }
         let bad = || ChainError::Other {

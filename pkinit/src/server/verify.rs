@@ -110,7 +110,7 @@ fn verify_new_device(
     }
     // The issuer and its signature on the certificate, from the DER, before
     // OpenSSL parses anything: a self-made certificate ends here.
-    trust.check_issuer_signature(signer_der)?;
+    trust.check_issuer_signature(signer_der, ctx.now)?;
     let cert = X509::from_der(signer_der).map_err(CmsError::from)?;
     // Certificates the device sends along count only for a store that
     // takes intermediates from peers (the KDC's does not: its directory is
