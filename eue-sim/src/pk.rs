@@ -53,9 +53,8 @@ pub enum Form {
     /// RFC 4556 PA-PK-AS-REQ (16), RSA key transport, for krbtgt; reply in padata 17.
     Rfc4556,
     /// RFC 4556 Diffie-Hellman as MIT's kinit sends it: MODP group 14 (2048)
-    /// with the RFC 8636 SHA-256 KDF offered, plus a 32-byte clientDHNonce
-    /// (which MIT does not send) so that a KDC may reuse its DH key; reply
-    /// in padata 17.
+    /// with the RFC 8636 SHA-256 KDF offered (`--dh-nonce` adds the
+    /// clientDHNonce MIT does not send); reply in padata 17.
     Rfc4556Dh,
     /// As `rfc4556-dh` with ECDH on P-256 (RFC 5349).
     Rfc4556Ecdh,
@@ -221,6 +220,7 @@ pub fn build_as_req(
     form: Form,
     nonce: u32,
     mps: Option<&str>,
+    dh_nonce: bool,
 ) -> anyhow::Result<AsRequest> {
     let (now, usec) = time::now();
     let etypes: &[EncType] = match form {
@@ -234,10 +234,10 @@ pub fn build_as_req(
         Form::Rfc4556Ecdh => Some(pkinit::dh::ClientKey::generate(pkinit::dh::Group::P256)?),
         _ => None,
     };
-    // A clientDHNonce, as Heimdal and Windows send: it lets the KDC reuse
-    // its DH key when configured to (RFC 4556 §3.2.3.1); the RFC 8636 KDF
-    // does not use it.
-    let client_dh_nonce = dh.as_ref().map(|_| {
+    // With `dh_nonce`, a clientDHNonce as Heimdal and Windows send: it lets
+    // the KDC reuse its DH key when configured to (RFC 4556 §3.2.3.1); the
+    // RFC 8636 KDF does not use it.
+    let client_dh_nonce = dh.as_ref().filter(|_| dh_nonce).map(|_| {
         krb::crypto::Key::random(EncType::Aes256CtsHmacSha196)
             .bytes()
             .to_vec()
