@@ -13,7 +13,8 @@
 #              KDC_LOG (default warn),
 #              SPEED_SECONDS (default 2; 0 skips openssl speed), SPEED_RUNS (default 3),
 #              FORMS (default "packetcable rfc4556 rfc4556-dh rfc4556-ecdh"),
-#              DH_KEY_REUSE_SECS (default 0: pkinit.dh_key_reuse_secs),
+#              DH_KEY_REUSE_SECS (default 0: pkinit.dh_key_reuse_secs; when set,
+#              eue-sim sends a clientDHNonce, which reuse needs),
 #              DEVICE_CACHE_ENTRIES (default: the KDC's; 0 measures the
 #              device-certificate cache miss path on every request).
 #
@@ -47,6 +48,10 @@ bench_build
 bench_pinning
 bench_realm
 sed -i "s/^dh_key_reuse_secs = .*/dh_key_reuse_secs = $DH_KEY_REUSE_SECS/" "$work/realm/config.toml"
+# The KDC reuses its DH key only for clients that send a clientDHNonce
+# (RFC 4556 §3.2.3.1): with key reuse, the load generator sends one.
+DH_NONCE_ARG=()
+if [ "$DH_KEY_REUSE_SECS" != 0 ]; then DH_NONCE_ARG=(--dh-nonce); fi
 if [ -n "$DEVICE_CACHE_ENTRIES" ]; then
   sed -i "s/^device_cache_entries = .*/device_cache_entries = $DEVICE_CACHE_ENTRIES/" "$work/realm/config.toml"
 fi
@@ -66,7 +71,7 @@ for form in $FORMS; do
   for run in $(seq 1 "$RUNS"); do
     echo "== pktc-kdc pid $kdc_pid (RUST_LOG=$KDC_LOG, dh_key_reuse_secs $DH_KEY_REUSE_SECS, device_cache_entries ${DEVICE_CACHE_ENTRIES:-default}); $form form, run $run/$RUNS, ${SECONDS_LOAD}s, concurrency $CONCURRENCY, $TRANSPORT" >&2
     out=$("${LOAD_PIN[@]}" "$SIM_BIN" pkinit-load --realm-dir "$work/realm" --kdc-pid "$kdc_pid" --form "$form" \
-      --seconds "$SECONDS_LOAD" --concurrency "$CONCURRENCY" --transport "$TRANSPORT" "$@")
+      --seconds "$SECONDS_LOAD" --concurrency "$CONCURRENCY" --transport "$TRANSPORT" "${DH_NONCE_ARG[@]}" "$@")
     echo "$out"
     # "  KDC pid N: CPU X ms = Y cores; Z ms CPU per PKINIT AS request"
     ms=$(echo "$out" | sed -n 's/.*; \([0-9.]*\) ms CPU per PKINIT AS request.*/\1/p')

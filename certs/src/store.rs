@@ -113,6 +113,9 @@ pub struct TrustStore {
     /// no time checks (done by us at the requested time), CRL_CHECK_ALL
     /// under [`CrlPolicy::Require`].
     verify_store: X509Store,
+    /// Subject (exact DER) and public key of every CA in the directory, for
+    /// [`TrustStore::check_issuer_signature`].
+    issuer_keys: Vec<(Vec<u8>, openssl::pkey::PKey<openssl::pkey::Public>)>,
     cache: Mutex<HashMap<CacheKey, VerifiedChain>>,
     cache_hits: AtomicU64,
 }

@@ -258,8 +258,9 @@ fn sha1_device_cert_is_accepted() {
     let s = store("sha1", MfrCrl::Current, CrlPolicy::Require);
     check(&s, &p.sha1, &[]).expect("SHA-1 signed RSA-1024 device");
 
-    // Why the store sets auth level 0: at level 1 (what a default TLS
-    // context applies) OpenSSL 3 rates SHA-1 below 80 bits and refuses.
+    // Why the store needs its verify callback: at level 1 (the store's, and
+    // what a default TLS context applies) OpenSSL 3 alone rates SHA-1
+    // below 80 bits and refuses.
     let mut b = X509StoreBuilder::new().unwrap();
     b.add_cert(p.root.cert.clone()).unwrap();
     let mut param = X509VerifyParam::new().unwrap();
@@ -277,6 +278,77 @@ fn sha1_device_cert_is_accepted() {
         .unwrap();
     assert!(!ok);
     assert_eq!(err, 68, "X509_V_ERR_CA_MD_TOO_WEAK");
+}
+
+/// Security level 1 (with only SHA-1 signatures let through): a device key
+/// under 80 bits of strength and an MD5-signed device are refused.
+#[test]
+fn weak_device_keys_and_md5_signatures_are_refused() {
+    let p = pki();
+    let s = store("weak", MfrCrl::Current, CrlPolicy::Off);
+    let rsa512 = device_cert(&p.mfr, mac(0x51), CertSpec::new().bits(512).org("Acme")).unwrap();
+    let e = check(&s, &rsa512, &[]).unwrap_err();
+    assert!(matches!(e, ChainError::Other { depth: 0, .. }), "{e:?}");
+    // The same device certificate re-issued with an MD5 signature.
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    let good = &p.good.cert;
+    b.set_version(2).unwrap();
+    b.set_serial_number(good.serial_number()).unwrap();
+    b.set_subject_name(good.subject_name()).unwrap();
+    b.set_issuer_name(good.issuer_name()).unwrap();
+    b.set_pubkey(&p.good.key).unwrap();
+    b.set_not_before(good.not_before()).unwrap();
+    b.set_not_after(good.not_after()).unwrap();
+    b.sign(&p.mfr.key, openssl::hash::MessageDigest::md5())
+        .unwrap();
+    let md5 = b.build();
+    let e = s.verify(&md5, &[], now()).unwrap_err();
+    assert!(matches!(e, ChainError::Other { depth: 0, .. }), "{e:?}");
+    check(&s, &p.good, &[]).expect("the RSA-1024 SHA-256 device still verifies");
+}
+
+/// The DER-only first look at a new leaf: issuer named byte for byte by a
+/// directory CA whose key verifies the leaf's signature.
+#[test]
+fn issuer_signature_checked_from_the_der() {
+    let p = pki();
+    let handle = certs::store::TrustStoreHandle::open(
+        &trust_dir("issuer-sig", MfrCrl::Current),
+        CrlPolicy::Off,
+    )
+    .unwrap();
+    let s = handle.load();
+    let der = |i: &Issued| i.cert.to_der().unwrap();
+    s.check_issuer_signature(&der(&p.good), now()).unwrap();
+    s.check_issuer_signature(&der(&p.sha1), now()).unwrap();
+    for dev in [&p.unknown_root_dev, &p.impostor_dev] {
+        assert_eq!(
+            s.check_issuer_signature(&der(dev), now()),
+            Err(ChainError::UnknownIssuer { depth: 0 })
+        );
+    }
+    // A tampered leaf: its CA's signature no longer verifies.
+    let mut tampered = der(&p.good);
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    assert_eq!(
+        s.check_issuer_signature(&tampered, now()),
+        Err(ChainError::UnknownIssuer { depth: 0 })
+    );
+    assert!(
+        s.check_issuer_signature(b"not a certificate", now())
+            .is_err()
+    );
+    // Once the chain verified (cached), the leaf needs no second look: a
+    // tampered copy still gets one.
+    s.verify(&p.good.cert, &[], now()).unwrap();
+    s.check_issuer_signature(&der(&p.good), now()).unwrap();
+    assert!(s.check_issuer_signature(&tampered, now()).is_err());
+    // A store that takes the peer's intermediates cannot tell: Ok.
+    let from_peer = store("issuer-sig-peer", MfrCrl::Current, CrlPolicy::Off);
+    from_peer
+        .check_issuer_signature(&der(&p.unknown_root_dev), now())
+        .unwrap();
 }
 
 #[test]

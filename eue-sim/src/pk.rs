@@ -53,7 +53,8 @@ pub enum Form {
     /// RFC 4556 PA-PK-AS-REQ (16), RSA key transport, for krbtgt; reply in padata 17.
     Rfc4556,
     /// RFC 4556 Diffie-Hellman as MIT's kinit sends it: MODP group 14 (2048)
-    /// with the RFC 8636 SHA-256 KDF offered; reply in padata 17.
+    /// with the RFC 8636 SHA-256 KDF offered (`--dh-nonce` adds the
+    /// clientDHNonce MIT does not send); reply in padata 17.
     Rfc4556Dh,
     /// As `rfc4556-dh` with ECDH on P-256 (RFC 5349).
     Rfc4556Ecdh,
@@ -206,6 +207,8 @@ pub struct AsRequest {
     pub server: Principal,
     /// The client's DH key, in DH mode.
     pub dh: Option<pkinit::dh::ClientKey>,
+    /// The clientDHNonce sent with it.
+    pub client_dh_nonce: Option<Vec<u8>>,
 }
 
 /// A fresh PKINIT AS-REQ (new ctime/cusec; the caller supplies a new nonce):
@@ -217,6 +220,7 @@ pub fn build_as_req(
     form: Form,
     nonce: u32,
     mps: Option<&str>,
+    dh_nonce: bool,
 ) -> anyhow::Result<AsRequest> {
     let (now, usec) = time::now();
     let etypes: &[EncType] = match form {
@@ -230,6 +234,14 @@ pub fn build_as_req(
         Form::Rfc4556Ecdh => Some(pkinit::dh::ClientKey::generate(pkinit::dh::Group::P256)?),
         _ => None,
     };
+    // With `dh_nonce`, a clientDHNonce as Heimdal and Windows send: it lets
+    // the KDC reuse its DH key when configured to (RFC 4556 §3.2.3.1); the
+    // RFC 8636 KDF does not use it.
+    let client_dh_nonce = dh.as_ref().filter(|_| dh_nonce).map(|_| {
+        krb::crypto::Key::random(EncType::Aes256CtsHmacSha196)
+            .bytes()
+            .to_vec()
+    });
     let body = RequestBody {
         client: Some(&dev.principal),
         server,
@@ -253,6 +265,7 @@ pub fn build_as_req(
                 dh.as_ref().map(|k| k.spki()),
                 dh.as_ref()
                     .map(|_| vec![pkinit::dh::Kdf::Sha256.algorithm_id()]),
+                client_dh_nonce.clone(),
             )?]
         }
     };
@@ -262,6 +275,7 @@ pub fn build_as_req(
         bytes: client::as_req(&body, pa)?,
         server: server.clone(),
         dh,
+        client_dh_nonce,
     })
 }
 
@@ -351,7 +365,7 @@ pub fn open_as_reply(
             let etype = EncType::from_i32(rep.enc_part.etype).context("AS-REP etype")?;
             let state = pkinit::client::DhClientState {
                 key: ck,
-                client_dh_nonce: None,
+                client_dh_nonce: req.client_dh_nonce.as_deref(),
                 nonce: req.nonce,
                 etype,
             };

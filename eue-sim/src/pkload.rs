@@ -72,6 +72,11 @@ pub struct PkinitLoadArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Send a 32-byte clientDHNonce in the DH forms, as Heimdal and Windows
+    /// do (MIT does not): it lets a KDC with `pkinit.dh_key_reuse_secs`
+    /// reuse its DH key (RFC 4556 §3.2.3.1).
+    #[arg(long)]
+    pub dh_nonce: bool,
 }
 
 struct Shared<'a> {
@@ -80,6 +85,7 @@ struct Shared<'a> {
     form: Form,
     server: &'a Principal,
     mps: Option<&'a str>,
+    dh_nonce: bool,
     transport: Transport,
     issued: AtomicU64,
     max_requests: u64,
@@ -162,6 +168,7 @@ pub fn run(args: &PkinitLoadArgs) -> anyhow::Result<()> {
         form: args.form,
         server,
         mps,
+        dh_nonce: args.dh_nonce,
         transport: args.transport,
         issued: AtomicU64::new(0),
         max_requests: args.max_requests,
@@ -248,7 +255,7 @@ fn worker(sh: &Shared<'_>, deadline: Instant) -> Stats {
         let dev = &sh.devices[i % sh.devices.len()];
         let nonce = sh.nonce.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
         let b0 = Instant::now();
-        let req = match pk::build_as_req(dev, sh.server, sh.form, nonce, sh.mps) {
+        let req = match pk::build_as_req(dev, sh.server, sh.form, nonce, sh.mps, sh.dh_nonce) {
             Ok(r) => r,
             Err(e) => {
                 st.build_errors += 1;

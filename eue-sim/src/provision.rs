@@ -201,7 +201,7 @@ fn as_step(
             ),
         ),
     };
-    let req: AsRequest = match pk::build_as_req(dev, server, form, nonce(), mps) {
+    let req: AsRequest = match pk::build_as_req(dev, server, form, nonce(), mps, false) {
         Ok(r) => r,
         Err(e) => {
             return Step {

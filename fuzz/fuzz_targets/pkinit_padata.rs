@@ -1,5 +1,5 @@
 //! The KDC's PKINIT request path: `pkinit::request::parse` (padata 14, 16
-//! and 15), `as_content_info`, `is_draft9_auth_pack` and
+//! and 15), `as_content_info`, `is_draft9_auth_pack`, `asks_for_dh` and
 //! `pkinit::server::verify_request` against a fixed trust store. None may
 //! panic.
 //!
@@ -7,6 +7,9 @@
 //! * `b & 3 == 0, 1, 2`: a padata-14, -16 or -15 value, verified as received.
 //!   Signatures of foreign inputs fail, so this mostly reaches the CMS parser
 //!   and the chain check.
+//! * bit 3 (`b & 8`): verified against the trust directory as the KDC opens
+//!   it (its own CAs only, `TrustStore::check_issuer_signature` first),
+//!   else as a client opens one (the peer's intermediates count).
 //! * `b & 3 == 3`: an AuthPack (bit 2 clear: PacketCable AuthPack19 in padata
 //!   14; set: RFC 4556 AuthPack in padata 16). The target signs it with the
 //!   dev device key, so the AuthPack decoder and its time, checksum, nonce,
@@ -25,6 +28,7 @@ use std::sync::LazyLock;
 use certs::{CrlPolicy, DevPkiOptions, TrustStore, dev_pki};
 use krb::crypto::{ChecksumType, unkeyed_checksum};
 use krb::msg::consts::padata;
+use krb::msg::raw::tlv as explicit_tag;
 use krb::msg::{self, Checksum, time};
 use libfuzzer_sys::fuzz_target;
 use openssl::hash::MessageDigest;
@@ -32,7 +36,6 @@ use pkinit::asn1::{AuthPack, AuthPack19, PkAuthenticator, PkAuthenticator19, oid
 use pkinit::client::{DeviceIdentity, packetcable_padata, rfc4556_padata};
 use pkinit::cms::{self, SignOptions};
 use pkinit::request;
-use krb::msg::raw::tlv as explicit_tag;
 use pkinit::server::{RequestContext, verify_request};
 
 /// The KDC-REQ-BODY bytes the paChecksum must cover (any bytes do).
@@ -41,6 +44,9 @@ const NONCE: u32 = 0x1234_5678;
 
 struct Lab {
     trust: TrustStore,
+    /// The same directory as the KDC opens it (its own CAs only), where a
+    /// new device's issuer is first looked at from the DER.
+    directory_only: std::sync::Arc<TrustStore>,
     device: DeviceIdentity,
     now: i64,
     _dir: PathBuf,
@@ -59,8 +65,13 @@ static LAB: LazyLock<Lab> = LazyLock::new(|| {
         Some(&d.join("chain.pem")),
     )
     .expect("device");
+    let directory_only =
+        certs::store::TrustStoreHandle::open(&pki.device_trust_dir, CrlPolicy::Off)
+            .expect("trust store")
+            .load();
     let lab = Lab {
         trust,
+        directory_only,
         device,
         now: time::now().0,
         _dir: dir,
@@ -74,7 +85,6 @@ static LAB: LazyLock<Lab> = LazyLock::new(|| {
 fn ctx(now: i64) -> RequestContext<'static> {
     RequestContext {
         req_body: REQ_BODY,
-        body_nonce: NONCE,
         now,
         // Far beyond Config::validate's limit, so committed seeds keep
         // passing the time check (as in kdc_request).
@@ -124,10 +134,19 @@ fuzz_target!(|data: &[u8]| {
             None => return,
         },
     };
+    // The audit label's raw sniff of clientPublicValue.
+    let _ = request::asks_for_dh(pa_type, &value);
     if let Ok(signed) = request::parse(pa_type, &value) {
         let _ = request::as_content_info(&signed.content_info);
     }
-    if let Ok(v) = verify_request(pa_type, &value, &ctx(lab.now), &lab.trust) {
+    // Bit 3: the KDC's kind of store (its own CAs only).
+    let trust = if selector & 8 != 0 {
+        &*lab.directory_only
+    } else {
+        &lab.trust
+    };
+    let _ = lab.directory_only.check_issuer_signature(rest, lab.now);
+    if let Ok(v) = verify_request(pa_type, &value, &ctx(lab.now), trust) {
         // Only a well-formed request from the dev device gets this far.
         assert_eq!(v.nonce, NONCE);
         assert_eq!(v.mac, [0, 0x10, 0x95, 0, 0, 1]);
@@ -186,7 +205,7 @@ fn write_seeds(lab: &Lab, out: &std::path::Path) {
     let pc = packetcable_padata(dev, REQ_BODY, NONCE, now, Some("mps.pktc.test")).unwrap();
     put("pa14-packetcable", 0, &pc[0].value);
     put("pa15-draft9", 2, &pc[0].value);
-    let rfc = rfc4556_padata(dev, REQ_BODY, NONCE, now, None, None).unwrap();
+    let rfc = rfc4556_padata(dev, REQ_BODY, NONCE, now, None, None, None).unwrap();
     put("pa16-rfc4556-rsa", 1, &rfc.value);
     // padata 14 with [0] IMPLICIT OCTET STRING around a bare SignedData.
     let (tlv, _) = msg::raw::read_tlv(&pc[0].value).unwrap();

@@ -33,7 +33,9 @@ impl Kdc {
         ctx: &mut ErrorContext,
         outcome: &mut Outcome,
     ) -> Result<AsRequest, KdcError> {
-        let AsReq(req) = msg::decode::<AsReq>("AS-REQ", request).map_err(malformed)?;
+        // Heimdal's negative nonces decoded as UInt32; checksums use `request`.
+        let decodable = krb::msg::raw::with_unsigned_nonce(request);
+        let AsReq(req) = msg::decode::<AsReq>("AS-REQ", &decodable).map_err(malformed)?;
         let body = &req.req_body;
         ctx.sname = body.sname.clone();
         if let Some(c) = &body.cname {

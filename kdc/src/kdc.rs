@@ -148,7 +148,7 @@ impl Kdc {
     /// Answers one request. Never panics on input; every refusal becomes a
     /// KRB-ERROR with its code and a reason in the outcome.
     pub fn handle(&self, request: &[u8], source: SocketAddr) -> Handled {
-        let digest = self.lookaside.digest(request);
+        let digest = self.lookaside.digest(request, source.ip());
         if let Some(reply) = self.lookaside.get(&digest) {
             return Handled {
                 reply,

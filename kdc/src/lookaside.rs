@@ -3,16 +3,21 @@
 //! replay cache refusing the client's own retry).
 //!
 //! Requests are identified by a 128-bit keyed digest (two SipHash keys
-//! drawn at start-up): an attacker who cannot see the keys cannot make two
-//! requests collide, and we need not keep a copy of each request. Bounded
-//! by total bytes and by age; oldest entries go first.
+//! drawn at start-up) of their bytes and their source address: an attacker
+//! who cannot see the keys cannot make two requests collide, and we need
+//! not keep a copy of each request. The address is part of it because a
+//! reply may depend on it (PKINIT's pkt-eue-7 address check): a copy of a
+//! device's request sent from elsewhere must not leave its refusal cached
+//! for the device. Bounded by total bytes and by age; oldest entries go
+//! first.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Identity of a request's bytes.
+/// Identity of a request's bytes and source address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RequestDigest(u64, u64);
 
@@ -63,8 +68,11 @@ impl Lookaside {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn digest(&self, request: &[u8]) -> RequestDigest {
-        RequestDigest(self.keys.0.hash_one(request), self.keys.1.hash_one(request))
+    /// The digest of `request` received from `source` (the address only:
+    /// a client's retry may come from another port, over TCP always does).
+    pub fn digest(&self, request: &[u8], source: IpAddr) -> RequestDigest {
+        let key = (request, source);
+        RequestDigest(self.keys.0.hash_one(key), self.keys.1.hash_one(key))
     }
 
     pub fn get(&self, d: &RequestDigest) -> Option<Arc<[u8]>> {
@@ -122,22 +130,33 @@ impl Lookaside {
 mod tests {
     use super::*;
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[test]
     fn hit_miss_expiry_and_bound() {
         let c = Lookaside::new(Duration::from_millis(50), 8192);
-        let d1 = c.digest(b"req-1");
+        let d1 = c.digest(b"req-1", HERE);
         c.insert(d1, Arc::from(&b"rep-1"[..]));
-        assert_eq!(&*c.get(&c.digest(b"req-1")).unwrap(), b"rep-1");
-        assert!(c.get(&c.digest(b"req-2")).is_none());
-        assert_ne!(c.digest(b"req-1"), c.digest(b"req-2"));
+        assert_eq!(&*c.get(&c.digest(b"req-1", HERE)).unwrap(), b"rep-1");
+        assert!(c.get(&c.digest(b"req-2", HERE)).is_none());
+        assert_ne!(c.digest(b"req-1", HERE), c.digest(b"req-2", HERE));
         std::thread::sleep(Duration::from_millis(60));
         assert!(c.get(&d1).is_none());
         for i in 0..1000u32 {
-            c.insert(c.digest(&i.to_be_bytes()), Arc::from(&[0u8; 100][..]));
+            c.insert(c.digest(&i.to_be_bytes(), HERE), Arc::from(&[0u8; 100][..]));
         }
         let (n, bytes) = c.size();
         assert!(bytes <= 8192, "{bytes}");
         assert!(n < 1000);
-        assert!(c.get(&c.digest(&999u32.to_be_bytes())).is_some());
+        assert!(c.get(&c.digest(&999u32.to_be_bytes(), HERE)).is_some());
+    }
+
+    #[test]
+    fn the_same_bytes_from_another_address_are_another_request() {
+        let c = Lookaside::new(Duration::from_secs(60), 8192);
+        let elsewhere = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+        c.insert(c.digest(b"req", elsewhere), Arc::from(&b"refusal"[..]));
+        assert!(c.get(&c.digest(b"req", HERE)).is_none());
+        assert_eq!(&*c.get(&c.digest(b"req", elsewhere)).unwrap(), b"refusal");
     }
 }

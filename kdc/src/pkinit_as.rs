@@ -121,21 +121,16 @@ fn pk_err(e: server::PkinitError) -> KdcError {
     k
 }
 
-/// What the pool's first pass ends with.
 /// What the pool pass learned about the device, for the audit line and
 /// the metrics, whether or not the request then succeeds.
 #[derive(Default)]
 struct Facts {
-    dh: bool,
     mac: Option<[u8; 6]>,
     fqdn: Option<String>,
 }
 
 impl Facts {
     fn apply(self, outcome: &mut Outcome) {
-        if self.dh {
-            outcome.form = "rfc4556_dh";
-        }
         outcome.mac = self.mac;
         if self.fqdn.is_some() {
             outcome.fqdn = self.fqdn;
@@ -143,6 +138,7 @@ impl Facts {
     }
 }
 
+/// What the pool's first pass ends with.
 enum FirstPass {
     /// The whole reply.
     Done(Vec<u8>),
@@ -229,7 +225,7 @@ impl Kdc {
     /// Answers a PKINIT AS-REQ; called by the transports for requests
     /// [`is_pkinit`] accepts.
     pub async fn handle_pkinit(self: Arc<Self>, request: Arc<[u8]>, source: SocketAddr) -> Handled {
-        let digest = self.lookaside.digest(&request);
+        let digest = self.lookaside.digest(&request, source.ip());
         if let Some(reply) = self.lookaside.get(&digest) {
             return Handled {
                 reply,
@@ -282,8 +278,11 @@ impl Kdc {
                 .text("PKINIT is not configured on this KDC")
         })?;
         let d = self.pkinit_decode(&request, ctx, outcome)?;
+        // From what the request contains, also when it is refused later.
         outcome.form = if d.pa_type == padata::PK_AS_REQ_19 {
             "packetcable"
+        } else if pkinit::request::asks_for_dh(d.pa_type, &d.pa_value) {
+            "rfc4556_dh"
         } else {
             "rfc4556_rsa"
         };
@@ -308,7 +307,6 @@ impl Kdc {
                     let pk = kdc.pkinit_state()?;
                     let ctx = RequestContext {
                         req_body: &d.req_body,
-                        body_nonce: d.req.req_body.nonce,
                         now: time::now().0,
                         skew: kdc.skew,
                         dh_min_bits: pk.dh_min_bits,
@@ -317,7 +315,6 @@ impl Kdc {
                     let verified = server::verify_request(d.pa_type, &d.pa_value, &ctx, &trust)
                         .map_err(pk_err)?;
                     drop(trust);
-                    facts.dh = matches!(verified.delivery, server::KeyDelivery::Dh(_));
                     facts.mac = Some(verified.mac);
                     let query = device_query(&verified, &d, source);
                     match pk.directory.lookup_now(&query) {

@@ -31,10 +31,20 @@ impl Kdc {
         ctx: &mut ErrorContext,
         outcome: &mut Outcome,
     ) -> Result<Vec<u8>, KdcError> {
-        let TgsReq(req) = msg::decode::<TgsReq>("TGS-REQ", request).map_err(malformed)?;
+        // Heimdal's negative nonces decoded as UInt32; checksums use `request`.
+        let decodable = raw::with_unsigned_nonce(request);
+        let TgsReq(req) = msg::decode::<TgsReq>("TGS-REQ", &decodable).map_err(malformed)?;
         let raw_body = raw::kdc_req_body(request).map_err(malformed)?;
         let body = &req.req_body;
         ctx.sname = body.sname.clone();
+        // The audit line names the requested server also when refused early.
+        if let Some(p) = body
+            .sname
+            .as_ref()
+            .and_then(|s| Principal::from_rasn(s, &body.realm).ok())
+        {
+            outcome.set_server(&p);
+        }
         self.check_request(&req, msg_type::TGS_REQ)?;
         let pa = req
             .padata
@@ -163,7 +173,6 @@ impl Kdc {
             .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
         let server_p = Principal::from_rasn(sname, &body.realm)
             .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
-        outcome.set_server(&server_p);
         let server = self.db.get(&server_p.components).ok_or_else(|| {
             KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "unknown_server")
                 .text("server not found in Kerberos database")

@@ -138,7 +138,8 @@ fn exchanges(kdc: &DevKdc) -> Capture {
     });
 
     let b = body(&device, &tgs, 1005);
-    let pa = pkclient::rfc4556_padata(&dev, &body_der(&b), 1005, time::now(), None, None).unwrap();
+    let pa =
+        pkclient::rfc4556_padata(&dev, &body_der(&b), 1005, time::now(), None, None, None).unwrap();
     let req = client::as_req(&b, vec![pa]).unwrap();
     let reply = kdc.tcp(&req);
     assert_eq!(reply.first(), Some(&0x6b), "RFC 4556 AS:\n{}", kdc.log());

@@ -156,6 +156,20 @@ pub struct ReplyKeyPack19 {
     pub nonce: Integer,
 }
 
+/// RSASSA-PSS-params (RFC 4055 §3.1), the parameters of an RSASSA-PSS
+/// signatureAlgorithm; absent fields take their defaults.
+#[derive(AsnType, Clone, Debug, Decode, Encode, PartialEq, Eq, Default)]
+pub struct RsassaPssParams {
+    #[rasn(tag(explicit(0)))]
+    pub hash_algorithm: Option<AlgorithmIdentifier>,
+    #[rasn(tag(explicit(1)))]
+    pub mask_gen_algorithm: Option<AlgorithmIdentifier>,
+    #[rasn(tag(explicit(2)))]
+    pub salt_length: Option<Integer>,
+    #[rasn(tag(explicit(3)))]
+    pub trailer_field: Option<Integer>,
+}
+
 /// A nonce INTEGER as the 32-bit value on the wire: negative values from
 /// clients that encode it as a signed 32-bit integer are mapped back.
 pub fn nonce_u32(n: &Integer) -> Option<u32> {

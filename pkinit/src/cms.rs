@@ -25,6 +25,12 @@ pub enum CmsError {
     Malformed(String),
     #[error("CMS signature does not verify: {0}")]
     BadSignature(String),
+    /// The SignerInfo's digest or signature algorithm is not accepted.
+    #[error("{0}")]
+    DigestNotAccepted(String),
+    /// The signer's public key is not accepted (type, size, exponent, curve).
+    #[error("signer key not accepted: {0}")]
+    KeyNotAccepted(String),
     #[error("signer certificate not found in SignedData")]
     NoSignerCertificate,
     #[error("OpenSSL: {0}")]
@@ -77,7 +83,8 @@ pub fn verify_signed_with(
         certificates.push(x);
     }
     let signer = signer.ok_or(CmsError::NoSignerCertificate)?;
-    parts.verify(&*signer.public_key()?)?;
+    let algs = parts.algorithms()?;
+    parts.verify(&algs, &*signer.public_key()?)?;
     Ok(SignedContent {
         econtent_type: parts.econtent_type().clone(),
         econtent: parts.econtent().to_vec(),
@@ -92,10 +99,10 @@ pub fn verify_signed_with(
 /// its only SignerInfo, its content, and the exact DER of each certificate
 /// it carries, the signer's found by its SignerIdentifier.
 pub(crate) struct SignedParts<'a> {
-    /// The DER SignedData inside the ContentInfo.
-    signed_data: &'a [u8],
     encap: EncapsulatedContentInfo,
     signer_info: SignerInfo,
+    /// The SignerInfo, exactly as encoded.
+    signer_info_der: &'a [u8],
     /// The SignerInfo's sid, exactly as encoded.
     sid_der: &'a [u8],
     /// Each element of `certificates`, as sent (any CHOICE).
@@ -190,9 +197,9 @@ pub(crate) fn read_signed(content_info: &[u8]) -> Result<SignedParts<'_>, CmsErr
         None => Vec::new(),
     };
     Ok(SignedParts {
-        signed_data,
         encap,
         signer_info,
+        signer_info_der: info.whole,
         sid_der,
         cert_elements,
         decoded: std::cell::OnceCell::new(),
@@ -265,6 +272,14 @@ impl<'a> SignedParts<'a> {
             .map(|(_, c)| (i, self.cert_elements[i], c)))
     }
 
+    /// The exact DER of the signer's certificate: found by the sid's bytes
+    /// when it is an issuerAndSerialNumber, else (subjectKeyIdentifier) by
+    /// decoding the certificates.
+    pub(crate) fn signer_der(&self) -> Option<&'a [u8]> {
+        self.signer_der_by_bytes()
+            .or_else(|| self.signer_cert().ok().flatten().map(|(_, der, _)| der))
+    }
+
     /// Without decoding anything: the exact DER of the first certificate
     /// whose issuer and serial number are byte for byte the sid's (None for
     /// a subjectKeyIdentifier sid, or when no certificate matches so).
@@ -279,11 +294,22 @@ impl<'a> SignedParts<'a> {
         })
     }
 
+    /// The SignerInfo's digest and signature algorithms, if policy takes
+    /// them (no public-key work).
+    pub(crate) fn algorithms(&self) -> Result<crate::signer::Algorithms, CmsError> {
+        crate::signer::algorithms(self.signer_info())
+    }
+
     /// Checks the SignerInfo with the signer's public key.
-    pub(crate) fn verify(&self, key: &PKeyRef<Public>) -> Result<(), CmsError> {
+    pub(crate) fn verify(
+        &self,
+        algs: &crate::signer::Algorithms,
+        key: &PKeyRef<Public>,
+    ) -> Result<(), CmsError> {
         crate::signer::verify(
-            self.signed_data,
+            self.signer_info_der,
             self.signer_info(),
+            algs,
             self.econtent(),
             self.econtent_type(),
             key,

@@ -280,6 +280,20 @@ pub fn td_dh_parameters(min_bits: u32) -> Vec<u8> {
     der::tlv(der::TAG_SEQUENCE, &body)
 }
 
+/// The MODP groups a KDC offers in TD-DH-PARAMETERS (the e-data of
+/// KDC_ERR_DH_KEY_PARAMETERS_NOT_ACCEPTED), in its order, for a client's
+/// retry; parameters naming no group we know are left out.
+pub fn offered_groups(td_dh_parameters: &[u8]) -> Result<Vec<Group>, DhError> {
+    let algs: Vec<AlgorithmIdentifier> =
+        rasn::der::decode(td_dh_parameters).map_err(|e| DhError::Malformed(e.to_string()))?;
+    Ok(algs
+        .iter()
+        .filter(|a| a.algorithm == *oid::DH_PUBLIC_NUMBER)
+        .filter_map(|a| a.parameters.as_ref())
+        .filter_map(|p| modp_group_from_params(p.as_bytes(), false).ok())
+        .collect())
+}
+
 /// The client's validated public value.
 #[derive(Clone)]
 pub struct ClientPublic {

@@ -137,6 +137,46 @@ pub fn parse(pa_type: i32, value: &[u8]) -> Result<SignedRequest, RequestError> 
     }
 }
 
+/// Whether a PKINIT padata's AuthPack carries a clientPublicValue (DH or
+/// ECDH), read from the raw TLVs without decoding or checking anything:
+/// the audit label of a request refused before its key agreement (the
+/// form comes from what the request contains). False when the bytes do
+/// not get that far.
+pub fn asks_for_dh(pa_type: i32, value: &[u8]) -> bool {
+    let walk = || -> Result<bool, RawError> {
+        // PA-PK-AS-REQ(-19) ::= SEQUENCE { signedAuthPack [0] ..., ... }
+        let (req, _) = raw::read_tlv(value)?;
+        let (field, _) = raw::read_tlv(req.content)?;
+        let signed = match (pa_type, field.tag) {
+            (padata::PK_AS_REQ_19, 0xa0) => raw::read_tlv(field.content)?.0.whole,
+            _ => field.content,
+        };
+        // ContentInfo { contentType, [0] { SignedData } } or a bare SignedData.
+        let (outer, _) = raw::read_tlv(signed)?;
+        let (first, after) = raw::read_tlv(outer.content)?;
+        let signed_data = match first.tag {
+            0x06 => {
+                let (explicit, _) = raw::read_tlv(after)?;
+                raw::read_tlv(explicit.content)?.0.content
+            }
+            _ => outer.content,
+        };
+        // SignedData { version, digestAlgorithms, encapContentInfo, ... }
+        let (_, rest) = raw::read_tlv(signed_data)?;
+        let (_, rest) = raw::read_tlv(rest)?;
+        let (encap, _) = raw::read_tlv(rest)?;
+        // EncapsulatedContentInfo { eContentType, [0] { OCTET STRING } }
+        let (_, rest) = raw::read_tlv(encap.content)?;
+        let (explicit, _) = raw::read_tlv(rest)?;
+        let (octets, _) = raw::read_tlv(explicit.content)?;
+        // AuthPack ::= SEQUENCE { [0] pkAuthenticator, [1] clientPublicValue OPTIONAL, ... }
+        let (pack, _) = raw::read_tlv(octets.content)?;
+        let (_, rest) = raw::read_tlv(pack.content)?;
+        Ok(!rest.is_empty() && raw::read_tlv(rest)?.0.tag == 0xa1)
+    };
+    walk().unwrap_or(false)
+}
+
 /// Tells a "-19" PKAuthenticator (cusec INTEGER first) from a draft-9 one
 /// (kdcName PrincipalName first), given the AuthPack DER.
 pub fn is_draft9_auth_pack(auth_pack: &[u8]) -> bool {
@@ -218,6 +258,35 @@ mod tests {
         explicit.extend(&ci);
         for n in 0..explicit.len() {
             assert!(parse(14, &explicit[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn dh_requests_are_told_from_the_raw_bytes() {
+        // AuthPack { [0] {}, [1] {} } in SignedData in ContentInfo in padata 16.
+        let auth_pack = raw::tlv(0x30, &[raw::tlv(0xa0, &[]), raw::tlv(0xa1, &[])].concat());
+        let rsa_pack = raw::tlv(0x30, &raw::tlv(0xa0, &[]));
+        let padata16 = |pack: &[u8]| {
+            let encap = raw::tlv(
+                0x30,
+                &[
+                    raw::tlv(0x06, &[0x2b]),
+                    raw::tlv(0xa0, &raw::tlv(0x04, pack)),
+                ]
+                .concat(),
+            );
+            let sd = raw::tlv(
+                0x30,
+                &[raw::tlv(0x02, &[3]), raw::tlv(0x31, &[]), encap].concat(),
+            );
+            let ci = [SIGNED_DATA_OID_TLV.to_vec(), raw::tlv(0xa0, &sd)].concat();
+            raw::tlv(0x30, &raw::tlv(0x80, &raw::tlv(0x30, &ci)))
+        };
+        assert!(asks_for_dh(16, &padata16(&auth_pack)));
+        assert!(!asks_for_dh(16, &padata16(&rsa_pack)));
+        let whole = padata16(&auth_pack);
+        for n in 0..whole.len() {
+            assert!(!asks_for_dh(16, &whole[..n]));
         }
     }
 

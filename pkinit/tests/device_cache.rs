@@ -19,7 +19,6 @@ const BODY: &[u8] = b"\x30\x03\x02\x01\x07";
 fn ctx(cache: &CertCache, now: i64) -> RequestContext<'_> {
     RequestContext {
         req_body: BODY,
-        body_nonce: 1,
         now,
         skew: i64::MAX / 2,
         dh_min_bits: 2048,

@@ -1,6 +1,6 @@
 //! Client and server sides of PKINIT against each other, in process, over
 //! a generated PacketCable PKI: both request forms, RSA key transport, and
-//! the first refusals (wrong nonce, skew, tampered body, unknown CA).
+//! the first refusals (skew, tampered body, unknown CA).
 
 mod common;
 
@@ -16,10 +16,9 @@ use pkinit::server::{self, ReplyPolicy, RequestContext};
 
 const BODY: &[u8] = b"\x30\x03\x02\x01\x07"; // stands in for the KDC-REQ-BODY bytes
 
-fn ctx(nonce: u32) -> RequestContext<'static> {
+fn ctx() -> RequestContext<'static> {
     RequestContext {
         req_body: BODY,
-        body_nonce: nonce,
         now: time::now().0,
         skew: 300,
         dh_min_bits: 2048,
@@ -40,7 +39,7 @@ fn packetcable_form_round_trip() {
     let pa = client::packetcable_padata(&l.device, BODY, 77, time::now(), Some("mps.pktc.test"))
         .unwrap();
     assert_eq!((pa[0].r#type, pa[1].r#type), (14, -1));
-    let v = server::verify_request(14, &pa[0].value, &ctx(77), &l.device_trust).unwrap();
+    let v = server::verify_request(14, &pa[0].value, &ctx(), &l.device_trust).unwrap();
     assert_eq!(v.form, Form::PacketCable);
     // The pkt-eue-7 key hash is the RFC 5280 method-1 key identifier, which
     // OpenSSL put in the device certificate as its subjectKeyIdentifier.
@@ -67,8 +66,8 @@ fn packetcable_form_round_trip() {
 #[test]
 fn rfc4556_rsa_round_trip() {
     let l = lab();
-    let pa = client::rfc4556_padata(&l.device, BODY, 5, time::now(), None, None).unwrap();
-    let v = server::verify_request(16, &pa.value, &ctx(5), &l.device_trust).unwrap();
+    let pa = client::rfc4556_padata(&l.device, BODY, 5, time::now(), None, None, None).unwrap();
+    let v = server::verify_request(16, &pa.value, &ctx(), &l.device_trust).unwrap();
     assert_eq!(v.form, Form::Rfc4556);
     let key = Key::random(EncType::Aes256CtsHmacSha196);
     let reply = server::rsa_reply(&v, &key, b"the whole as-req", &l.kdc, &policy()).unwrap();
@@ -91,20 +90,14 @@ fn first_refusals() {
     let code = |r: Result<server::VerifiedRequest, server::PkinitError>| {
         r.err().map(|e| (e.krb_error_code(), e.reason()))
     };
-    // Nonce in the body differs from the signed one.
-    assert_eq!(
-        code(server::verify_request(
-            14,
-            &pa[0].value,
-            &ctx(10),
-            &l.device_trust
-        )),
-        Some((err::KRB_AP_ERR_MODIFIED, "pkinit_nonce_mismatch"))
-    );
+    // The signed nonce is the one echoed; the body's is not compared
+    // (RFC 4556 §3.2.1, for both forms).
+    let v = server::verify_request(14, &pa[0].value, &ctx(), &l.device_trust).unwrap();
+    assert_eq!(v.nonce, 9);
     // Body bytes differ from what paChecksum covers.
     let other = RequestContext {
         req_body: b"\x30\x00",
-        ..ctx(9)
+        ..ctx()
     };
     assert_eq!(
         code(server::verify_request(
@@ -118,7 +111,7 @@ fn first_refusals() {
     // Skew.
     let late = RequestContext {
         now: now.0 + 3600,
-        ..ctx(9)
+        ..ctx()
     };
     assert_eq!(
         code(server::verify_request(
@@ -134,7 +127,7 @@ fn first_refusals() {
         code(server::verify_request(
             14,
             &pa[0].value,
-            &ctx(9),
+            &ctx(),
             &l.sp_trust
         ))
         .map(|c| c.0),
@@ -145,7 +138,7 @@ fn first_refusals() {
         code(server::verify_request(
             15,
             &pa[0].value,
-            &ctx(9),
+            &ctx(),
             &l.device_trust
         ))
         .map(|c| c.0),
@@ -155,7 +148,7 @@ fn first_refusals() {
     let mut bad = pa[0].value.to_vec();
     let n = bad.len();
     bad[n - 40] ^= 0x01;
-    let r = code(server::verify_request(14, &bad, &ctx(9), &l.device_trust)).unwrap();
+    let r = code(server::verify_request(14, &bad, &ctx(), &l.device_trust)).unwrap();
     assert!(
         r.0 == err::KDC_ERR_INVALID_SIG || r.0 == err::KDC_ERR_PREAUTH_FAILED,
         "{r:?}"
@@ -170,33 +163,17 @@ fn dh_round_trip(
 ) {
     let l = lab();
     let ck = pkinit::dh::ClientKey::generate(group).unwrap();
-    let mut pa =
-        client::rfc4556_padata(&l.device, BODY, 41, time::now(), Some(ck.spki()), kdfs).unwrap();
-    if let Some(n) = &client_nonce {
-        // Re-sign an AuthPack carrying a clientDHNonce.
-        let mut req: pkinit::asn1::PaPkAsReq = krb::msg::decode("PA-PK-AS-REQ", &pa.value).unwrap();
-        let signed = pkinit::cms::verify_signed(&req.signed_auth_pack).unwrap();
-        let mut pack: pkinit::asn1::AuthPack =
-            krb::msg::decode("AuthPack", &signed.econtent).unwrap();
-        pack.client_dh_nonce = Some(n.clone().into());
-        let der = krb::msg::encode("AuthPack", &pack).unwrap();
-        let opts = pkinit::cms::SignOptions {
-            digest: None,
-            signed_attributes: true,
-            extra_certs: &l.device.chain,
-        };
-        req.signed_auth_pack = pkinit::cms::sign(
-            pkinit::asn1::oid::AUTH_DATA,
-            &der,
-            &l.device.cert,
-            &l.device.key,
-            &opts,
-        )
-        .unwrap()
-        .into();
-        pa.value = krb::msg::encode("PA-PK-AS-REQ", &req).unwrap().into();
-    }
-    let v = server::verify_request(16, &pa.value, &ctx(41), &l.device_trust).unwrap();
+    let pa = client::rfc4556_padata(
+        &l.device,
+        BODY,
+        41,
+        time::now(),
+        Some(ck.spki()),
+        kdfs,
+        client_nonce.clone(),
+    )
+    .unwrap();
+    let v = server::verify_request(16, &pa.value, &ctx(), &l.device_trust).unwrap();
     let server::KeyDelivery::Dh(dh) = &v.delivery else {
         panic!("expected DH")
     };
@@ -218,6 +195,18 @@ fn dh_round_trip(
     )
     .unwrap();
     assert_eq!(reply.r#type, 17);
+    // serverDHNonce and dhKeyExpiration: both for a reused key (key reuse
+    // on and a clientDHNonce that allows it), neither otherwise.
+    let rep: pkinit::asn1::PaPkAsRep = krb::msg::decode("PA-PK-AS-REP", &reply.value).unwrap();
+    let pkinit::asn1::PaPkAsRep::DhInfo(info) = rep else {
+        panic!("expected dhInfo")
+    };
+    let signed = pkinit::cms::verify_signed(&info.dh_signed_data).unwrap();
+    let key_info: pkinit::asn1::KdcDhKeyInfo =
+        krb::msg::decode("KDCDHKeyInfo", &signed.econtent).unwrap();
+    let reused = reuse > 0 && client_nonce.is_some();
+    assert_eq!(info.server_dh_nonce.is_some(), reused);
+    assert_eq!(key_info.dh_key_expiration.is_some(), reused);
     let state = client::DhClientState {
         key: &ck,
         client_dh_nonce: client_nonce.as_deref(),
@@ -250,5 +239,10 @@ fn rfc4556_dh_with_rfc8636_kdf() {
 #[test]
 fn rfc4556_dh_with_octetstring2key_and_nonces() {
     dh_round_trip(pkinit::dh::Group::Modp2048, None, Some(vec![7u8; 32]), 0);
+    // A reused KDC key: serverDHNonce and dhKeyExpiration, both nonces in
+    // octetstring2key (the client side checks they come together).
+    dh_round_trip(pkinit::dh::Group::Modp2048, None, Some(vec![7u8; 32]), 60);
     dh_round_trip(pkinit::dh::Group::P384, None, None, 0);
+    // Key reuse configured, but a client without clientDHNonce does not allow it.
+    dh_round_trip(pkinit::dh::Group::P256, None, None, 60);
 }

@@ -376,6 +376,52 @@ impl DevKdc {
         )
     }
 
+    /// A Heimdal krb5.conf for this realm over `transport` ("tcp" or
+    /// "udp"), written into the test directory; its libkrb5 trace goes to
+    /// [`DevKdc::heimdal_trace`].
+    pub fn heimdal_conf(&self, transport: &str) -> PathBuf {
+        let path = self.dir.path(&format!("heimdal-{transport}.conf"));
+        let text = crate::heimdal_conf(
+            &self.get("realm"),
+            &self.addr.to_string(),
+            transport,
+            &self.realm_path(&self.get("sp_root")),
+            &self.dir.path("heimdal-trace.log"),
+        );
+        std::fs::write(&path, text).expect("write the Heimdal krb5.conf");
+        path
+    }
+
+    /// What Heimdal's libkrb5 traced so far.
+    pub fn heimdal_trace(&self) -> String {
+        std::fs::read_to_string(self.dir.path("heimdal-trace.log")).unwrap_or_default()
+    }
+
+    /// Heimdal `kinit.heimdal --pk-user=FILE:cert,key` as device `index`
+    /// of the manifest over `transport`; returns (success, output).
+    pub fn kinit_heimdal(
+        &self,
+        transport: &str,
+        index: usize,
+        extra: &[&str],
+        cc: &Path,
+    ) -> (bool, String) {
+        let dev = &self.manifest["devices"][index];
+        let path = |k: &str| {
+            self.realm_path(dev[k].as_str().expect(k))
+                .display()
+                .to_string()
+        };
+        let conf = self.heimdal_conf(transport);
+        crate::run(
+            crate::heimdal("kinit.heimdal", &conf, cc)
+                .arg(format!("--pk-user=FILE:{},{}", path("cert"), path("key")))
+                .args(extra)
+                .arg(dev["principal"].as_str().expect("principal")),
+            "",
+        )
+    }
+
     /// HTTP status of one certificate-bootstrapping profile fetch by `curl`
     /// with this certificate and key ("000" when the handshake is refused).
     pub fn certboot_status(&self, cert: &Path, key: &Path) -> String {
@@ -473,6 +519,28 @@ impl DevKdc {
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's CPU time so far (user + system, all threads) in
+    /// milliseconds, from /proc/PID/stat (clock-tick resolution).
+    pub fn cpu_ms(&self) -> f64 {
+        let pid = self.pid().expect("pktc-kdc is running");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+        // Fields after the parenthesised comm: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        let tck = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(100);
+        (f[14 - 3] + f[15 - 3]) as f64 * 1000.0 / tck as f64
     }
 
     pub fn is_running(&mut self) -> bool {

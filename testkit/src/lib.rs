@@ -4,6 +4,7 @@
 
 mod ccache;
 mod devkdc;
+mod heimdal;
 mod http_server;
 pub mod kea;
 mod pty;
@@ -14,6 +15,7 @@ pub mod wire;
 
 pub use ccache::{CcacheCred, parse_ccache, read_ccache};
 pub use devkdc::{DevKdc, init_dev_realm};
+pub use heimdal::{HEIMDAL_PACKAGES, heimdal, heimdal_conf, heimdal_root};
 pub use http_server::HttpServer;
 pub use pty::Pty;
 pub use redis::Redis;

@@ -202,6 +202,12 @@ pub(super) fn assemble(
         crls.push(share_crl(f.crl()));
     }
     let verify_store = build_verify_store(&contents.anchors, &crls, policy)?;
+    let issuer_keys = contents
+        .anchors
+        .iter()
+        .chain(&contents.intermediates)
+        .filter_map(|ca| Some((ca.subject_name().to_der().ok()?, ca.public_key().ok()?)))
+        .collect();
     Ok(TrustStore {
         dir: dir.to_owned(),
         generation,
@@ -215,6 +221,7 @@ pub(super) fn assemble(
         contents,
         fetched: fetched.to_vec(),
         verify_store,
+        issuer_keys,
         cache: Mutex::new(HashMap::new()),
         cache_hits: AtomicU64::new(0),
     })
@@ -340,9 +347,13 @@ fn build_verify_store(
     param
         .set_purpose(X509PurposeId::ANY)
         .map_err(ossl("verify purpose"))?;
-    // Level 0: legacy MTAs have RSA-1024 keys and SHA-1 signatures.
-    param.set_auth_level(0);
+    // Level 1: no key under 80 bits of strength (RSA under 1024 bits),
+    // no MD5 signature. Legacy MTAs have RSA-1024 keys (allowed) and SHA-1
+    // signatures, which OpenSSL 3 refuses from level 1 on: the store's
+    // verify callback lets exactly those through.
+    param.set_auth_level(1);
     b.set_param(&param).map_err(ossl("verify param"))?;
+    super::ffi::allow_sha1_certificate_signatures(&mut b);
     Ok(b.build())
 }
 

@@ -217,6 +217,74 @@ impl TrustStore {
         Ok(verified)
     }
 
+    /// Whether [`TrustStore::verify`] uses the certificates a peer presents
+    /// ([`Intermediates::FromPeer`]); under [`Intermediates::DirectoryOnly`]
+    /// callers need not even parse them.
+    pub fn takes_peer_intermediates(&self) -> bool {
+        self.intermediates_from == Intermediates::FromPeer
+    }
+
+    /// A cheap first look at a leaf not verified before, from its DER alone
+    /// and before any parse by OpenSSL: under [`Intermediates::DirectoryOnly`]
+    /// its issuer must be a CA of the directory whose subject is byte for
+    /// byte the leaf's issuer field (as CAs write it), and that CA's key
+    /// must verify the leaf's signature — one public-key operation with a
+    /// key the store chose. [`TrustStore::verify`] still checks the whole
+    /// chain afterwards. Signature algorithms not listed here (RSASSA-PSS,
+    /// MD5) are left to it. A store that takes the peer's intermediates
+    /// cannot tell, and says Ok.
+    /// A leaf whose chain this store verified before with nothing presented
+    /// (its result cached and valid at `at`) needs no second look.
+    pub fn check_issuer_signature(&self, leaf_der: &[u8], at: i64) -> Result<(), ChainError> {
+        if self.takes_peer_intermediates() {
+            return Ok(());
+        }
+        let key = (openssl::sha::sha256(leaf_der), Sha256::new().finish());
+        let cached = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get(&key)
+                .is_some_and(|hit| (hit.valid_from..=hit.valid_until).contains(&at))
+        };
+        if cached {
+            return Ok(());
+        }
+        let bad = || ChainError::Other {
+            depth: 0,
+            reason: "certificate does not parse".into(),
+        };
+        let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der).map_err(|_| bad())?;
+        let issuer = leaf.tbs_certificate.issuer.as_raw();
+        let mut keys = self
+            .issuer_keys
+            .iter()
+            .filter(|(subject, _)| subject.as_slice() == issuer)
+            .peekable();
+        if keys.peek().is_none() {
+            return Err(ChainError::UnknownIssuer { depth: 0 });
+        }
+        let Some(md) = signature_digest(&leaf.signature_algorithm.algorithm.to_id_string()) else {
+            return Ok(());
+        };
+        let tbs = leaf.tbs_certificate.as_ref();
+        let signature = leaf.signature_value.as_ref();
+        let verifies = |key: &openssl::pkey::PKeyRef<openssl::pkey::Public>| {
+            openssl::sign::Verifier::new(md, key)
+                .and_then(|mut v| {
+                    v.update(tbs)?;
+                    v.verify(signature)
+                })
+                .unwrap_or(false)
+        };
+        // A certificate naming our CA that our CA did not sign has no known
+        // issuer, as OpenSSL reports it (it matches issuers by key id too).
+        if keys.any(|(_, key)| verifies(key)) {
+            Ok(())
+        } else {
+            Err(ChainError::UnknownIssuer { depth: 0 })
+        }
+    }
+
     /// Number of cached verification results in this generation.
     pub fn cache_len(&self) -> usize {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -332,6 +400,19 @@ impl TrustStore {
         }
         Ok(best)
     }
+}
+
+/// The digest of a certificate signature algorithm [`TrustStore::check_issuer_signature`]
+/// checks itself: RSA PKCS #1 v1.5 and ECDSA with SHA-1/2.
+fn signature_digest(oid: &str) -> Option<MessageDigest> {
+    Some(match oid {
+        "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" => MessageDigest::sha1(),
+        "1.2.840.113549.1.1.14" | "1.2.840.10045.4.3.1" => MessageDigest::sha224(),
+        "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" => MessageDigest::sha256(),
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => MessageDigest::sha384(),
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => MessageDigest::sha512(),
+        _ => return None,
+    })
 }
 
 /// The CRL names `ca` as its issuer and `ca`'s key verifies its signature.

@@ -120,6 +120,59 @@ pub fn message_field(msg: &[u8], app_tag: u8, field_tag: u8) -> Result<&[u8], Ra
     Err(RawError::Missing)
 }
 
+/// The first element tagged `tag` among the TLVs of `parent`.
+fn field(parent: &[u8], tag: u8) -> Option<Tlv<'_>> {
+    let mut rest = parent;
+    while !rest.is_empty() {
+        let (f, r) = read_tlv(rest).ok()?;
+        if f.tag == tag {
+            return Some(f);
+        }
+        rest = r;
+    }
+    None
+}
+
+/// `parent` with its sub-slice `old` (borrowed from it) replaced by `new`.
+fn splice(parent: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
+    let at = old.as_ptr() as usize - parent.as_ptr() as usize;
+    [&parent[..at], new, &parent[at + old.len()..]].concat()
+}
+
+/// A KDC-REQ whose req-body nonce is a negative 4-byte INTEGER, re-encoded
+/// with that value read as unsigned, for decoding only (checksums cover
+/// the original bytes): RFC 4120 makes the nonce a UInt32, but Heimdal's
+/// clients encode it as a signed 32-bit integer, so about half their
+/// nonces arrive negative. Anything else, including what does not parse,
+/// is returned unchanged.
+pub fn with_unsigned_nonce(msg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let fixed = || -> Option<Vec<u8>> {
+        let (app, _) = read_tlv(msg).ok()?;
+        let (seq, _) = read_tlv(app.content).ok()?;
+        let req_body = field(seq.content, 0xa4)?;
+        let (body, _) = read_tlv(req_body.content).ok()?;
+        let nonce_field = field(body.content, 0xa7)?;
+        let (nonce, _) = read_tlv(nonce_field.content).ok()?;
+        if nonce.tag != 0x02 || nonce.content.len() != 4 || nonce.content[0] & 0x80 == 0 {
+            return None;
+        }
+        let unsigned = tlv(0x02, &[&[0u8][..], nonce.content].concat());
+        let nonce_field2 = tlv(0xa7, &splice(nonce_field.content, nonce.whole, &unsigned));
+        let body2 = tlv(
+            0x30,
+            &splice(body.content, nonce_field.whole, &nonce_field2),
+        );
+        let req_body2 = tlv(0xa4, &splice(req_body.content, body.whole, &body2));
+        let seq2 = tlv(0x30, &splice(seq.content, req_body.whole, &req_body2));
+        let app2 = tlv(app.tag, &splice(app.content, seq.whole, &seq2));
+        Some(splice(msg, app.whole, &app2))
+    };
+    match fixed() {
+        Some(v) => std::borrow::Cow::Owned(v),
+        None => std::borrow::Cow::Borrowed(msg),
+    }
+}
+
 /// The padata types of an AS-REQ or TGS-REQ, read without decoding the
 /// whole message (to route PKINIT requests before any real work). At most
 /// `limit` types are returned.
@@ -176,6 +229,57 @@ mod tests {
         let mut long = vec![0x04, 0x81, 0x80];
         long.extend([0u8; 0x80]);
         assert_eq!(read_tlv(&long).unwrap().0.content.len(), 0x80);
+    }
+
+    #[test]
+    fn negative_nonces_read_as_unsigned() {
+        use rasn_kerberos::{AsReq, KdcReq};
+        let body = crate::client::RequestBody {
+            client: None,
+            server: &crate::principal::Principal::krbtgt("R"),
+            etypes: &[],
+            nonce: 0xa385_1474,
+            till: 0,
+            rtime: None,
+            options: crate::msg::flags::Flags::empty(),
+        };
+        let req = AsReq(KdcReq {
+            pvno: 5.into(),
+            msg_type: 10.into(),
+            padata: None,
+            req_body: body.to_asn1().unwrap(),
+        });
+        let unsigned = rasn::der::encode(&req).unwrap();
+        // As Heimdal sends it: the same value as a signed 32-bit INTEGER.
+        let at = unsigned
+            .windows(7)
+            .position(|w| w == [0x02, 0x05, 0x00, 0xa3, 0x85, 0x14, 0x74])
+            .expect("the nonce");
+        let mut signed = unsigned[..at].to_vec();
+        signed.extend([0x02, 0x04, 0xa3, 0x85, 0x14, 0x74]);
+        signed.extend(&unsigned[at + 7..]);
+        // Every enclosing length shrinks by one (all short forms here).
+        for len_at in [1, 3] {
+            signed[len_at] -= 1;
+        }
+        let body_at = signed.windows(2).position(|w| w[0] == 0xa4).unwrap();
+        signed[body_at + 1] -= 1;
+        signed[body_at + 3] -= 1;
+        let nonce_at = signed
+            .windows(3)
+            .position(|w| w == [0xa7, 0x07, 0x02])
+            .unwrap();
+        signed[nonce_at + 1] -= 1;
+        assert!(crate::msg::decode::<AsReq>("AS-REQ", &signed).is_err());
+        let fixed = with_unsigned_nonce(&signed);
+        assert_eq!(&*fixed, unsigned.as_slice());
+        assert!(matches!(
+            with_unsigned_nonce(&unsigned),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        for n in 0..signed.len() {
+            let _ = with_unsigned_nonce(&signed[..n]);
+        }
     }
 
     #[test]

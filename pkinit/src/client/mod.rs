@@ -19,6 +19,11 @@ use crate::asn1::{
 use crate::cms::{self, SignOptions};
 use krb::msg::raw::tlv;
 
+mod profile;
+pub use profile::{
+    CertSet, Profile, SignatureAlg, SignedAttrs, SignerId, rfc4556_padata_with, signed_data,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("encoding: {0}")]
@@ -111,7 +116,8 @@ pub fn packetcable_padata(
 }
 
 /// An RFC 4556 PA-PK-AS-REQ (16) for RSA key transport (`client_public_value`
-/// None) or DH (Some).
+/// None) or DH (Some), with a clientDHNonce when given (which lets the KDC
+/// reuse its DH key, RFC 4556 §3.2.3.1).
 pub fn rfc4556_padata(
     dev: &DeviceIdentity,
     req_body: &[u8],
@@ -119,6 +125,7 @@ pub fn rfc4556_padata(
     now: (i64, u32),
     client_public_value: Option<rasn_pkix::SubjectPublicKeyInfo>,
     supported_kdfs: Option<Vec<crate::asn1::KdfAlgorithmId>>,
+    client_dh_nonce: Option<Vec<u8>>,
 ) -> Result<PaData, ClientError> {
     let pack = AuthPack {
         pk_authenticator: PkAuthenticator {
@@ -130,7 +137,7 @@ pub fn rfc4556_padata(
         },
         client_public_value,
         supported_cms_types: None,
-        client_dh_nonce: None,
+        client_dh_nonce: client_dh_nonce.map(Into::into),
         supported_kdfs,
     };
     let der = msg::encode("AuthPack", &pack).map_err(enc)?;
@@ -279,6 +286,15 @@ pub fn open_rfc4556_dh_reply(
     if nonce_u32(&key_info.nonce) != Some(nonce) {
         return Err(bad("KDCDHKeyInfo nonce mismatch"));
     }
+    // serverDHNonce comes with dhKeyExpiration (a reused KDC key), never
+    // without; a reuse needs our clientDHNonce (RFC 4556 §3.2.3.1).
+    let reused = key_info.dh_key_expiration.is_some();
+    if reused != info.server_dh_nonce.is_some() {
+        return Err(bad("serverDHNonce without dhKeyExpiration or the reverse"));
+    }
+    if reused && client_dh_nonce.is_none() {
+        return Err(bad("KDC reused its DH key without our clientDHNonce"));
+    }
     let public = key_info.subject_public_key.as_raw_slice().to_vec();
     let secret = client_key.finish(&public).map_err(bad)?;
     match info
@@ -296,10 +312,11 @@ pub fn open_rfc4556_dh_reply(
             pa_value,
         ),
         Some(None) => return Err(bad("KDC chose a KDF we did not offer")),
+        // Both nonces only with a reused KDC key (RFC 4556 §3.2.3.1).
         None => crate::dh::octetstring2key(
             etype,
             &secret,
-            client_dh_nonce,
+            reused.then_some(client_dh_nonce).flatten(),
             info.server_dh_nonce.as_deref(),
         ),
     }
