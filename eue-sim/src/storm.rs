@@ -235,6 +235,7 @@ pub fn run(args: &StormArgs) -> anyhow::Result<()> {
         requests,
         window: Duration::from_secs_f64(args.seconds),
         threads: args.threads,
+        first_source: 0,
     })?;
     let cpu_use = sampler.finish()?;
     let rss = rss.finish();
@@ -265,6 +266,9 @@ pub fn run(args: &StormArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The preflight exchange's source index (127.254.1.1).
+const PREFLIGHT_SOURCE: usize = 253 * 254 * 254;
+
 /// One exchange before the storm from a storm source address: the realm
 /// answers, and answers such addresses.
 fn preflight(realm: &Realm, args: &StormArgs) -> anyhow::Result<()> {
@@ -277,6 +281,8 @@ fn preflight(realm: &Realm, args: &StormArgs) -> anyhow::Result<()> {
         requests,
         window: Duration::from_secs(6),
         threads: 1,
+        // 127.254.1.1: apart from the storm's own addresses.
+        first_source: PREFLIGHT_SOURCE,
     })?;
     match records[0].end {
         End::AsRep => Ok(()),

@@ -83,6 +83,8 @@ pub struct Plan {
     pub requests: Vec<Vec<u8>>,
     pub window: Duration,
     pub threads: usize,
+    /// Exchange `i` comes from [`source_address`]`(first_source + i)`.
+    pub first_source: usize,
 }
 
 /// The source address of exchange `i`: 127.0.0.0/8 from 127.1.1.1 on,
@@ -159,7 +161,7 @@ fn classify(reply: &[u8]) -> End {
 
 async fn exchange(plan: &Plan, i: usize, at: Instant, end: Instant) -> Record {
     let mut rec = Record::new();
-    let src = source_address(i);
+    let src = source_address(plan.first_source + i);
     let req = &plan.requests[i];
     match plan.transport {
         Transport::Udp => udp_exchange(plan, src, req, &mut rec, at, end).await,

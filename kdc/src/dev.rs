@@ -255,6 +255,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         admin: crate::config::Admin {
             pid_file: Some("pktc-kdc.pid".into()),
         },
+        overload: Default::default(),
     };
     let toml = toml::to_string_pretty(&cfg).context("serialising dev config")?;
     std::fs::write(

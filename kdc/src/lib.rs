@@ -22,13 +22,16 @@ pub mod lookaside;
 pub mod metrics;
 pub mod mps_directory;
 pub mod mps_responder;
+pub mod overload;
 pub mod pkinit_as;
 pub mod pool;
 pub mod rate_limit;
+pub mod recv_stamp;
 
 pub mod server;
 pub mod service;
 pub mod shared_cache;
 pub mod state_metrics;
+pub mod tcp;
 pub mod tgs_exchange;
 pub mod trust_cli;

@@ -1,0 +1,321 @@
+//! Overload: PKINIT requests wait newest first, for a bounded time.
+//!
+//! In a reboot storm requests arrive faster than the KDC can sign replies.
+//! Answering them in arrival order makes every answer late: each waits
+//! behind all the others, past the device's retry timer, and the work is
+//! wasted. So the transports put PKINIT requests in one [`Backlog`] shared
+//! by the serving threads, and each serving thread's [`dispatch`] loop
+//! takes the newest request whenever its CPU is free:
+//!
+//! - the age of a request counts from the kernel's receive timestamp
+//!   (`recv_stamp`), so the time it spent in a socket buffer or the accept
+//!   queue counts too; one older than `[overload] max_queue_delay_ms` is
+//!   dropped unanswered (over TCP its connection is closed);
+//! - when `max_waiting` requests wait, the oldest is dropped for the new one;
+//! - a retransmission of a request still waiting or being worked on (same
+//!   bytes from the same address and port) is not queued twice;
+//! - a request is decoded only when its turn comes: refusing one costs a
+//!   read and a hash, far less than the signature it would have needed.
+//!
+//! A serving thread dispatches the next request when the previous one's
+//! public-key work ends ([`crate::pool::CpuPool::run`] signals it) or when
+//! it finishes without any (lookaside hit, early refusal); one waiting for
+//! the provisioning server does not hold the thread.
+
+use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, oneshot};
+
+use crate::kdc::Handled;
+
+/// Where the answer goes.
+pub enum ReplyTo {
+    /// The serving thread's UDP socket with this index.
+    Udp(usize),
+    /// The TCP connection waiting for it; None closes the connection.
+    Tcp(oneshot::Sender<Option<Handled>>),
+}
+
+impl ReplyTo {
+    pub fn transport(&self) -> &'static str {
+        match self {
+            ReplyTo::Udp(_) => "udp",
+            ReplyTo::Tcp(_) => "tcp",
+        }
+    }
+
+    /// A TCP client that closed its connection no longer wants the answer.
+    fn abandoned(&self) -> bool {
+        matches!(self, ReplyTo::Tcp(tx) if tx.is_closed())
+    }
+}
+
+/// One PKINIT request waiting for a serving thread.
+pub struct Job {
+    pub request: Arc<[u8]>,
+    pub source: SocketAddr,
+    /// When the kernel received it.
+    pub arrived: Instant,
+    pub reply: ReplyTo,
+    _claim: Claim,
+}
+
+/// Marks a request (bytes, source) as in progress while it exists.
+struct Claim {
+    set: Arc<Mutex<HashSet<(u64, SocketAddr)>>>,
+    key: (u64, SocketAddr),
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// `pktc_requests_dropped_total{transport, reason}`: requests the KDC
+/// read and did not answer (docs/metrics.md).
+pub fn count_drop(transport: &'static str, reason: &'static str) {
+    metrics::counter!("pktc_requests_dropped_total", "transport" => transport, "reason" => reason)
+        .increment(1);
+}
+
+pub struct Backlog {
+    queue: Mutex<VecDeque<Job>>,
+    ready: Notify,
+    budget: Option<Duration>,
+    max_waiting: usize,
+    in_progress: Arc<Mutex<HashSet<(u64, SocketAddr)>>>,
+    hasher: RandomState,
+    waiting: metrics::Gauge,
+    delay: metrics::Histogram,
+}
+
+impl Backlog {
+    /// `budget`: the longest wait (None: unbounded); `max_waiting`: bound
+    /// on waiting requests.
+    pub fn new(budget: Option<Duration>, max_waiting: usize) -> Backlog {
+        Backlog {
+            queue: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+            budget,
+            max_waiting: max_waiting.max(1),
+            in_progress: Arc::new(Mutex::new(HashSet::new())),
+            hasher: RandomState::new(),
+            waiting: metrics::gauge!("pktc_requests_waiting"),
+            delay: metrics::histogram!("pktc_queue_delay_seconds"),
+        }
+    }
+
+    /// Whether a request received at `arrived` has waited too long.
+    pub fn stale(&self, arrived: Instant) -> bool {
+        self.budget.is_some_and(|b| arrived.elapsed() > b)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a request, unless the same one (bytes and source) is in
+    /// progress already. Drops the oldest waiting one when full, and any
+    /// that waited too long. Returns false when not queued.
+    pub fn push(
+        &self,
+        request: Arc<[u8]>,
+        source: SocketAddr,
+        arrived: Instant,
+        reply: ReplyTo,
+    ) -> bool {
+        let key = (self.hasher.hash_one(&*request), source);
+        if !self
+            .in_progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key)
+        {
+            count_drop(reply.transport(), "duplicate");
+            return false;
+        }
+        let job = Job {
+            request,
+            source,
+            arrived,
+            reply,
+            _claim: Claim {
+                set: self.in_progress.clone(),
+                key,
+            },
+        };
+        let dropped = {
+            let mut q = self.lock();
+            let mut dropped = Vec::new();
+            while q.front().is_some_and(|j| self.stale(j.arrived)) {
+                dropped.extend(q.pop_front().map(|j| (j, "age")));
+            }
+            if q.len() >= self.max_waiting {
+                dropped.extend(q.pop_front().map(|j| (j, "queue_full")));
+            }
+            q.push_back(job);
+            self.waiting.set(q.len() as f64);
+            dropped
+        };
+        // Outside the lock: dropping a TCP job wakes its connection.
+        for (j, reason) in dropped {
+            count_drop(j.reply.transport(), reason);
+        }
+        self.ready.notify_one();
+        true
+    }
+
+    /// The newest request that has not waited too long, if any; the stale
+    /// and abandoned ones met on the way are dropped.
+    fn pop(&self) -> Option<Job> {
+        let mut dropped = Vec::new();
+        let found = {
+            let mut q = self.lock();
+            let mut found = None;
+            while let Some(j) = q.pop_back() {
+                if self.stale(j.arrived) {
+                    // Everything older waited longer still.
+                    dropped.push((j, "age"));
+                    dropped.extend(q.drain(..).map(|j| (j, "age")));
+                } else if j.reply.abandoned() {
+                    dropped.push((j, "client_gone"));
+                } else {
+                    found = Some(j);
+                    break;
+                }
+            }
+            self.waiting.set(q.len() as f64);
+            found
+        };
+        for (j, reason) in dropped {
+            count_drop(j.reply.transport(), reason);
+        }
+        if let Some(j) = &found {
+            self.delay.record(j.arrived.elapsed().as_secs_f64());
+        }
+        found
+    }
+
+    /// Waits for the newest fresh request.
+    pub async fn next(&self) -> Job {
+        loop {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(j) = self.pop() {
+                return j;
+            }
+            notified.await;
+        }
+    }
+
+    /// Requests waiting now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+tokio::task_local! {
+    /// Set by [`dispatch`] around a request's task: fired when its first
+    /// public-key work ends, so the thread can take the next request.
+    static FIRST_PHASE: RefCell<Option<oneshot::Sender<()>>>;
+}
+
+/// Called by the CPU pool after public-key work: lets this thread's
+/// dispatcher take the next request (no-op outside a dispatched task).
+pub fn cpu_phase_done() {
+    let _ = FIRST_PHASE.try_with(|c| {
+        if let Some(tx) = c.borrow_mut().take() {
+            let _ = tx.send(());
+        }
+    });
+}
+
+/// A serving thread's dispatcher: takes the newest request, runs `serve`
+/// for it in a task of its own, and takes the next one when that task's
+/// public-key work is over (or the task has ended).
+pub async fn dispatch<F, Fut>(backlog: Arc<Backlog>, serve: F)
+where
+    F: Fn(Job) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let job = backlog.next().await;
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(FIRST_PHASE.scope(RefCell::new(Some(tx)), serve(job)));
+        let _ = rx.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn push(b: &Backlog, body: &[u8], port: u16, age_ms: u64) -> bool {
+        let arrived = Instant::now() - Duration::from_millis(age_ms);
+        b.push(Arc::from(body), addr(port), arrived, ReplyTo::Udp(0))
+    }
+
+    #[test]
+    fn newest_first_and_stale_dropped() {
+        let b = Backlog::new(Some(Duration::from_millis(500)), 100);
+        assert!(push(&b, b"old", 1, 900));
+        assert!(push(&b, b"a", 2, 20));
+        assert!(push(&b, b"b", 3, 10));
+        // "old" was dropped when "a" came: it waited past the budget.
+        assert_eq!(b.len(), 2);
+        assert_eq!(&*b.pop().unwrap().request, b"b");
+        assert_eq!(&*b.pop().unwrap().request, b"a");
+        assert!(b.pop().is_none());
+    }
+
+    #[test]
+    fn the_oldest_makes_room_and_retransmissions_are_not_queued_twice() {
+        let b = Backlog::new(None, 2);
+        assert!(push(&b, b"1", 1, 0));
+        assert!(
+            !push(&b, b"1", 1, 0),
+            "same bytes, same source: in progress"
+        );
+        assert!(push(&b, b"1", 2, 0), "another source");
+        assert!(push(&b, b"2", 1, 0));
+        assert_eq!(b.len(), 2);
+        let newest = b.pop().unwrap();
+        assert_eq!((&*newest.request, newest.source), (&b"2"[..], addr(1)));
+        // Dropped ("1" from port 1) and finished jobs release their claim.
+        drop(newest);
+        assert!(push(&b, b"2", 1, 0));
+        assert!(push(&b, b"1", 1, 0));
+    }
+
+    #[test]
+    fn abandoned_tcp_requests_are_skipped() {
+        let b = Backlog::new(None, 10);
+        let (tx, rx) = oneshot::channel();
+        assert!(b.push(
+            Arc::from(&b"t"[..]),
+            addr(1),
+            Instant::now(),
+            ReplyTo::Tcp(tx)
+        ));
+        drop(rx);
+        assert!(b.pop().is_none());
+    }
+}
