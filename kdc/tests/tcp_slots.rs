@@ -44,8 +44,9 @@ fn closed_by_server(s: &mut TcpStream) -> bool {
 }
 
 /// Opens slow connections from distinct addresses until `stop`: every
-/// connection sends one byte of a length prefix, then a byte every round;
-/// every tenth sends a whole frame that is not a Kerberos request.
+/// connection sends three bytes of a length prefix (a 4 KB frame), then a
+/// byte every round; every tenth sends a whole frame that is not a
+/// Kerberos request.
 fn flood(kdc: SocketAddr, stop: &AtomicBool, opened: &AtomicUsize) -> usize {
     let mut open: Vec<TcpStream> = Vec::new();
     let mut closed = 0;
@@ -57,7 +58,7 @@ fn flood(kdc: SocketAddr, stop: &AtomicBool, opened: &AtomicUsize) -> usize {
             let first: &[u8] = if i % 10 == 0 {
                 &[0, 0, 0, 2, 0x30, 0x00]
             } else {
-                &[0]
+                &[0, 0, 0x10]
             };
             let _ = s.write_all(first);
             open.push(s);
