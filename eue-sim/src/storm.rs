@@ -195,7 +195,8 @@ fn raise_fd_limit() {
 }
 
 pub fn run(args: &StormArgs) -> anyhow::Result<()> {
-    if !(args.rate > 0.0 && args.rate <= 1e6) || !(args.seconds > 0.0 && args.seconds <= 3600.0) {
+    let rate_ok = args.rate > 0.0 && args.rate <= 1e6;
+    if !(rate_ok && args.seconds > 0.0 && args.seconds <= 3600.0) {
         bail!("--rate must be in (0, 1e6] and --seconds in (0, 3600]");
     }
     if args.threads == 0 || args.threads > 64 {

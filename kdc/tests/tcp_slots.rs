@@ -55,7 +55,7 @@ fn flood(kdc: SocketAddr, stop: &AtomicBool, opened: &AtomicUsize) -> usize {
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline && i < 5000 {
         let src = Ipv4Addr::new(127, 2, (i / 250 + 1) as u8, (i % 250 + 1) as u8);
         if let Some(mut s) = connect_from(src, kdc) {
-            let first: &[u8] = if i % 10 == 0 {
+            let first: &[u8] = if i.is_multiple_of(10) {
                 &[0, 0, 0, 2, 0x30, 0x00]
             } else {
                 &[0, 0, 0x10]
