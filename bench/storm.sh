@@ -20,7 +20,8 @@
 #              (default 4) per capacity probe, SEARCH_START (default 250/s),
 #              LEVELS (default "0.5 1 2 3"), TRANSPORTS (default "udp tcp"),
 #              LADDER (default 3,6,12,20,20), CAPACITY (skip the search:
-#              one rate for every transport), KDC_LOG (default warn),
+#              one rate for every transport; CAPACITY_UDP / CAPACITY_TCP
+#              per transport), KDC_LOG (default warn),
 #              PIN (default 1), KDC_BIN / SIM_BIN (prebuilt binaries: e.g.
 #              an older pktc-kdc with this branch's eue-sim; no build then).
 set -euo pipefail
@@ -89,8 +90,9 @@ capacity() {
 
 rows=()
 for t in $TRANSPORTS; do
-  if [ -n "${CAPACITY:-}" ]; then
-    c=$CAPACITY
+  cvar="CAPACITY_$(echo "$t" | tr a-z A-Z)"
+  if [ -n "${!cvar:-${CAPACITY:-}}" ]; then
+    c=${!cvar:-$CAPACITY}
   else
     echo "== capacity search ($t, ${SEARCH_SECONDS}s probes, p99 < ${P99_LIMIT_MS} ms)" >&2
     c=$(capacity "$t")

@@ -14,6 +14,12 @@
 //! - when `max_waiting` requests wait, the oldest is dropped for the new one;
 //! - a retransmission of a request still waiting or being worked on (same
 //!   bytes from the same address and port) is not queued twice;
+//! - a retransmission of a request that was dropped unanswered waits
+//!   behind every first try: "newest" is the newest device exchange, not
+//!   the newest datagram. Under overload the KDC then answers exchanges
+//!   before their device's first retry; those it could not answer in time
+//!   are served when the storm ebbs (docs/benchmarks.md measures both
+//!   orders);
 //! - a request is decoded only when its turn comes: refusing one costs a
 //!   read and a hash, far less than the signature it would have needed.
 //!
@@ -23,9 +29,9 @@
 //! the provisioning server does not hold the thread.
 
 use std::cell::RefCell;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,6 +63,8 @@ impl ReplyTo {
 
 /// One PKINIT request waiting for a serving thread.
 pub struct Job {
+    /// Keyed hash of the request bytes.
+    hash: u64,
     pub request: Arc<[u8]>,
     pub source: SocketAddr,
     /// When the kernel received it.
@@ -87,12 +95,63 @@ pub fn count_drop(transport: &'static str, reason: &'static str) {
         .increment(1);
 }
 
+/// Requests dropped unanswered lately, by (bytes hash, source address),
+/// to recognise their retransmissions (over TCP they come from another
+/// port). Bounded in entries and age.
+struct Recent {
+    seen: HashMap<(u64, IpAddr), Instant>,
+    order: VecDeque<((u64, IpAddr), Instant)>,
+}
+
+/// Entries and age bounds of [`Recent`] (16 bytes + overhead each; the
+/// devices' retries come within a minute).
+const RECENT_MAX: usize = 65_536;
+const RECENT_TTL: Duration = Duration::from_secs(120);
+
+impl Recent {
+    fn insert(&mut self, key: (u64, IpAddr)) {
+        let now = Instant::now();
+        while let Some(&(k, at)) = self.order.front() {
+            if self.order.len() < RECENT_MAX && now.duration_since(at) < RECENT_TTL {
+                break;
+            }
+            self.order.pop_front();
+            if self.seen.get(&k) == Some(&at) {
+                self.seen.remove(&k);
+            }
+        }
+        self.seen.insert(key, now);
+        self.order.push_back((key, now));
+    }
+
+    fn contains(&self, key: &(u64, IpAddr)) -> bool {
+        self.seen
+            .get(key)
+            .is_some_and(|at| at.elapsed() < RECENT_TTL)
+    }
+}
+
+/// First tries, and retransmissions of requests dropped before: each
+/// oldest at the front.
+#[derive(Default)]
+struct Queues {
+    fresh: VecDeque<Job>,
+    retries: VecDeque<Job>,
+}
+
+impl Queues {
+    fn len(&self) -> usize {
+        self.fresh.len() + self.retries.len()
+    }
+}
+
 pub struct Backlog {
-    queue: Mutex<VecDeque<Job>>,
+    queues: Mutex<Queues>,
     ready: Notify,
     budget: Option<Duration>,
     max_waiting: usize,
     in_progress: Arc<Mutex<HashSet<(u64, SocketAddr)>>>,
+    recent: Mutex<Recent>,
     hasher: RandomState,
     waiting: metrics::Gauge,
     delay: metrics::Histogram,
@@ -103,11 +162,15 @@ impl Backlog {
     /// on waiting requests.
     pub fn new(budget: Option<Duration>, max_waiting: usize) -> Backlog {
         Backlog {
-            queue: Mutex::new(VecDeque::new()),
+            queues: Mutex::new(Queues::default()),
             ready: Notify::new(),
             budget,
             max_waiting: max_waiting.max(1),
             in_progress: Arc::new(Mutex::new(HashSet::new())),
+            recent: Mutex::new(Recent {
+                seen: HashMap::new(),
+                order: VecDeque::new(),
+            }),
             hasher: RandomState::new(),
             waiting: metrics::gauge!("pktc_requests_waiting"),
             delay: metrics::histogram!("pktc_queue_delay_seconds"),
@@ -119,13 +182,43 @@ impl Backlog {
         self.budget.is_some_and(|b| arrived.elapsed() > b)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a PKINIT request dropped for `reason` before it was queued
+    /// (stale on arrival) and remembers it, so that its retransmission
+    /// waits behind first tries.
+    pub fn drop_unqueued(&self, request: &[u8], source: SocketAddr, transport: &'static str) {
+        self.recent()
+            .insert((self.hasher.hash_one(request), source.ip()));
+        count_drop(transport, "age");
+    }
+
+    /// Counts dropped jobs (outside the queue lock: dropping a TCP job
+    /// wakes its connection) and remembers them.
+    fn dropped(&self, jobs: Vec<(Job, &'static str)>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let mut recent = self.recent();
+        for (j, _) in &jobs {
+            recent.insert((j.hash, j.source.ip()));
+        }
+        drop(recent);
+        for (j, reason) in jobs {
+            count_drop(j.reply.transport(), reason);
+        }
     }
 
     /// Queues a request, unless the same one (bytes and source) is in
-    /// progress already. Drops the oldest waiting one when full, and any
-    /// that waited too long. Returns false when not queued.
+    /// progress already or it waited too long already. Drops the oldest
+    /// waiting one when full (a retransmission first), and any that waited
+    /// too long. Returns false when not queued.
     pub fn push(
         &self,
         request: Arc<[u8]>,
@@ -133,7 +226,8 @@ impl Backlog {
         arrived: Instant,
         reply: ReplyTo,
     ) -> bool {
-        let key = (self.hasher.hash_one(&*request), source);
+        let hash = self.hasher.hash_one(&*request);
+        let key = (hash, source);
         if !self
             .in_progress
             .lock()
@@ -143,7 +237,9 @@ impl Backlog {
             count_drop(reply.transport(), "duplicate");
             return false;
         }
+        let retry = self.recent().contains(&(hash, source.ip()));
         let job = Job {
+            hash,
             request,
             source,
             arrived,
@@ -153,52 +249,69 @@ impl Backlog {
                 key,
             },
         };
+        if self.stale(arrived) {
+            self.dropped(vec![(job, "age")]);
+            return false;
+        }
         let dropped = {
-            let mut q = self.lock();
+            let mut guard = self.lock();
+            let q = &mut *guard;
             let mut dropped = Vec::new();
-            while q.front().is_some_and(|j| self.stale(j.arrived)) {
-                dropped.extend(q.pop_front().map(|j| (j, "age")));
+            for d in [&mut q.fresh, &mut q.retries] {
+                while d.front().is_some_and(|j| self.stale(j.arrived)) {
+                    dropped.extend(d.pop_front().map(|j| (j, "age")));
+                }
             }
             if q.len() >= self.max_waiting {
-                dropped.extend(q.pop_front().map(|j| (j, "queue_full")));
+                let oldest = match q.retries.pop_front() {
+                    Some(j) => Some(j),
+                    None => q.fresh.pop_front(),
+                };
+                dropped.extend(oldest.map(|j| (j, "queue_full")));
             }
-            q.push_back(job);
+            if retry {
+                q.retries.push_back(job);
+            } else {
+                q.fresh.push_back(job);
+            }
             self.waiting.set(q.len() as f64);
             dropped
         };
-        // Outside the lock: dropping a TCP job wakes its connection.
-        for (j, reason) in dropped {
-            count_drop(j.reply.transport(), reason);
-        }
+        self.dropped(dropped);
         self.ready.notify_one();
         true
     }
 
-    /// The newest request that has not waited too long, if any; the stale
-    /// and abandoned ones met on the way are dropped.
+    /// The newest first try that has not waited too long, else the newest
+    /// such retransmission; the stale and abandoned ones met on the way are
+    /// dropped.
     fn pop(&self) -> Option<Job> {
         let mut dropped = Vec::new();
         let found = {
-            let mut q = self.lock();
+            let mut guard = self.lock();
+            let q = &mut *guard;
             let mut found = None;
-            while let Some(j) = q.pop_back() {
-                if self.stale(j.arrived) {
-                    // Everything older waited longer still.
-                    dropped.push((j, "age"));
-                    dropped.extend(q.drain(..).map(|j| (j, "age")));
-                } else if j.reply.abandoned() {
-                    dropped.push((j, "client_gone"));
-                } else {
-                    found = Some(j);
+            for d in [&mut q.fresh, &mut q.retries] {
+                while let Some(j) = d.pop_back() {
+                    if self.stale(j.arrived) {
+                        // Everything older waited longer still.
+                        dropped.push((j, "age"));
+                        dropped.extend(d.drain(..).map(|j| (j, "age")));
+                    } else if j.reply.abandoned() {
+                        dropped.push((j, "client_gone"));
+                    } else {
+                        found = Some(j);
+                        break;
+                    }
+                }
+                if found.is_some() {
                     break;
                 }
             }
             self.waiting.set(q.len() as f64);
             found
         };
-        for (j, reason) in dropped {
-            count_drop(j.reply.transport(), reason);
-        }
+        self.dropped(dropped);
         if let Some(j) = &found {
             self.delay.record(j.arrived.elapsed().as_secs_f64());
         }
@@ -276,7 +389,8 @@ mod tests {
     #[test]
     fn newest_first_and_stale_dropped() {
         let b = Backlog::new(Some(Duration::from_millis(500)), 100);
-        assert!(push(&b, b"old", 1, 900));
+        assert!(push(&b, b"old", 1, 450));
+        std::thread::sleep(Duration::from_millis(100));
         assert!(push(&b, b"a", 2, 20));
         assert!(push(&b, b"b", 3, 10));
         // "old" was dropped when "a" came: it waited past the budget.
@@ -303,6 +417,23 @@ mod tests {
         drop(newest);
         assert!(push(&b, b"2", 1, 0));
         assert!(push(&b, b"1", 1, 0));
+    }
+
+    #[test]
+    fn retransmissions_of_dropped_requests_wait_behind_first_tries() {
+        let b = Backlog::new(Some(Duration::from_millis(500)), 100);
+        // Stale on arrival: dropped and remembered.
+        assert!(!push(&b, b"r", 1, 900));
+        // Its retransmission (another port: TCP) comes later than a first try.
+        assert!(push(&b, b"first", 2, 0));
+        assert!(push(&b, b"r", 3, 0));
+        assert_eq!(&*b.pop().unwrap().request, b"first");
+        assert_eq!(
+            &*b.pop().unwrap().request,
+            b"r",
+            "served when nothing newer waits"
+        );
+        assert!(b.pop().is_none());
     }
 
     #[test]

@@ -377,11 +377,15 @@ async fn udp_loop(kdc: Arc<Kdc>, u: UdpIn, backlog: Arc<Backlog>) {
             }
         };
         let arrived = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let request = &buf[..n];
         if backlog.stale(arrived) {
-            count_drop("udp", "age");
+            if kdc.routes_to_pkinit(request) {
+                backlog.drop_unqueued(request, source, "udp");
+            } else {
+                count_drop("udp", "age");
+            }
             continue;
         }
-        let request = &buf[..n];
         if let Some(handled) = rate_limited(&kdc, request, source) {
             if busy_and_silent(&handled, u.silent) {
                 audit_drop(&handled, source, "udp");

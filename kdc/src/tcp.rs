@@ -197,13 +197,15 @@ async fn connection(
     backlog: Arc<Backlog>,
     s: TcpSettings,
 ) -> anyhow::Result<()> {
-    stream.set_nodelay(true)?;
     let end_of_life = Instant::now() + s.lifetime;
     let mut reader = FrameReader::new();
     loop {
         let frame = tokio::select! {
             f = reader.next(&stream, kdc.max_request, s.idle, end_of_life) => f,
-            () = slot.evicted() => return Ok(()),
+            () = slot.evicted() => {
+                reset(&stream);
+                return Ok(());
+            }
         };
         let (request, age) = match frame {
             Frame::Request(r, age) => (r, age),
@@ -233,7 +235,12 @@ async fn connection(
         slot.set_busy(true);
         let arrived = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         if backlog.stale(arrived) {
-            count_drop("tcp", "age");
+            if kdc.routes_to_pkinit(&request) {
+                backlog.drop_unqueued(&request, source, "tcp");
+            } else {
+                count_drop("tcp", "age");
+            }
+            reset(&stream);
             return Ok(());
         }
         let is_request = matches!(request.first(), Some(0x6a | 0x6c));
@@ -242,18 +249,21 @@ async fn connection(
             count_closed("invalid_frame");
             if kdc.rate_limit.check(source.ip()).is_err() {
                 count_drop("tcp", "rate_limited");
+                reset(&stream);
                 return Ok(());
             }
             kdc.handle(&request, source)
         } else if let Some(limited) = rate_limited(&kdc, &request, source) {
             if busy_and_silent(&limited, s.silent) {
                 audit_drop(&limited, source, "tcp");
+                reset(&stream);
                 return Ok(());
             }
             limited
         } else if kdc.routes_to_pkinit(&request) {
             let (tx, rx) = oneshot::channel();
             if !backlog.push(request.into(), source, arrived, ReplyTo::Tcp(tx)) {
+                reset(&stream);
                 return Ok(());
             }
             let answer = tokio::select! {
@@ -263,7 +273,10 @@ async fn connection(
             match answer {
                 Some(h) => h,
                 // Dropped for age or room, or silent while busy: close.
-                None => return Ok(()),
+                None => {
+                    reset(&stream);
+                    return Ok(());
+                }
             }
         } else {
             kdc.handle(&request, source)
@@ -277,7 +290,16 @@ async fn connection(
     }
 }
 
+/// Closes with a reset when the connection is dropped: the client fails
+/// at once, and the KDC keeps no TIME_WAIT socket (in a storm, thousands a
+/// second).
+fn reset(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
 async fn write_reply(stream: &mut TcpStream, reply: &[u8], limit: Duration) -> anyhow::Result<()> {
+    // Set here, not at accept: a connection dropped unanswered never needs it.
+    stream.set_nodelay(true)?;
     let mut out = Vec::with_capacity(4 + reply.len());
     out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
     out.extend_from_slice(reply);
