@@ -20,6 +20,10 @@
 //!   before their device's first retry; those it could not answer in time
 //!   are served when the storm ebbs (docs/benchmarks.md measures both
 //!   orders);
+//! - while the KDC keeps up (the oldest waiting request has waited less
+//!   than a fifth of the budget) requests are taken oldest first, which
+//!   keeps the latency tail short at normal load; newest first only when
+//!   it falls behind;
 //! - a request is decoded only when its turn comes: refusing one costs a
 //!   read and a hash, far less than the signature it would have needed.
 //!
@@ -182,6 +186,14 @@ impl Backlog {
         self.budget.is_some_and(|b| arrived.elapsed() > b)
     }
 
+    /// Whether the oldest waiting request, received at `arrived`, shows the
+    /// KDC keeping up: waited at most a fifth of the budget (without a
+    /// budget, 100 ms).
+    fn keeping_up(&self, arrived: Instant) -> bool {
+        let limit = self.budget.map_or(Duration::from_millis(100), |b| b / 5);
+        arrived.elapsed() <= limit
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -292,11 +304,24 @@ impl Backlog {
             let q = &mut *guard;
             let mut found = None;
             for d in [&mut q.fresh, &mut q.retries] {
-                while let Some(j) = d.pop_back() {
+                // First in, first out while the oldest has waited only a
+                // little (the KDC keeps up: FIFO keeps the tail short);
+                // newest first once it falls behind.
+                let keeping_up = d.front().is_some_and(|j| self.keeping_up(j.arrived));
+                let next = |d: &mut VecDeque<Job>| {
+                    if keeping_up {
+                        d.pop_front()
+                    } else {
+                        d.pop_back()
+                    }
+                };
+                while let Some(j) = next(d) {
                     if self.stale(j.arrived) {
-                        // Everything older waited longer still.
                         dropped.push((j, "age"));
-                        dropped.extend(d.drain(..).map(|j| (j, "age")));
+                        if !keeping_up {
+                            // Everything older waited longer still.
+                            dropped.extend(d.drain(..).map(|j| (j, "age")));
+                        }
                     } else if j.reply.abandoned() {
                         dropped.push((j, "client_gone"));
                     } else {
@@ -387,17 +412,27 @@ mod tests {
     }
 
     #[test]
-    fn newest_first_and_stale_dropped() {
+    fn newest_first_when_behind_and_stale_dropped() {
         let b = Backlog::new(Some(Duration::from_millis(500)), 100);
         assert!(push(&b, b"old", 1, 450));
         std::thread::sleep(Duration::from_millis(100));
-        assert!(push(&b, b"a", 2, 20));
-        assert!(push(&b, b"b", 3, 10));
+        // Behind: the oldest waiting has waited more than a fifth of the budget.
+        assert!(push(&b, b"a", 2, 300));
+        assert!(push(&b, b"b", 3, 200));
         // "old" was dropped when "a" came: it waited past the budget.
         assert_eq!(b.len(), 2);
         assert_eq!(&*b.pop().unwrap().request, b"b");
         assert_eq!(&*b.pop().unwrap().request, b"a");
         assert!(b.pop().is_none());
+    }
+
+    #[test]
+    fn oldest_first_while_keeping_up() {
+        let b = Backlog::new(Some(Duration::from_millis(500)), 100);
+        assert!(push(&b, b"a", 1, 20));
+        assert!(push(&b, b"b", 2, 10));
+        assert_eq!(&*b.pop().unwrap().request, b"a");
+        assert_eq!(&*b.pop().unwrap().request, b"b");
     }
 
     #[test]
@@ -411,12 +446,13 @@ mod tests {
         assert!(push(&b, b"1", 2, 0), "another source");
         assert!(push(&b, b"2", 1, 0));
         assert_eq!(b.len(), 2);
-        let newest = b.pop().unwrap();
-        assert_eq!((&*newest.request, newest.source), (&b"2"[..], addr(1)));
+        let first = b.pop().unwrap();
+        assert_eq!((&*first.request, first.source), (&b"1"[..], addr(2)));
         // Dropped ("1" from port 1) and finished jobs release their claim.
-        drop(newest);
-        assert!(push(&b, b"2", 1, 0));
+        drop(first);
+        assert!(!push(&b, b"2", 1, 0), "still waiting");
         assert!(push(&b, b"1", 1, 0));
+        assert!(push(&b, b"1", 2, 0));
     }
 
     #[test]
