@@ -222,6 +222,9 @@ pub fn init_series(cfg: &crate::config::Config) {
         }
     }
     metrics::counter!("pktc_tcp_evicted_total", "reason" => "oldest_idle").increment(0);
+    for reason in ["lifetime", "write_timeout", "invalid_frame"] {
+        metrics::counter!("pktc_tcp_closed_total", "reason" => reason).increment(0);
+    }
     let mut reloadable = vec![];
     if cfg.pkinit.is_some() {
         reloadable.extend(["device_trust", "kdc_identity"]);
@@ -241,6 +244,8 @@ pub fn init_series(cfg: &crate::config::Config) {
     }
     if cfg.certboot.is_some() {
         metrics::counter!("pktc_certboot_connections_rejected_total").increment(0);
+        metrics::counter!("pktc_certboot_connections_evicted_total", "reason" => "oldest_idle")
+            .increment(0);
         for (status, reason) in [
             ("200", "profile_served"),
             ("404", "unknown_device"),

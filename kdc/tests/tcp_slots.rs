@@ -135,3 +135,35 @@ fn slow_client_flood_does_not_lock_mit_kinit_out_of_tcp() {
     }
     assert!(kdc.metric("pktc_tcp_evicted_total{reason=\"same_source\"}") >= 1.0);
 }
+
+/// The certificate-bootstrapping endpoint under the same flood: idle
+/// connections (TCP open, no TLS handshake) from many addresses fill its
+/// slots; a device's curl still gets its profile, an idle one giving way.
+#[test]
+fn idle_connections_do_not_lock_devices_out_of_certboot() {
+    let kdc = DevKdc::start_with(Path::new(KDC), |cfg| {
+        assert!(cfg.contains("\nmax_connections = 1024\n"), "{cfg}");
+        *cfg = cfg.replace("\nmax_connections = 1024\n", "\nmax_connections = 16\n");
+    });
+    let url = kdc.get("certboot_url");
+    let addr: SocketAddr = url
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .expect("certboot host:port")
+        .parse()
+        .expect("certboot address");
+    let idle: Vec<TcpStream> = (0..40u8)
+        .filter_map(|i| connect_from(Ipv4Addr::new(127, 4, 0, i + 1), addr))
+        .collect();
+    assert!(idle.len() >= 32, "the flood could not connect");
+    let dev = &kdc.manifest["devices"][0];
+    let path = |k: &str| kdc.realm_path(dev[k].as_str().expect(k));
+    assert_eq!(kdc.certboot_status(&path("cert"), &path("key")), "200");
+    assert!(
+        kdc.metric("pktc_certboot_connections_evicted_total{reason=\"oldest_idle\"}") >= 1.0,
+        "{}",
+        kdc.metrics()
+    );
+    drop(idle);
+}
