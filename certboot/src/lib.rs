@@ -2,6 +2,7 @@
 //! endpoint over mutual TLS where a device proves itself with its factory
 //! certificate and receives its IMS credentials as an XML profile.
 
+pub mod conn_limits;
 pub mod creds;
 pub mod http;
 pub mod profile;

@@ -14,8 +14,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use openssl::ssl::{ErrorCode, Ssl, SslRef};
 use openssl::x509::{X509, X509VerifyResult};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_openssl::SslStream;
+
+use crate::conn_limits::{Evicted, Slot, Slots, WriteDeadline};
 
 use crate::creds::CredentialStore;
 use crate::http::{self, RequestContext, RequestOutcome};
@@ -35,8 +36,14 @@ pub struct Limits {
     /// Request line + headers; more is answered 431. At least 8192
     /// (hyper's smallest read buffer).
     pub max_header_bytes: usize,
-    /// Connections open at once; beyond it new ones are closed at accept.
+    /// Connections open at once; beyond it the oldest connection not
+    /// answering a request is closed for the new one (or the new one, when
+    /// every connection is answering one).
     pub max_connections: usize,
+    /// The same bound per source address.
+    pub max_connections_per_source: usize,
+    /// A write that makes no progress for this long closes the connection.
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +54,8 @@ impl Default for Limits {
             connection_timeout: Duration::from_secs(60),
             max_header_bytes: 8192,
             max_connections: 1024,
+            max_connections_per_source: 32,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -95,9 +104,16 @@ pub struct RequestEvent {
 pub enum Event<'a> {
     Handshake(&'a HandshakeEvent),
     Request(&'a RequestEvent),
-    /// A connection was closed at accept: `max_connections` reached.
+    /// A connection was closed at accept: every slot (of its source) is
+    /// answering a request.
     Overloaded {
         peer: SocketAddr,
+    },
+    /// An idle connection was closed to make room for one from `peer`;
+    /// `same_source`: the per-source bound was reached.
+    Evicted {
+        peer: SocketAddr,
+        same_source: bool,
     },
     /// A new TLS context could not be built after a trust or identity
     /// change; the previous one stays in use.
@@ -119,7 +135,7 @@ pub struct Endpoint {
     pub path: Arc<str>,
     pub limits: Limits,
     pub observer: Arc<dyn Observer>,
-    connections: Arc<Semaphore>,
+    connections: Arc<Slots>,
 }
 
 impl Endpoint {
@@ -134,7 +150,7 @@ impl Endpoint {
             contexts,
             store,
             path: path.into(),
-            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            connections: Slots::new(limits.max_connections, limits.max_connections_per_source),
             limits,
             observer,
         }
@@ -151,22 +167,34 @@ impl Endpoint {
                     continue;
                 }
             };
-            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
-                self.observer.event(Event::Overloaded { peer });
-                drop(tcp);
-                continue;
+            let slot = match self.connections.admit(peer.ip()) {
+                Ok((slot, evicted)) => {
+                    if evicted != Evicted::None {
+                        let same_source = evicted == Evicted::SameSource;
+                        self.observer.event(Event::Evicted { peer, same_source });
+                    }
+                    Arc::new(slot)
+                }
+                Err(_) => {
+                    self.observer.event(Event::Overloaded { peer });
+                    continue;
+                }
             };
             let this = self.clone();
             tokio::spawn(async move {
                 let limit = this.limits.connection_timeout;
-                let _ = tokio::time::timeout(limit, this.connection(tcp, peer)).await;
-                drop(permit);
+                let s = slot.clone();
+                tokio::select! {
+                    _ = tokio::time::timeout(limit, this.connection(tcp, peer, s)) => {}
+                    () = slot.evicted() => {}
+                }
             });
         }
     }
 
-    async fn connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+    async fn connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, slot: Arc<Slot>) {
         let _ = tcp.set_nodelay(true);
+        let tcp = WriteDeadline::new(tcp, self.limits.write_timeout);
         let started = Instant::now();
         let profile = self.contexts.settings().profile.name();
         let built = self.contexts.current(|error| {
@@ -227,7 +255,15 @@ impl Endpoint {
             store: self.store.clone(),
             mac,
         };
-        serve_http(stream, peer, ctx, &self.limits, self.observer.clone()).await;
+        serve_http_in(
+            stream,
+            peer,
+            ctx,
+            &self.limits,
+            self.observer.clone(),
+            Some(slot),
+        )
+        .await;
     }
 }
 
@@ -243,13 +279,35 @@ pub async fn serve_http<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    serve_http_in(io, peer, ctx, limits, observer, None).await
+}
+
+/// [`serve_http`] in a connection slot, marked busy while a request is
+/// being answered (an idle keep-alive connection can be evicted).
+async fn serve_http_in<I>(
+    io: I,
+    peer: SocketAddr,
+    ctx: RequestContext,
+    limits: &Limits,
+    observer: Arc<dyn Observer>,
+    slot: Option<Arc<Slot>>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let ctx = Arc::new(ctx);
     let service = service_fn(move |req| {
         let ctx = ctx.clone();
         let observer = observer.clone();
+        let slot = slot.clone();
         async move {
             let t = Instant::now();
+            if let Some(s) = &slot {
+                s.set_busy(true);
+            }
             let a = http::answer(&req, &ctx).await;
+            if let Some(s) = &slot {
+                s.set_busy(false);
+            }
             observer.event(Event::Request(&RequestEvent {
                 peer,
                 mac: ctx.mac,

@@ -231,7 +231,7 @@ fn machine_ticks() -> Option<(u64, u64)> {
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
-fn clk_tck() -> u64 {
+pub(crate) fn clk_tck() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -240,4 +240,33 @@ fn clk_tck() -> u64 {
         .and_then(|s| s.trim().parse().ok())
         .filter(|&v| v > 0)
         .unwrap_or(100)
+}
+
+/// A `kB` field of /proc/PID/status (`VmRSS`, `VmHWM`), in kB.
+pub(crate) fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Datagrams the kernel dropped (receive buffer full) on the UDP sockets
+/// bound to local `port`, from the `drops` column of /proc/net/udp{,6}.
+pub(crate) fn udp_drops(port: u16) -> Option<u64> {
+    let want = format!(":{port:04X}");
+    let mut total = None;
+    for file in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(s) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in s.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.get(1).is_some_and(|local| local.ends_with(&want))
+                && let Some(d) = f.last().and_then(|d| d.parse::<u64>().ok())
+            {
+                *total.get_or_insert(0) += d;
+            }
+        }
+    }
+    total
 }

@@ -7,6 +7,8 @@ mod load;
 mod pk;
 mod pkload;
 mod provision;
+mod storm;
+mod storm_net;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +40,10 @@ enum Command {
     /// Full mutual-TLS handshakes + profile fetches (a new connection each)
     /// against the certificate-bootstrapping endpoint, with the server's CPU.
     BootstrapLoad(bootload::BootstrapLoadArgs),
+    /// An open-loop reboot storm: PKINIT exchanges arriving at a fixed rate
+    /// from distinct loopback addresses, retried on the devices' timers;
+    /// reports goodput, latency, retries and the KDC's CPU and memory.
+    Storm(storm::StormArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::PkinitLoad(args) => pkload::run(&args),
         Command::Bootstrap(args) => bootstrap::run(&args),
         Command::BootstrapLoad(args) => bootload::run(&args),
+        Command::Storm(args) => storm::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

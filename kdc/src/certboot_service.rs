@@ -90,6 +90,8 @@ pub fn start(
         connection_timeout: Duration::from_millis(c.connection_timeout_ms),
         max_header_bytes: c.max_header_bytes,
         max_connections: c.max_connections,
+        max_connections_per_source: c.max_connections_per_source.max(1),
+        write_timeout: Duration::from_millis(c.write_timeout_ms.max(1)),
     };
     let min_version = MinVersion::parse(&c.min_tls_version).context("certboot.min_tls_version")?;
     let observer: Arc<dyn Observer> = Arc::new(AuditObserver);
@@ -315,6 +317,15 @@ fn record_metrics(event: &Event<'_>) {
         Event::Overloaded { .. } => {
             metrics::counter!("pktc_certboot_connections_rejected_total").increment(1);
         }
+        Event::Evicted { same_source, .. } => {
+            let reason = if *same_source {
+                "same_source"
+            } else {
+                "oldest_idle"
+            };
+            metrics::counter!("pktc_certboot_connections_evicted_total", "reason" => reason)
+                .increment(1);
+        }
         Event::ContextError { .. } => crate::metrics::reload("certboot_tls_context", false),
     }
 }
@@ -382,6 +393,14 @@ impl Observer for AuditObserver {
                 source = %peer,
                 outcome = "error",
                 reason = "too_many_connections",
+            ),
+            Event::Evicted { peer, same_source } => tracing::info!(
+                target: "audit",
+                exchange = "certboot",
+                step = "accept",
+                source = %peer,
+                outcome = "ok",
+                reason = if same_source { "evicted_same_source" } else { "evicted_oldest_idle" },
             ),
             Event::ContextError { profile, error } => tracing::error!(
                 profile,

@@ -11,11 +11,13 @@ use anyhow::{Context, bail};
 mod certboot;
 mod crl_fetch;
 mod ops;
+mod overload;
 mod redis_options;
 pub use certboot::{Certboot, Reload};
 pub use crl_fetch::CrlFetch;
 use krb::crypto::EncType;
 pub use ops::{Admin, MetricsConfig, RateLimit};
+pub use overload::Overload;
 pub use redis_options::RedisOptions;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +64,8 @@ pub struct Config {
     /// `certboot.credentials_redis`).
     #[serde(default, skip_serializing_if = "RedisOptions::is_empty")]
     pub redis: RedisOptions,
+    #[serde(default)]
+    pub overload: Overload,
 }
 
 /// `[mps]`: the provisioning servers the KDC asks (pkt-eue-7).
@@ -216,6 +220,23 @@ pub struct Listen {
     /// KRB_ERR_RESPONSE_TOO_BIG so the client retries over TCP.
     #[serde(default = "defaults::max_udp_reply_bytes")]
     pub max_udp_reply_bytes: usize,
+    /// Kernel receive buffer of each UDP socket: small, so that it never
+    /// holds more work than `overload.max_queue_delay_ms` allows.
+    #[serde(default = "overload::udp_recv_buffer_bytes")]
+    pub udp_recv_buffer_bytes: usize,
+    /// TCP listen backlog (connections the kernel completes before accept).
+    #[serde(default = "overload::tcp_backlog")]
+    pub tcp_backlog: u32,
+    /// Open TCP connections per source address; beyond it the source's
+    /// oldest idle connection is closed, or the new one if none is idle.
+    #[serde(default = "overload::max_tcp_connections_per_source")]
+    pub max_tcp_connections_per_source: usize,
+    /// A TCP connection is closed this long after it was accepted.
+    #[serde(default = "overload::tcp_max_connection_secs")]
+    pub tcp_max_connection_secs: u64,
+    /// A reply write that takes longer closes the connection.
+    #[serde(default = "overload::tcp_write_timeout_secs")]
+    pub tcp_write_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -408,6 +429,11 @@ impl Default for Listen {
             max_tcp_connections: defaults::max_tcp_connections(),
             threads: 0,
             max_udp_reply_bytes: defaults::max_udp_reply_bytes(),
+            udp_recv_buffer_bytes: overload::udp_recv_buffer_bytes(),
+            tcp_backlog: overload::tcp_backlog(),
+            max_tcp_connections_per_source: overload::max_tcp_connections_per_source(),
+            tcp_max_connection_secs: overload::tcp_max_connection_secs(),
+            tcp_write_timeout_secs: overload::tcp_write_timeout_secs(),
         }
     }
 }
@@ -534,6 +560,8 @@ impl Config {
         if !(1024..=65507).contains(&self.listen.max_request_bytes) {
             problems.push("listen.max_request_bytes must be 1024..=65507".to_string());
         }
+        overload::validate_listen(&self.listen, &mut problems);
+        self.overload.validate(&mut problems);
         if self.tickets.max_life_secs < 60 {
             problems.push("tickets.max_life_secs must be at least 60".to_string());
         }

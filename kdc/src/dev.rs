@@ -258,6 +258,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
             pid_file: Some("pktc-kdc.pid".into()),
         },
         redis: Default::default(),
+        overload: Default::default(),
     };
     let toml = toml::to_string_pretty(&cfg).context("serialising dev config")?;
     write_public(

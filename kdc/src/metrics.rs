@@ -31,6 +31,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
             &LATENCY_BUCKETS,
         )
         .context("metric buckets")?
+        .set_buckets_for_metric(
+            Matcher::Full("pktc_queue_delay_seconds".into()),
+            &LATENCY_BUCKETS,
+        )
+        .context("metric buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
     describe();
@@ -86,6 +91,31 @@ fn describe() {
     describe_counter!(
         "pktc_tcp_rejected_total",
         "Kerberos TCP connections closed at accept (limit)"
+    );
+    describe_counter!(
+        "pktc_tcp_evicted_total",
+        "Idle Kerberos TCP connections closed to make room for a new one"
+    );
+    describe_counter!(
+        "pktc_tcp_closed_total",
+        "Kerberos TCP connections closed by a bound (lifetime, write timeout, invalid frame)"
+    );
+    describe_counter!(
+        "pktc_requests_dropped_total",
+        "Requests read and left unanswered on purpose (waited past the budget, no room, retransmission in progress, busy)"
+    );
+    describe_gauge!(
+        "pktc_requests_waiting",
+        "PKINIT requests read and waiting for a serving thread"
+    );
+    describe_histogram!(
+        "pktc_queue_delay_seconds",
+        Unit::Seconds,
+        "PKINIT requests: kernel receive time to the start of their work"
+    );
+    describe_counter!(
+        "pktc_certboot_connections_evicted_total",
+        "Idle certificate-bootstrapping connections closed to make room for a new one"
     );
     describe_gauge!(
         "pktc_cpu_pool_queue_depth",
@@ -191,6 +221,18 @@ pub fn init_series(cfg: &crate::config::Config) {
     for scope in ["source", "global"] {
         metrics::counter!("pktc_rate_limited_total", "scope" => scope).increment(0);
     }
+    for transport in ["udp", "tcp"] {
+        for reason in ["age", "queue_full", "busy_silent"] {
+            metrics::counter!(
+                "pktc_requests_dropped_total", "transport" => transport, "reason" => reason
+            )
+            .increment(0);
+        }
+    }
+    metrics::counter!("pktc_tcp_evicted_total", "reason" => "oldest_idle").increment(0);
+    for reason in ["lifetime", "write_timeout", "invalid_frame"] {
+        metrics::counter!("pktc_tcp_closed_total", "reason" => reason).increment(0);
+    }
     let mut reloadable = vec![];
     if cfg.pkinit.is_some() {
         reloadable.extend(["device_trust", "kdc_identity"]);
@@ -210,6 +252,8 @@ pub fn init_series(cfg: &crate::config::Config) {
     }
     if cfg.certboot.is_some() {
         metrics::counter!("pktc_certboot_connections_rejected_total").increment(0);
+        metrics::counter!("pktc_certboot_connections_evicted_total", "reason" => "oldest_idle")
+            .increment(0);
         for (status, reason) in [
             ("200", "profile_served"),
             ("404", "unknown_device"),

@@ -64,6 +64,8 @@ impl CpuPool {
         self.running.fetch_add(1, Ordering::Relaxed);
         let result = catch_unwind(AssertUnwindSafe(f)).map_err(|_| PoolError::Failed);
         self.running.fetch_sub(1, Ordering::Relaxed);
+        // This thread may take its next request from the backlog.
+        crate::overload::cpu_phase_done();
         result
     }
 

@@ -5,7 +5,9 @@
 //! context switch (measured: 3.5 context switches per PKINIT request with a
 //! separate public-key pool, ≈ 0 this way, ≈ 10 % less CPU per request;
 //! docs/benchmarks.md). Admission to public-key work stays bounded by
-//! [`crate::pool::CpuPool`].
+//! [`crate::pool::CpuPool`]; PKINIT requests wait for a thread newest
+//! first and for a bounded time ([`crate::overload`]). TCP is in
+//! [`crate::tcp`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,13 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use krb::msg::consts::err;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::io::Interest;
+use tokio::net::{TcpListener, UdpSocket};
 
 use crate::config::Config;
 use crate::kdc::{Handled, Kdc, Outcome};
 use crate::kerr::KdcError;
+use crate::overload::{Backlog, Job, ReplyTo, count_drop};
 
 /// Binds every configured address; fails if any cannot be bound.
 pub struct Listeners {
@@ -46,13 +48,17 @@ impl Listeners {
         let mut udp = Vec::new();
         for a in &cfg.listen.udp {
             let s = socket_for(a, Type::DGRAM, Protocol::UDP)?;
-            let _ = s.set_recv_buffer_size(4 << 20);
+            // Small: what waits in the kernel waits unseen (docs/operations.md).
+            let _ = s.set_recv_buffer_size(cfg.listen.udp_recv_buffer_bytes);
+            crate::recv_stamp::enable(&s).context("SO_TIMESTAMPNS on a UDP socket")?;
             udp.push(s.into());
         }
         let mut tcp = Vec::new();
         for a in &cfg.listen.tcp {
             let s = socket_for(a, Type::STREAM, Protocol::TCP)?;
-            s.listen(1024)?;
+            // Accepted connections inherit the timestamps.
+            crate::recv_stamp::enable(&s).context("SO_TIMESTAMPNS on a TCP socket")?;
+            s.listen(cfg.listen.tcp_backlog.min(i32::MAX as u32) as i32)?;
             tcp.push(s.into());
         }
         Ok(Listeners { udp, tcp })
@@ -60,7 +66,7 @@ impl Listeners {
 }
 
 /// The audit line and the metrics of one answered request.
-fn audit(h: &Handled, source: SocketAddr, transport: &'static str, started: Instant) {
+pub(crate) fn audit(h: &Handled, source: SocketAddr, transport: &'static str, started: Instant) {
     let o = &h.outcome;
     let elapsed = started.elapsed();
     record_metrics(o, transport, elapsed);
@@ -162,9 +168,44 @@ fn record_metrics(o: &Outcome, transport: &'static str, elapsed: Duration) {
     }
 }
 
+/// Refusals that mean "too busy now" rather than "the realm cannot serve
+/// you": the CPU pool or the provisioning-server lookups full, a token
+/// bucket empty.
+const BUSY_REASONS: [&str; 4] = [
+    "shed_pool_full",
+    "device_lookup_busy",
+    "rate_limited_source",
+    "rate_limited_global",
+];
+
+/// Whether `h` is a busy refusal (KDC_ERR_SVC_UNAVAILABLE) to a PKINIT
+/// device that `[overload] pkinit_busy_reply = "silent"` leaves unanswered:
+/// the KRB-ERROR would send a PacketCable device back to DHCP
+/// (PKT-SP-EUE-PROV Table 5), where silence lets it retry on its timer.
+pub(crate) fn busy_and_silent(h: &Handled, silent: bool) -> bool {
+    silent
+        && h.outcome.exchange == "pkinit"
+        && h.outcome.code == err::KDC_ERR_SVC_UNAVAILABLE
+        && BUSY_REASONS.contains(&h.outcome.reason)
+}
+
+/// The audit line and the count of a request left unanswered on purpose.
+pub(crate) fn audit_drop(h: &Handled, source: SocketAddr, transport: &'static str) {
+    count_drop(transport, "busy_silent");
+    tracing::info!(
+        target: "audit",
+        exchange = h.outcome.exchange,
+        transport,
+        source = %source,
+        outcome = "dropped",
+        error_code = h.outcome.code,
+        reason = h.outcome.reason,
+    );
+}
+
 /// AS and PKINIT requests (AS-REQ, application tag 10) over a token bucket
 /// get KDC_ERR_SVC_UNAVAILABLE at once, before any decoding.
-fn rate_limited(kdc: &Kdc, request: &[u8], source: SocketAddr) -> Option<Handled> {
+pub(crate) fn rate_limited(kdc: &Kdc, request: &[u8], source: SocketAddr) -> Option<Handled> {
     if request.first() != Some(&0x6a) {
         return None;
     }
@@ -222,10 +263,23 @@ pub fn serving_threads(threads: usize) -> usize {
 }
 
 /// Starts the serving threads. Every thread reads from every socket (a
-/// datagram or connection goes to whichever thread is free first).
+/// datagram or connection goes to whichever thread is free first) and
+/// takes PKINIT requests from the shared backlog.
 pub fn start(kdc: Arc<Kdc>, listeners: Listeners, cfg: &Config) -> anyhow::Result<Serving> {
-    let limit = Arc::new(Semaphore::new(cfg.listen.max_tcp_connections));
-    let idle = Duration::from_secs(cfg.listen.tcp_idle_timeout_secs);
+    let slots = certboot::conn_limits::Slots::new(
+        cfg.listen.max_tcp_connections,
+        cfg.listen.max_tcp_connections_per_source,
+    );
+    let budget = (cfg.overload.max_queue_delay_ms > 0)
+        .then(|| Duration::from_millis(cfg.overload.max_queue_delay_ms));
+    let backlog = Arc::new(Backlog::new(budget, cfg.overload.max_waiting));
+    let silent = cfg.overload.silent();
+    let tcp_settings = crate::tcp::TcpSettings {
+        idle: Duration::from_secs(cfg.listen.tcp_idle_timeout_secs),
+        lifetime: Duration::from_secs(cfg.listen.tcp_max_connection_secs),
+        write_timeout: Duration::from_secs(cfg.listen.tcp_write_timeout_secs),
+        silent,
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
     for i in 0..serving_threads(cfg.listen.threads) {
@@ -245,18 +299,35 @@ pub fn start(kdc: Arc<Kdc>, listeners: Listeners, cfg: &Config) -> anyhow::Resul
                 tcp.push(TcpListener::from_std(l.try_clone()?)?);
             }
         }
-        let (kdc, limit, mut stopped) = (kdc.clone(), limit.clone(), stopped.clone());
+        let udp = Arc::new(udp);
+        let (kdc, slots, backlog, mut stopped) =
+            (kdc.clone(), slots.clone(), backlog.clone(), stopped.clone());
         let thread = std::thread::Builder::new()
             .name(format!("pktc-serve-{i}"))
             .spawn(move || {
                 rt.block_on(async move {
                     let mut tasks = tokio::task::JoinSet::new();
-                    for sock in udp {
-                        tasks.spawn(udp_loop(kdc.clone(), sock));
+                    for (index, sock) in udp.iter().enumerate() {
+                        let udp_in = UdpIn {
+                            sock: sock.clone(),
+                            index,
+                            silent,
+                        };
+                        tasks.spawn(udp_loop(kdc.clone(), udp_in, backlog.clone()));
                     }
                     for l in tcp {
-                        tasks.spawn(tcp_accept_loop(kdc.clone(), l, limit.clone(), idle));
+                        tasks.spawn(crate::tcp::accept_loop(
+                            kdc.clone(),
+                            l,
+                            slots.clone(),
+                            backlog.clone(),
+                            tcp_settings,
+                        ));
                     }
+                    let (k, u) = (kdc.clone(), udp.clone());
+                    tasks.spawn(crate::overload::dispatch(backlog.clone(), move |job| {
+                        serve_job(k.clone(), job, u.clone(), silent)
+                    }));
                     let _ = stopped.wait_for(|stop| *stop).await;
                 });
                 // Dropping the runtime cancels the connections still open.
@@ -277,145 +348,102 @@ impl Serving {
     }
 }
 
-async fn udp_loop(kdc: Arc<Kdc>, sock: Arc<UdpSocket>) {
+/// One UDP socket as a serving thread sees it.
+struct UdpIn {
+    sock: Arc<UdpSocket>,
+    /// Its position in the thread's socket list (where replies go out).
+    index: usize,
+    silent: bool,
+}
+
+async fn udp_loop(kdc: Arc<Kdc>, u: UdpIn, backlog: Arc<Backlog>) {
     // One byte more than the largest datagram, so an oversized one is seen as such.
     let mut buf = vec![0u8; 65536];
+    let sock = &u.sock;
     loop {
-        let (n, source) = match sock.recv_from(&mut buf).await {
-            Ok(x) => x,
+        let got = sock
+            .async_io(Interest::READABLE, || {
+                crate::recv_stamp::recv(&**sock, &mut buf)
+            })
+            .await;
+        let (n, source, age) = match got {
+            Ok(r) => match r.source {
+                Some(source) => (r.len, source, r.age),
+                None => continue,
+            },
             Err(e) => {
                 tracing::debug!(error = %e, "udp recv");
                 continue;
             }
         };
-        let started = Instant::now();
-        if let Some(handled) = rate_limited(&kdc, &buf[..n], source) {
-            let _ = sock.send_to(&handled.reply, source).await;
-            audit(&handled, source, "udp", started);
+        let arrived = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let request = &buf[..n];
+        if backlog.stale(arrived) {
+            if kdc.routes_to_pkinit(request) {
+                backlog.drop_unqueued(request, source, "udp");
+            } else {
+                count_drop("udp", "age");
+            }
             continue;
         }
-        if kdc.routes_to_pkinit(&buf[..n]) {
-            // Public-key work and the device lookup take a while: answer from
-            // a task of its own so this loop keeps reading (and shedding).
-            let (kdc, sock, request) = (kdc.clone(), sock.clone(), Arc::from(&buf[..n]));
-            tokio::spawn(async move {
-                let handled = fit_udp(&kdc, kdc.clone().handle_pkinit(request, source).await);
-                if let Err(e) = sock.send_to(&handled.reply, source).await {
-                    tracing::debug!(error = %e, %source, "udp send");
-                }
-                audit(&handled, source, "udp", started);
-            });
+        if let Some(handled) = rate_limited(&kdc, request, source) {
+            if busy_and_silent(&handled, u.silent) {
+                audit_drop(&handled, source, "udp");
+            } else {
+                let _ = sock.send_to(&handled.reply, source).await;
+                audit(&handled, source, "udp", arrived);
+            }
             continue;
         }
-        let handled = fit_udp(&kdc, kdc.handle(&buf[..n], source));
+        if !matches!(request.first(), Some(0x6a | 0x6c))
+            && kdc.rate_limit.check(source.ip()).is_err()
+        {
+            // Junk is charged to the source's bucket like a request.
+            count_drop("udp", "rate_limited");
+            continue;
+        }
+        if kdc.routes_to_pkinit(request) {
+            // Public-key work waits its turn, newest first (crate::overload).
+            backlog.push(Arc::from(request), source, arrived, ReplyTo::Udp(u.index));
+            continue;
+        }
+        let handled = fit_udp(&kdc, kdc.handle(request, source));
         if let Err(e) = sock.send_to(&handled.reply, source).await {
             tracing::debug!(error = %e, %source, "udp send");
         }
-        audit(&handled, source, "udp", started);
+        audit(&handled, source, "udp", arrived);
     }
 }
 
-async fn tcp_accept_loop(kdc: Arc<Kdc>, l: TcpListener, limit: Arc<Semaphore>, idle: Duration) {
-    loop {
-        let (stream, source) = match l.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "tcp accept");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+/// Answers one PKINIT request from the backlog (on the dispatching thread).
+async fn serve_job(kdc: Arc<Kdc>, job: Job, udp: Arc<Vec<Arc<UdpSocket>>>, silent: bool) {
+    let Job {
+        request,
+        source,
+        arrived,
+        reply,
+        ..
+    } = job;
+    let transport = reply.transport();
+    let handled = kdc.clone().handle_pkinit(request, source).await;
+    if busy_and_silent(&handled, silent) {
+        // Over TCP, dropping the sender closes the connection.
+        audit_drop(&handled, source, transport);
+        return;
+    }
+    match reply {
+        ReplyTo::Udp(index) => {
+            let handled = fit_udp(&kdc, handled);
+            if let Some(sock) = udp.get(index)
+                && let Err(e) = sock.send_to(&handled.reply, source).await
+            {
+                tracing::debug!(error = %e, %source, "udp send");
             }
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            metrics::counter!("pktc_tcp_rejected_total").increment(1);
-            tracing::warn!(%source, "tcp connection limit reached; closing");
-            continue;
-        };
-        let kdc = kdc.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _open = OpenConnection::new();
-            if let Err(e) = tcp_conn(kdc, stream, source, idle).await {
-                tracing::debug!(%source, error = %e, "tcp connection ended");
-            }
-        });
-    }
-}
-
-/// Counts an open Kerberos TCP connection in `pktc_tcp_connections`.
-struct OpenConnection;
-
-impl OpenConnection {
-    fn new() -> OpenConnection {
-        metrics::gauge!("pktc_tcp_connections").increment(1.0);
-        OpenConnection
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        metrics::gauge!("pktc_tcp_connections").decrement(1.0);
-    }
-}
-
-/// RFC 4120 §7.2.2: each message is preceded by a 4-byte big-endian length;
-/// the high bit is reserved. Several requests may share a connection.
-async fn tcp_conn(
-    kdc: Arc<Kdc>,
-    stream: TcpStream,
-    source: SocketAddr,
-    idle: Duration,
-) -> anyhow::Result<()> {
-    stream.set_nodelay(true)?;
-    // The length prefix and the request usually arrive together: one read
-    // instead of two. A PKINIT request is 2.4–3.2 KB.
-    let mut stream = tokio::io::BufReader::with_capacity(4096, stream);
-    loop {
-        let mut len = [0u8; 4];
-        match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => return Ok(()),
+            audit(&handled, source, "udp", arrived);
         }
-        let len = u32::from_be_bytes(len);
-        if len & 0x8000_0000 != 0 || len as usize > kdc.max_request {
-            let e = KdcError::new(err::KRB_ERR_FIELD_TOOLONG, "oversized")
-                .text(format!("request larger than {} bytes", kdc.max_request));
-            let started = Instant::now();
-            let handled = Handled {
-                reply: kdc.error_reply(&e).into(),
-                outcome: Outcome {
-                    exchange: "unknown",
-                    code: e.code,
-                    reason: e.reason,
-                    ..Outcome::default()
-                },
-            };
-            write_frame(&mut stream, &handled.reply).await?;
-            audit(&handled, source, "tcp", started);
-            return Ok(());
+        // The connection writes it (and audits).
+        ReplyTo::Tcp(tx) => {
+            let _ = tx.send(Some(handled));
         }
-        let mut request = vec![0u8; len as usize];
-        tokio::time::timeout(idle, stream.read_exact(&mut request))
-            .await
-            .context("slow request")??;
-        let started = Instant::now();
-        let handled = if let Some(limited) = rate_limited(&kdc, &request, source) {
-            limited
-        } else if kdc.routes_to_pkinit(&request) {
-            kdc.clone().handle_pkinit(request.into(), source).await
-        } else {
-            kdc.handle(&request, source)
-        };
-        write_frame(&mut stream, &handled.reply).await?;
-        audit(&handled, source, "tcp", started);
     }
-}
-
-async fn write_frame(
-    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
-    reply: &[u8],
-) -> std::io::Result<()> {
-    let mut out = Vec::with_capacity(4 + reply.len());
-    out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
-    out.extend_from_slice(reply);
-    stream.write_all(&out).await
 }

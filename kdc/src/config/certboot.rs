@@ -57,6 +57,12 @@ pub struct Certboot {
     pub max_header_bytes: usize,
     #[serde(default = "defaults::max_tcp_connections")]
     pub max_connections: usize,
+    /// Connections per source address (beyond: its oldest idle one closes).
+    #[serde(default = "super::overload::max_tcp_connections_per_source")]
+    pub max_connections_per_source: usize,
+    /// A response write that makes no progress for this long closes the connection.
+    #[serde(default = "super::overload::certboot_write_timeout_ms")]
+    pub write_timeout_ms: u64,
 }
 
 /// `[reload]`: picking up changed files without a restart.
