@@ -370,3 +370,54 @@ fn dev_pki_with_crl_urls() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Cost of installing a fetched CRL (parse, issuer signature, a new trust
+/// generation) by its size, for docs/benchmarks.md. Not a test of speed:
+/// run by hand with
+/// `cargo test --release -p certs --test fetched_crl -- --ignored --nocapture measure_install_crl`.
+#[test]
+#[ignore]
+fn measure_install_crl() {
+    let p = pki();
+    for entries in [1_000u64, 20_000, 100_000] {
+        let h = TrustStoreHandle::open(
+            &trust_dir(&format!("measure-{entries}")),
+            CrlPolicy::Require,
+        )
+        .unwrap();
+        let serials: Vec<_> = (0..entries)
+            .map(|i| {
+                (
+                    openssl::bn::BigNum::from_dec_str(&(1_000_000 + i).to_string()).unwrap(),
+                    now() - 60,
+                )
+            })
+            .collect();
+        let mut times = Vec::new();
+        for number in 2..9u64 {
+            let spec = CrlSpec {
+                number,
+                ..CrlSpec::current()
+            };
+            let der = certs::pki::crl_of_serials(&p.mfr, &serials, spec)
+                .unwrap()
+                .to_der()
+                .unwrap();
+            let started = std::time::Instant::now();
+            let r = install(&h, &der).unwrap();
+            times.push(started.elapsed());
+            assert!(matches!(r, CrlInstalled::Installed { .. }), "{r:?}");
+        }
+        times.sort();
+        println!(
+            "install_crl entries={entries} bytes={} median={:?} min={:?} (7 installs)",
+            certs::pki::crl_of_serials(&p.mfr, &serials, CrlSpec::current())
+                .unwrap()
+                .to_der()
+                .unwrap()
+                .len(),
+            times[times.len() / 2],
+            times[0]
+        );
+    }
+}
