@@ -116,6 +116,30 @@ fn slow_client_flood_does_not_lock_mit_kinit_out_of_tcp() {
     for (ok, out) in &kinits {
         assert!(ok, "kinit over TCP during the flood: {out}\n{}", kdc.log());
     }
+    // The dev realm's krb5-tcp.conf (udp_preference_limit = 1) makes MIT
+    // try TCP first and fall back to UDP when TCP fails: each kinit must
+    // have been answered over TCP, none over UDP.
+    let served = |transport: &str| {
+        kdc.audit_lines()
+            .iter()
+            .filter(|l| {
+                l.contains("exchange=\"pkinit\"")
+                    && l.contains(&format!("transport=\"{transport}\""))
+                    && l.contains("outcome=\"ok\"")
+            })
+            .count()
+    };
+    // The KDC audits just after replying: the last line may lag.
+    let written = Instant::now() + Duration::from_secs(3);
+    while served("tcp") < 3 && Instant::now() < written {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        (served("tcp"), served("udp")),
+        (3, 0),
+        "PKINIT answered over (TCP, UDP); MIT fell back to UDP?\n{}",
+        kdc.log()
+    );
     assert!(closed > 0, "the KDC closed no flood connection");
     assert!(kdc.metric("pktc_tcp_evicted_total{reason=\"oldest_idle\"}") >= 1.0);
     assert!(kdc.metric("pktc_tcp_closed_total{reason=\"invalid_frame\"}") >= 1.0);
