@@ -18,6 +18,7 @@
 //! Nothing here prints or panics on hostile input; secrets are zeroized.
 
 mod agreement;
+mod client_key;
 mod der;
 mod group;
 mod kdf;
@@ -27,7 +28,8 @@ mod public;
 
 use openssl::error::ErrorStack;
 
-pub use agreement::{Agreement, ClientKey, ServerKey, server_agree};
+pub use agreement::{Agreement, ServerKey, server_agree};
+pub use client_key::ClientKey;
 pub use group::{Group, offered_groups, td_dh_parameters};
 pub use kdf::{
     Kdf, choose_kdf, kdf_rfc8636, octetstring2key, other_info, select_kdf, supported_kdfs_der,

@@ -8,14 +8,10 @@ use openssl::derive::Deriver;
 use openssl::ec::{EcKey, PointConversionForm};
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private, Public};
-use rasn::types::{Any, BitString};
-use rasn_pkix::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 use zeroize::Zeroizing;
 
-use super::group::dh_algorithm_identifier;
-use super::public::{PeerValue, ec_group, parse_ec_point, parse_modp_public};
+use super::public::{PeerValue, ec_group};
 use super::{ClientPublic, DhError, Group, der, mont};
-use crate::asn1::oid;
 
 /// The KDC's half of the agreement.
 pub struct Agreement {
@@ -59,7 +55,7 @@ impl Drop for SecretBn {
 }
 
 /// An ephemeral MODP key pair: private exponent x, public y = g^x mod p.
-struct ModpKey {
+pub(super) struct ModpKey {
     p: &'static mont::MontModulus,
     x: SecretBn,
     y: BigNum,
@@ -84,7 +80,7 @@ fn modulus(group: Group) -> Result<&'static mont::MontModulus, DhError> {
 }
 
 impl ModpKey {
-    fn generate(group: Group) -> Result<ModpKey, DhError> {
+    pub(super) fn generate(group: Group) -> Result<ModpKey, DhError> {
         let p = modulus(group)?;
         let g = BigNum::from_u32(2)?;
         let x = SecretBn::random(group.exponent_bits())?;
@@ -95,7 +91,7 @@ impl ModpKey {
     }
 
     /// ZZ = peer^x mod p, left-padded to |p| bytes.
-    fn agree(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, DhError> {
+    pub(super) fn agree(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, DhError> {
         let peer = BigNum::from_slice(peer)?;
         let mut ctx = BigNumContext::new_secure()?;
         let mut zz = SecretBn::new()?;
@@ -111,7 +107,7 @@ impl ModpKey {
     }
 
     /// DER INTEGER y.
-    fn public_der(&self) -> Vec<u8> {
+    pub(super) fn public_der(&self) -> Vec<u8> {
         der::integer(&self.y.to_vec())
     }
 }
@@ -124,7 +120,7 @@ fn is_p_minus_1(v: &BigNumRef, p: &BigNumRef) -> Result<bool, ErrorStack> {
 
 /// ECDH x-coordinate, checked to be exactly the field length (OpenSSL pads
 /// it; a shorter result is left-padded defensively).
-fn ecdh(
+pub(super) fn ecdh(
     own: &PKey<Private>,
     peer: &PKey<Public>,
     len: usize,
@@ -144,7 +140,7 @@ fn ecdh(
     Ok(out)
 }
 
-fn ec_generate(group: Group) -> Result<(PKey<Private>, Vec<u8>), DhError> {
+pub(super) fn ec_generate(group: Group) -> Result<(PKey<Private>, Vec<u8>), DhError> {
     let g = ec_group(group)?;
     let key = EcKey::generate(&g)?;
     let mut ctx = BigNumContext::new()?;
@@ -205,77 +201,4 @@ impl ServerKey {
 /// The KDC side with a fresh ephemeral key in the client's group.
 pub fn server_agree(client: &ClientPublic) -> Result<Agreement, DhError> {
     ServerKey::generate(client.group)?.agree(client)
-}
-
-/// The client side (device simulator, tests): an ephemeral key, the SPKI to
-/// put in AuthPack.clientPublicValue, and the shared secret from the KDC's
-/// subjectPublicKey.
-pub struct ClientKey {
-    group: Group,
-    inner: ClientInner,
-}
-
-enum ClientInner {
-    Modp(ModpKey),
-    Ec { key: PKey<Private>, public: Vec<u8> },
-}
-
-impl fmt::Debug for ClientKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientKey")
-            .field("group", &self.group)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientKey {
-    /// A fresh key in `group`.
-    pub fn generate(group: Group) -> Result<ClientKey, DhError> {
-        let inner = if group.is_modp() {
-            ClientInner::Modp(ModpKey::generate(group)?)
-        } else {
-            let (key, public) = ec_generate(group)?;
-            ClientInner::Ec { key, public }
-        };
-        Ok(ClientKey { group, inner })
-    }
-
-    /// The key's group.
-    pub fn group(&self) -> Group {
-        self.group
-    }
-
-    /// clientPublicValue: dhpublicnumber with DomainParameters {p, g, q} and
-    /// the DER INTEGER y (MODP), or id-ecPublicKey + namedCurve and the
-    /// uncompressed point (EC).
-    pub fn spki(&self) -> SubjectPublicKeyInfo {
-        match &self.inner {
-            ClientInner::Modp(k) => SubjectPublicKeyInfo {
-                algorithm: dh_algorithm_identifier(self.group.prime().unwrap_or(&[])),
-                subject_public_key: BitString::from_vec(k.public_der()),
-            },
-            ClientInner::Ec { public, .. } => SubjectPublicKeyInfo {
-                algorithm: AlgorithmIdentifier {
-                    algorithm: oid::EC_PUBLIC_KEY.to_owned(),
-                    parameters: self.group.curve_oid_der().map(|d| Any::new(d.to_vec())),
-                },
-                subject_public_key: BitString::from_vec(public.clone()),
-            },
-        }
-    }
-
-    /// The shared secret from KDCDHKeyInfo.subjectPublicKey's bytes
-    /// (validated like the KDC validates the client's value).
-    pub fn finish(&self, server_public: &[u8]) -> Result<Zeroizing<Vec<u8>>, DhError> {
-        match &self.inner {
-            ClientInner::Modp(k) => {
-                let y = parse_modp_public(self.group, server_public)?;
-                k.agree(&y)
-            }
-            ClientInner::Ec { key, .. } => {
-                let peer = parse_ec_point(self.group, server_public)?;
-                ecdh(key, &peer, self.group.secret_len())
-            }
-        }
-    }
 }
