@@ -334,5 +334,7 @@ fn is_signer(sid: &SignerIdentifier, cert: &rasn_pkix::Certificate) -> bool {
 
 const SUBJECT_KEY_ID: &Oid = Oid::const_new(&[2, 5, 29, 14]);
 
+#[cfg(feature = "client")]
 mod write;
+#[cfg(feature = "client")]
 pub use write::{SignOptions, envelope, open_envelope, sign};

@@ -18,6 +18,7 @@
 //! Nothing here prints or panics on hostile input; secrets are zeroized.
 
 mod agreement;
+#[cfg(feature = "client")]
 mod client_key;
 mod der;
 mod group;
@@ -29,6 +30,7 @@ mod public;
 use openssl::error::ErrorStack;
 
 pub use agreement::{Agreement, ServerKey, server_agree};
+#[cfg(feature = "client")]
 pub use client_key::ClientKey;
 pub use group::{Group, offered_groups, td_dh_parameters};
 pub use kdf::{

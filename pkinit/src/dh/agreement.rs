@@ -1,5 +1,5 @@
-//! The agreement itself: the KDC's ephemeral (or briefly reused) key,
-//! the device side's key, and the shared secret, constant-time.
+//! The agreement itself: the KDC's ephemeral (or briefly reused) key and
+//! the shared secret, constant-time. The device side is in `client_key`.
 
 use std::fmt;
 

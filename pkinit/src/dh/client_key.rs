@@ -8,7 +8,7 @@ use rasn_pkix::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 use zeroize::Zeroizing;
 
 use super::agreement::{ModpKey, ec_generate, ecdh};
-use super::group::dh_algorithm_identifier;
+use super::group::domain_parameters_der;
 use super::public::{parse_ec_point, parse_modp_public};
 use super::{DhError, Group};
 use crate::asn1::oid;
@@ -83,5 +83,12 @@ impl ClientKey {
                 ecdh(key, &peer, self.group.secret_len())
             }
         }
+    }
+}
+
+fn dh_algorithm_identifier(p: &[u8]) -> AlgorithmIdentifier {
+    AlgorithmIdentifier {
+        algorithm: oid::DH_PUBLIC_NUMBER.to_owned(),
+        parameters: Some(Any::new(domain_parameters_der(p))),
     }
 }

@@ -2,7 +2,6 @@
 //! domain parameters, and TD-DH-PARAMETERS.
 
 use openssl::nid::Nid;
-use rasn::types::Any;
 use rasn_pkix::AlgorithmIdentifier;
 
 use super::{DhError, der, malformed, primes};
@@ -145,18 +144,11 @@ fn half(p: &[u8]) -> Vec<u8> {
 }
 
 /// DER DomainParameters { p, g = 2, q = (p-1)/2 } (RFC 3279 §2.3.3).
-fn domain_parameters_der(p: &[u8]) -> Vec<u8> {
+pub(super) fn domain_parameters_der(p: &[u8]) -> Vec<u8> {
     let mut body = der::integer(p);
     body.extend_from_slice(&der::integer(&[2]));
     body.extend_from_slice(&der::integer(&half(p)));
     der::tlv(der::TAG_SEQUENCE, &body)
-}
-
-pub(super) fn dh_algorithm_identifier(p: &[u8]) -> AlgorithmIdentifier {
-    AlgorithmIdentifier {
-        algorithm: oid::DH_PUBLIC_NUMBER.to_owned(),
-        parameters: Some(Any::new(domain_parameters_der(p))),
-    }
 }
 
 /// TD-DH-PARAMETERS (RFC 4556 §3.2.2): DER SEQUENCE OF AlgorithmIdentifier,
