@@ -140,7 +140,7 @@ pub(super) fn ecdh(
     Ok(out)
 }
 
-pub(super) fn ec_generate(group: Group) -> Result<(PKey<Private>, Vec<u8>), DhError> {
+fn ec_generate(group: Group) -> Result<(PKey<Private>, Vec<u8>), DhError> {
     let g = ec_group(group)?;
     let key = EcKey::generate(&g)?;
     let mut ctx = BigNumContext::new()?;
@@ -150,29 +150,38 @@ pub(super) fn ec_generate(group: Group) -> Result<(PKey<Private>, Vec<u8>), DhEr
     Ok((PKey::from_ec_key(key)?, public))
 }
 
+/// An ephemeral key pair in one group: the KDC's or the device's.
+pub(super) enum KeyPair {
+    Modp(ModpKey),
+    Ec { key: PKey<Private>, public: Vec<u8> },
+}
+
+impl KeyPair {
+    pub(super) fn generate(group: Group) -> Result<KeyPair, DhError> {
+        if group.is_modp() {
+            Ok(KeyPair::Modp(ModpKey::generate(group)?))
+        } else {
+            let (key, public) = ec_generate(group)?;
+            Ok(KeyPair::Ec { key, public })
+        }
+    }
+}
+
 /// A KDC key pair for one group. Normally fresh for each request; a KDC
 /// may keep one for a short time (RFC 4556 §3.2.3.1, announced with
 /// dhKeyExpiration): the client's key is still fresh per request, so every
 /// shared secret differs, and only the forward-secrecy window grows.
 pub struct ServerKey {
     group: Group,
-    inner: ServerKeyInner,
-}
-
-enum ServerKeyInner {
-    Modp(ModpKey),
-    Ec { own: PKey<Private>, public: Vec<u8> },
+    inner: KeyPair,
 }
 
 impl ServerKey {
     pub fn generate(group: Group) -> Result<ServerKey, DhError> {
-        let inner = if group.is_modp() {
-            ServerKeyInner::Modp(ModpKey::generate(group)?)
-        } else {
-            let (own, public) = ec_generate(group)?;
-            ServerKeyInner::Ec { own, public }
-        };
-        Ok(ServerKey { group, inner })
+        Ok(ServerKey {
+            group,
+            inner: KeyPair::generate(group)?,
+        })
     }
 
     pub fn group(&self) -> Group {
@@ -185,13 +194,13 @@ impl ServerKey {
             return Err(DhError::UnknownGroup);
         }
         match (&self.inner, &client.value) {
-            (ServerKeyInner::Modp(key), PeerValue::Modp(y)) => Ok(Agreement {
+            (KeyPair::Modp(key), PeerValue::Modp(y)) => Ok(Agreement {
                 server_public: key.public_der(),
                 shared_secret: key.agree(y)?,
             }),
-            (ServerKeyInner::Ec { own, public }, PeerValue::Ec(peer)) => Ok(Agreement {
+            (KeyPair::Ec { key, public }, PeerValue::Ec(peer)) => Ok(Agreement {
                 server_public: public.clone(),
-                shared_secret: ecdh(own, peer, self.group.secret_len())?,
+                shared_secret: ecdh(key, peer, self.group.secret_len())?,
             }),
             _ => Err(DhError::UnknownGroup),
         }

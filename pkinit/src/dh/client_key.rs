@@ -2,12 +2,11 @@
 
 use std::fmt;
 
-use openssl::pkey::{PKey, Private};
 use rasn::types::{Any, BitString};
 use rasn_pkix::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 use zeroize::Zeroizing;
 
-use super::agreement::{ModpKey, ec_generate, ecdh};
+use super::agreement::{KeyPair, ecdh};
 use super::group::domain_parameters_der;
 use super::public::{parse_ec_point, parse_modp_public};
 use super::{DhError, Group};
@@ -18,12 +17,7 @@ use crate::asn1::oid;
 /// subjectPublicKey.
 pub struct ClientKey {
     group: Group,
-    inner: ClientInner,
-}
-
-enum ClientInner {
-    Modp(ModpKey),
-    Ec { key: PKey<Private>, public: Vec<u8> },
+    inner: KeyPair,
 }
 
 impl fmt::Debug for ClientKey {
@@ -37,13 +31,10 @@ impl fmt::Debug for ClientKey {
 impl ClientKey {
     /// A fresh key in `group`.
     pub fn generate(group: Group) -> Result<ClientKey, DhError> {
-        let inner = if group.is_modp() {
-            ClientInner::Modp(ModpKey::generate(group)?)
-        } else {
-            let (key, public) = ec_generate(group)?;
-            ClientInner::Ec { key, public }
-        };
-        Ok(ClientKey { group, inner })
+        Ok(ClientKey {
+            group,
+            inner: KeyPair::generate(group)?,
+        })
     }
 
     /// The key's group.
@@ -56,11 +47,11 @@ impl ClientKey {
     /// uncompressed point (EC).
     pub fn spki(&self) -> SubjectPublicKeyInfo {
         match &self.inner {
-            ClientInner::Modp(k) => SubjectPublicKeyInfo {
+            KeyPair::Modp(k) => SubjectPublicKeyInfo {
                 algorithm: dh_algorithm_identifier(self.group.prime().unwrap_or(&[])),
                 subject_public_key: BitString::from_vec(k.public_der()),
             },
-            ClientInner::Ec { public, .. } => SubjectPublicKeyInfo {
+            KeyPair::Ec { public, .. } => SubjectPublicKeyInfo {
                 algorithm: AlgorithmIdentifier {
                     algorithm: oid::EC_PUBLIC_KEY.to_owned(),
                     parameters: self.group.curve_oid_der().map(|d| Any::new(d.to_vec())),
@@ -74,11 +65,11 @@ impl ClientKey {
     /// (validated like the KDC validates the client's value).
     pub fn finish(&self, server_public: &[u8]) -> Result<Zeroizing<Vec<u8>>, DhError> {
         match &self.inner {
-            ClientInner::Modp(k) => {
+            KeyPair::Modp(k) => {
                 let y = parse_modp_public(self.group, server_public)?;
                 k.agree(&y)
             }
-            ClientInner::Ec { key, .. } => {
+            KeyPair::Ec { key, .. } => {
                 let peer = parse_ec_point(self.group, server_public)?;
                 ecdh(key, &peer, self.group.secret_len())
             }
