@@ -4,7 +4,8 @@
 //!   `openssl` crate: the device side (MTA Root CA → Manufacturer CA → MTA
 //!   device certificate, CN = MAC address) and the service-provider side
 //!   (SP Root → SP CA → Local System CA → KDC / TLS server certificates),
-//!   plus CRLs. It is used for the dev realm and by tests.
+//!   plus CRLs. It is used for the dev realm, operator tools and tests, behind
+//!   the `dev` feature.
 //! * [`mac`] parses and formats the MAC address carried in a device
 //!   certificate's subject CN.
 //! * [`store`] is the trust store: loaded from a directory, immutable once
@@ -14,12 +15,14 @@
 //! typed error.
 
 pub mod mac;
+#[cfg(feature = "dev")]
 pub mod pki;
 pub mod store;
 pub mod time;
 pub mod watch;
 
 pub use mac::{MacError, device_mac, format_mac, parse_mac};
+#[cfg(feature = "dev")]
 pub use pki::{
     CertSpec, CrlSpec, DevPki, DevPkiOptions, Digest, Issued, PkiError, Validity, crl, dev_pki,
     device_cert, kdc_cert, local_system_ca, manufacturer_ca, mta_root, sp_ca, sp_root,

@@ -177,6 +177,9 @@ fn stalled_storm(transport: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // These sleeps are the scenario, not a wait for an event: the storm runs
+    // against a serving KDC for a second, then the KDC is frozen for 3 s of
+    // real time while the devices keep sending, so requests age in its queue.
     std::thread::sleep(Duration::from_secs(1));
     signal(pid, "-STOP");
     std::thread::sleep(Duration::from_secs(3));

@@ -1,7 +1,9 @@
 //! The MAC → binding cache in front of the provisioning server: answers
 //! for `ttl`, "unknown MAC" for the shorter `negative_ttl`, bounded by
-//! `capacity` (expired entries go first, then everything). A shared Redis
-//! store for several KDC replicas comes with the pkt-eue-7 work.
+//! `capacity` (expired entries go first, then everything). This is one
+//! process's memory cache; on a miss the KDC asks the Redis store its
+//! replicas share (kdc `shared_cache`). The `_at` methods take the clock as
+//! an argument, so tests move time instead of sleeping.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -48,17 +50,21 @@ impl MappingCache {
     }
 
     pub fn get(&self, mac: &[u8; 6]) -> Cached {
-        self.get_counting(mac, true)
+        self.get_at(mac, Instant::now())
+    }
+
+    /// [`MappingCache::get`] at `now`.
+    pub fn get_at(&self, mac: &[u8; 6], now: Instant) -> Cached {
+        self.get_counting(mac, true, now)
     }
 
     /// As [`MappingCache::get`], but a miss is not counted: for a caller
     /// that asks once more on the way that can wait ([`MappingCache::get`]).
     pub fn get_without_miss(&self, mac: &[u8; 6]) -> Cached {
-        self.get_counting(mac, false)
+        self.get_counting(mac, false, Instant::now())
     }
 
-    fn get_counting(&self, mac: &[u8; 6], count_miss: bool) -> Cached {
-        let now = Instant::now();
+    fn get_counting(&self, mac: &[u8; 6], count_miss: bool, now: Instant) -> Cached {
         let found = match self.lock().get(mac) {
             Some((b, until)) if now < *until => match b {
                 Some(b) => Cached::Hit(b.clone()),
@@ -81,15 +87,24 @@ impl MappingCache {
     }
 
     pub fn put(&self, mac: [u8; 6], binding: Binding) {
-        self.insert(mac, Some(binding), self.ttl);
+        self.put_at(mac, binding, Instant::now());
+    }
+
+    /// [`MappingCache::put`] at `now`.
+    pub fn put_at(&self, mac: [u8; 6], binding: Binding, now: Instant) {
+        self.insert(mac, Some(binding), self.ttl, now);
     }
 
     pub fn put_unknown(&self, mac: [u8; 6]) {
-        self.insert(mac, None, self.negative_ttl);
+        self.put_unknown_at(mac, Instant::now());
     }
 
-    fn insert(&self, mac: [u8; 6], value: Option<Binding>, ttl: Duration) {
-        let now = Instant::now();
+    /// [`MappingCache::put_unknown`] at `now`.
+    pub fn put_unknown_at(&self, mac: [u8; 6], now: Instant) {
+        self.insert(mac, None, self.negative_ttl, now);
+    }
+
+    fn insert(&self, mac: [u8; 6], value: Option<Binding>, ttl: Duration, now: Instant) {
         let mut map = self.lock();
         if map.len() >= self.capacity && !map.contains_key(&mac) {
             map.retain(|_, (_, until)| now < *until);
@@ -129,16 +144,20 @@ mod tests {
     fn hit_negative_expiry_and_bound() {
         let c = MappingCache::new(Duration::from_millis(80), Duration::from_millis(20), 3);
         let (m1, m2) = ([1; 6], [2; 6]);
-        assert_eq!(c.get(&m1), Cached::Miss);
-        c.put(m1, b("a.test"));
-        c.put_unknown(m2);
-        assert_eq!(c.get(&m1), Cached::Hit(b("a.test")));
-        assert_eq!(c.get(&m2), Cached::Negative);
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(c.get(&m2), Cached::Miss, "negative entries expire sooner");
-        assert_eq!(c.get(&m1), Cached::Hit(b("a.test")));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(c.get(&m1), Cached::Miss);
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(c.get_at(&m1, t0), Cached::Miss);
+        c.put_at(m1, b("a.test"), t0);
+        c.put_unknown_at(m2, t0);
+        assert_eq!(c.get_at(&m1, at(19)), Cached::Hit(b("a.test")));
+        assert_eq!(c.get_at(&m2, at(19)), Cached::Negative);
+        assert_eq!(
+            c.get_at(&m2, at(20)),
+            Cached::Miss,
+            "negative entries expire sooner"
+        );
+        assert_eq!(c.get_at(&m1, at(79)), Cached::Hit(b("a.test")));
+        assert_eq!(c.get_at(&m1, at(80)), Cached::Miss);
         assert_eq!(c.stale(&m1), Some(b("a.test")), "expired but still known");
         assert_eq!(
             c.stale(&m2),

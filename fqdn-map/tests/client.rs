@@ -172,7 +172,12 @@ async fn lookups_in_flight_are_bounded() {
     let c = Arc::new(client(1));
     let (c2, m2) = (c.clone(), mps.clone());
     let first = tokio::spawn(async move { c2.lookup(&m2, &device(MAC_1X)).await });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Once its request reaches the server, the first lookup holds the slot.
+    let mut buf = vec![0u8; 65536];
+    tokio::time::timeout(Duration::from_secs(10), silent.recv_from(&mut buf))
+        .await
+        .expect("the first lookup's request within 10 s")
+        .unwrap();
     assert_eq!(
         c.lookup(&mps, &device(MAC_EUE)).await,
         Err(LookupError::Busy)

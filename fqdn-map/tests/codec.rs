@@ -258,13 +258,8 @@ fn mutation_smoke() {
             "03 0000118b 02 01 c0000207 01 20010db8000000000000000000000007 0e 657565372e706b74632e74657374",
         ),
     ];
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = testkit::Rng(0x9E37_79B9_7F4A_7C15);
+    let mut next = || rng.next_u64();
     for _ in 0..20_000 {
         let mut m = seeds[(next() % seeds.len() as u64) as usize].clone();
         match next() % 4 {

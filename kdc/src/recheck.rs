@@ -75,10 +75,14 @@ impl RecheckLimiter {
 
     /// The server is being asked about `mac` (for any reason).
     pub fn asked(&self, mac: [u8; 6]) {
+        self.asked_at(mac, Instant::now());
+    }
+
+    /// [`Self::asked`] at `now` (tests move the clock instead of sleeping).
+    pub fn asked_at(&self, mac: [u8; 6], now: Instant) {
         if self.interval.is_zero() {
             return;
         }
-        let now = Instant::now();
         let mut st = self.lock();
         if self.room(&mut st, &mac, now) {
             st.asked.insert(mac, now);
@@ -89,18 +93,27 @@ impl RecheckLimiter {
     /// MAC was not asked about within the interval. Room in a full table
     /// is only made (and judged) by `try_take`.
     pub fn would_allow(&self, mac: &[u8; 6]) -> bool {
+        self.would_allow_at(mac, Instant::now())
+    }
+
+    /// [`Self::would_allow`] at `now`.
+    pub fn would_allow_at(&self, mac: &[u8; 6], now: Instant) -> bool {
         if self.interval.is_zero() {
             return false;
         }
-        !self.recent(&self.lock(), mac, Instant::now())
+        !self.recent(&self.lock(), mac, now)
     }
 
     /// Takes `mac`'s recheck if it is due: true means "ask the server now".
     pub fn try_take(&self, mac: [u8; 6]) -> bool {
+        self.try_take_at(mac, Instant::now())
+    }
+
+    /// [`Self::try_take`] at `now`.
+    pub fn try_take_at(&self, mac: [u8; 6], now: Instant) -> bool {
         if self.interval.is_zero() {
             return false;
         }
-        let now = Instant::now();
         let mut st = self.lock();
         if self.recent(&st, &mac, now) || !self.room(&mut st, &mac, now) {
             return false;
@@ -118,17 +131,23 @@ mod tests {
     fn one_recheck_per_mac_per_interval() {
         let l = RecheckLimiter::new(Duration::from_millis(50), 100);
         let (a, b) = ([1; 6], [2; 6]);
-        assert!(l.would_allow(&a));
-        assert!(l.try_take(a));
-        assert!(!l.would_allow(&a));
-        assert!(!l.try_take(a), "a second recheck within the interval");
-        assert!(l.try_take(b), "another MAC has its own");
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(l.try_take(a), "due again after the interval");
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert!(l.would_allow_at(&a, t0));
+        assert!(l.try_take_at(a, t0));
+        assert!(!l.would_allow_at(&a, at(49)));
+        assert!(
+            !l.try_take_at(a, at(49)),
+            "a second recheck within the interval"
+        );
+        assert!(l.try_take_at(b, at(49)), "another MAC has its own");
+        assert!(l.would_allow_at(&a, at(50)));
+        assert!(l.try_take_at(a, at(50)), "due again after the interval");
         // A first lookup counts too: an answer that young is final.
         let c = [3; 6];
-        l.asked(c);
-        assert!(!l.try_take(c));
+        l.asked_at(c, at(50));
+        assert!(!l.try_take_at(c, at(99)));
+        assert!(l.try_take_at(c, at(100)));
     }
 
     #[test]
@@ -147,10 +166,17 @@ mod tests {
         assert!(!l.try_take([9; 6]), "all three are recent: no room");
         assert_eq!(l.lock().asked.len(), 3);
         let short = RecheckLimiter::new(Duration::from_millis(10), 2);
-        assert!(short.try_take([1; 6]) && short.try_take([2; 6]));
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(short.would_allow(&[3; 6]), "a full table of old entries");
-        assert!(short.try_take([3; 6]), "expired entries make room");
+        let t0 = Instant::now();
+        assert!(short.try_take_at([1; 6], t0) && short.try_take_at([2; 6], t0));
+        let later = t0 + Duration::from_millis(10);
+        assert!(
+            short.would_allow_at(&[3; 6], later),
+            "a full table of old entries"
+        );
+        assert!(
+            short.try_take_at([3; 6], later),
+            "expired entries make room"
+        );
         assert!(short.lock().asked.len() <= 2);
     }
 }

@@ -95,9 +95,22 @@ mod tests {
 
     /// The kernel turns receive timestamping on for the host from a work
     /// queue: packets in the first moments after the first `enable` may
-    /// carry none (the server enables it at start-up, long before).
+    /// carry none (the server enables it at start-up, long before). Waits
+    /// until a probe datagram arrives stamped.
     fn settle() {
-        std::thread::sleep(Duration::from_millis(50));
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable(&rx).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 8];
+        let stamped = testkit::wait_until(Duration::from_secs(5), || {
+            tx.send_to(b"probe", rx.local_addr().unwrap()).unwrap();
+            let mut any = false;
+            while let Ok(r) = recv(&rx, &mut buf) {
+                any |= r.age > Duration::ZERO;
+            }
+            any
+        });
+        assert!(stamped, "no receive timestamps after 5 s");
     }
 
     #[test]
@@ -107,6 +120,7 @@ mod tests {
         settle();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         tx.send_to(b"old", rx.local_addr().unwrap()).unwrap();
+        // The age under test: "old" waits in the socket buffer.
         std::thread::sleep(Duration::from_millis(60));
         tx.send_to(b"new", rx.local_addr().unwrap()).unwrap();
         let mut buf = [0u8; 16];
@@ -129,6 +143,7 @@ mod tests {
         settle();
         let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         c.write_all(b"queued").unwrap();
+        // The age under test: the data waits in the accept queue.
         std::thread::sleep(Duration::from_millis(60));
         let (s, _) = l.accept().unwrap();
         let mut buf = [0u8; 16];

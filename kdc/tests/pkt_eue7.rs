@@ -87,14 +87,7 @@ fn send(addr: SocketAddr, req: &[u8]) -> i32 {
 
 /// Waits (up to 5 s) until the stand-in's log satisfies `pred`.
 fn mps_logged(kdc: &DevKdc, pred: impl Fn(&str) -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !pred(&kdc.mps_log()) {
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
+    testkit::wait_until(Duration::from_secs(5), || pred(&kdc.mps_log()))
 }
 
 fn audited(kdc: &DevKdc, reason: &str) -> bool {

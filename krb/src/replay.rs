@@ -49,7 +49,11 @@ impl ReplayCache {
 
     /// Records `t`; false if it was already seen within the window.
     pub fn check_and_insert(&self, t: Tag) -> bool {
-        let now = Instant::now();
+        self.check_and_insert_at(t, Instant::now())
+    }
+
+    /// [`ReplayCache::check_and_insert`] at `now` (tests move the clock).
+    pub fn check_and_insert_at(&self, t: Tag, now: Instant) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(&(at, old)) = inner.order.front() {
             let expired = now.duration_since(at) >= self.window;
@@ -89,10 +93,15 @@ mod tests {
     #[test]
     fn detects_replay_until_window_ends() {
         let c = ReplayCache::new(Duration::from_millis(40), 10);
-        assert!(c.check_and_insert(tag(b"a")));
-        assert!(!c.check_and_insert(tag(b"a")));
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(c.check_and_insert(tag(b"a")));
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert!(c.check_and_insert_at(tag(b"a"), t0));
+        assert!(!c.check_and_insert_at(tag(b"a"), at(39)));
+        assert!(c.check_and_insert_at(tag(b"a"), at(40)));
+        assert!(
+            !c.check_and_insert_at(tag(b"a"), at(41)),
+            "remembered again"
+        );
     }
 
     #[test]

@@ -330,13 +330,8 @@ fn hostile_strings() {
 #[test]
 fn mutations_never_panic() {
     let bytes = sample().to_bytes().unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = testkit::Rng(0x2545_f491_4f6c_dd1d);
+    let mut next = move || rng.next_u64();
     for _ in 0..20_000 {
         let mut m = bytes.clone();
         for _ in 0..(next() % 4 + 1) {

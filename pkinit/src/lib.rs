@@ -3,6 +3,7 @@
 
 pub mod asn1;
 pub mod cache;
+#[cfg(feature = "client")]
 pub mod client;
 pub mod cms;
 pub mod dh;

@@ -129,6 +129,21 @@ pub fn run_bounded(cmd: &mut Command, stdin: &[u8], what: &str) -> (String, Stri
     (out, err)
 }
 
+/// Polls `cond` every 10 ms until it holds (true) or `bound` has passed
+/// (false): what a test does instead of sleeping for something to happen.
+pub fn wait_until(bound: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Runs a command to completion with stdin text; returns (success, stdout+stderr).
 pub fn run(cmd: &mut Command, stdin: &str) -> (bool, String) {
     use std::io::Write;
