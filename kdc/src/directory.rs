@@ -1,5 +1,6 @@
-//! Which FQDN (and addresses) belong to a device MAC. The static table
-//! from the config implements it now; the MPS lookup (pkt-eue-7) will.
+//! Which FQDN (and addresses) belong to a device MAC: the static table from
+//! the config (here) or the provisioning server's pkt-eue-7 lookup
+//! (`mps_directory`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,14 +55,10 @@ pub enum AddressPolicy {
 
 /// Device MAC → binding.
 pub trait DeviceDirectory: Send + Sync {
+    /// The device's binding. An answer at hand (a table, a cached entry)
+    /// must be ready at the first poll: the KDC then finishes the request
+    /// in one turn on its serving thread.
     fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a>;
-
-    /// The answer [`DeviceDirectory::lookup`] would give, when it is at hand
-    /// without waiting (a table, a fresh cache entry); None: call `lookup`.
-    /// Lets the KDC finish a request in one pass on its CPU pool.
-    fn lookup_now(&self, _query: &DeviceQuery) -> Option<Result<DeviceBinding, LookupError>> {
-        None
-    }
 
     fn address_policy(&self) -> AddressPolicy {
         AddressPolicy::Ignore
@@ -127,10 +124,6 @@ impl StaticDirectory {
 impl DeviceDirectory for StaticDirectory {
     fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a> {
         Box::pin(std::future::ready(self.find(query)))
-    }
-
-    fn lookup_now(&self, query: &DeviceQuery) -> Option<Result<DeviceBinding, LookupError>> {
-        Some(self.find(query))
     }
 }
 

@@ -189,9 +189,21 @@ pub fn choose_etype(
     permitted: &[EncType],
     ok: impl Fn(EncType) -> bool,
 ) -> Option<EncType> {
-    client_order
-        .iter()
-        .filter_map(|n| EncType::from_i32(*n))
+    first_permitted(
+        client_order.iter().filter_map(|n| EncType::from_i32(*n)),
+        permitted,
+        ok,
+    )
+}
+
+/// The first of `candidates` that policy permits and `ok` accepts.
+pub fn first_permitted(
+    candidates: impl IntoIterator<Item = EncType>,
+    permitted: &[EncType],
+    ok: impl Fn(EncType) -> bool,
+) -> Option<EncType> {
+    candidates
+        .into_iter()
         .find(|e| permitted.contains(e) && ok(*e))
 }
 

@@ -1,6 +1,9 @@
-//! The request pipeline every message passes through: lookaside, dispatch
-//! to the AS or TGS exchange, KRB-ERROR on refusal, lookaside insert.
+//! The request pipeline every message passes through (Heimdal's
+//! process.c): lookaside, dispatch to the AS exchange (`as_exchange`, with
+//! its pre-authentication mechanisms) or the TGS exchange
+//! (`tgs_exchange`), KRB-ERROR on refusal, lookaside insert.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +38,23 @@ pub struct Kdc {
     pub replay: ReplayCache,
     /// PKINIT for devices, when configured.
     pub pkinit: Option<crate::pkinit_as::PkinitState>,
+    /// What the exchanges take as the time (tests set it).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The time the exchanges check requests against and issue tickets from.
+pub trait Clock: Send + Sync {
+    /// Unix seconds.
+    fn now(&self) -> i64;
+}
+
+/// The system's clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        krb::msg::time::now().0
+    }
 }
 
 /// What happened to one request, for the audit log.
@@ -117,7 +137,7 @@ impl Kdc {
                 Some(crate::pkinit_as::PkinitState::from_config(
                     p,
                     directory,
-                    cfg.listen.threads,
+                    crate::pool::serving_threads(cfg.listen.threads),
                 )?)
             }
         };
@@ -142,18 +162,28 @@ impl Kdc {
                 cfg.cache.replay_max_entries,
             ),
             pkinit,
+            clock: Arc::new(SystemClock),
         })
     }
 
     /// Answers one request. Never panics on input; every refusal becomes a
-    /// KRB-ERROR with its code and a reason in the outcome.
-    pub fn handle(&self, request: &[u8], source: SocketAddr) -> Handled {
+    /// KRB-ERROR with its code and a reason in the outcome. Completes
+    /// without waiting except for PKINIT ([`Kdc::routes_to_pkinit`]), which
+    /// takes a turn for public-key work and may wait for the device
+    /// directory.
+    pub async fn handle(&self, request: &[u8], source: SocketAddr) -> Handled {
+        let pkinit = self.routes_to_pkinit(request);
+        let exchange = if pkinit {
+            "pkinit"
+        } else {
+            exchange_name(request)
+        };
         let digest = self.lookaside.digest(request, source.ip());
         if let Some(reply) = self.lookaside.get(&digest) {
             return Handled {
                 reply,
                 outcome: Outcome {
-                    exchange: exchange_name(request),
+                    exchange,
                     reason: "lookaside",
                     lookaside_hit: true,
                     ..Outcome::default()
@@ -161,7 +191,7 @@ impl Kdc {
             };
         }
         let mut outcome = Outcome {
-            exchange: exchange_name(request),
+            exchange,
             reason: "ok",
             // Principal names are formatted only for an audit line that will be written.
             audit: tracing::enabled!(target: "audit", tracing::Level::INFO),
@@ -173,22 +203,45 @@ impl Kdc {
                 .text(format!("request larger than {} bytes", self.max_request)))
         } else {
             match raw::outer_tag(request) {
-                Some(0x6a) => self.as_exchange(request, source, &mut ctx, &mut outcome),
+                Some(0x6a) => {
+                    let exchange = crate::as_exchange::AsExchange {
+                        request,
+                        source,
+                        pkinit,
+                    };
+                    self.as_exchange(exchange, &mut ctx, &mut outcome).await
+                }
                 Some(0x6c) => self.tgs_exchange(request, source, &mut ctx, &mut outcome),
                 _ => Err(KdcError::new(err::KRB_AP_ERR_MSG_TYPE, "not_kdc_request")
                     .text("not an AS-REQ or TGS-REQ")),
             }
         };
-        let reply: Arc<[u8]> = match result {
-            Ok(bytes) => bytes.into(),
+        let (reply, cache): (Arc<[u8]>, bool) = match result {
+            Ok(bytes) => (bytes.into(), true),
             Err(e) => {
                 outcome.code = e.code;
                 outcome.reason = e.reason;
-                krb_error(&self.realm, &e, &ctx).into()
+                // A shed request must be retried for real, not answered from cache.
+                (
+                    krb_error(&self.realm, &e, &ctx).into(),
+                    e.code != err::KDC_ERR_SVC_UNAVAILABLE,
+                )
             }
         };
-        self.lookaside.insert(digest, reply.clone());
+        if cache {
+            self.lookaside.insert(digest, reply.clone());
+        }
         Handled { reply, outcome }
+    }
+
+    /// [`Kdc::handle`] for a caller without an async runtime (the fuzz
+    /// targets): None if the request would have to wait (PKINIT).
+    pub fn handle_ready(&self, request: &[u8], source: SocketAddr) -> Option<Handled> {
+        let handled = std::pin::pin!(self.handle(request, source));
+        match handled.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(h) => Some(h),
+            std::task::Poll::Pending => None,
+        }
     }
 
     /// A KRB-ERROR for a refusal decided before the request was read (e.g.
@@ -198,8 +251,10 @@ impl Kdc {
     }
 }
 
-/// Whether this request must go through [`Kdc::handle_pkinit`].
 impl Kdc {
+    /// Whether this request is PKINIT (an AS-REQ with PKINIT padata, PKINIT
+    /// configured): public-key work, which the transports queue
+    /// ([`crate::overload`]) before [`Kdc::handle`].
     pub fn routes_to_pkinit(&self, request: &[u8]) -> bool {
         self.pkinit.is_some() && crate::pkinit_as::is_pkinit(request)
     }

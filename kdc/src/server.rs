@@ -5,7 +5,7 @@
 //! context switch (measured: 3.5 context switches per PKINIT request with a
 //! separate public-key pool, ≈ 0 this way, ≈ 10 % less CPU per request;
 //! docs/benchmarks.md). Admission to public-key work stays bounded by
-//! [`crate::pool::CpuPool`]; PKINIT requests wait for a thread newest
+//! [`crate::pool::AdmissionGate`]; PKINIT requests wait for a thread newest
 //! first and for a bounded time ([`crate::overload`]). TCP is in
 //! [`crate::tcp`].
 
@@ -253,14 +253,7 @@ pub struct Serving {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// `listen.threads`, 0 meaning one per core.
-pub fn serving_threads(threads: usize) -> usize {
-    if threads > 0 {
-        threads
-    } else {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    }
-}
+pub use crate::pool::serving_threads;
 
 /// Starts the serving threads. Every thread reads from every socket (a
 /// datagram or connection goes to whichever thread is free first) and
@@ -407,7 +400,7 @@ async fn udp_loop(kdc: Arc<Kdc>, u: UdpIn, backlog: Arc<Backlog>) {
             backlog.push(Arc::from(request), source, arrived, ReplyTo::Udp(u.index));
             continue;
         }
-        let handled = fit_udp(&kdc, kdc.handle(request, source));
+        let handled = fit_udp(&kdc, kdc.handle(request, source).await);
         if let Err(e) = sock.send_to(&handled.reply, source).await {
             tracing::debug!(error = %e, %source, "udp send");
         }
@@ -425,7 +418,7 @@ async fn serve_job(kdc: Arc<Kdc>, job: Job, udp: Arc<Vec<Arc<UdpSocket>>>, silen
         ..
     } = job;
     let transport = reply.transport();
-    let handled = kdc.clone().handle_pkinit(request, source).await;
+    let handled = kdc.handle(&request, source).await;
     if busy_and_silent(&handled, silent) {
         // Over TCP, dropping the sender closes the connection.
         audit_drop(&handled, source, transport);

@@ -252,7 +252,7 @@ async fn connection(
                 reset(&stream);
                 return Ok(());
             }
-            kdc.handle(&request, source)
+            kdc.handle(&request, source).await
         } else if let Some(limited) = rate_limited(&kdc, &request, source) {
             if busy_and_silent(&limited, s.silent) {
                 audit_drop(&limited, source, "tcp");
@@ -279,7 +279,7 @@ async fn connection(
                 }
             }
         } else {
-            kdc.handle(&request, source)
+            kdc.handle(&request, source).await
         };
         write_reply(&mut stream, &handled.reply, s.write_timeout).await?;
         audit(&handled, source, "tcp", arrived);
