@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use krb::crypto::{EncType, Key, usage};
-use krb::msg::consts::{err, msg_type, padata};
+use krb::msg::consts::{msg_type, padata};
 use krb::msg::flags::{Flags, bit};
 use krb::msg::{
     self, AsRep, AsReq, EncAsRepPart, EtypeInfo2Entry, KdcRep, PaData, PaEncTsEnc, time,
@@ -19,6 +19,7 @@ use crate::db::{KeyEntry, PrincipalEntry};
 use crate::issue::{self, Limits, TicketContent};
 use crate::kdc::{Kdc, Outcome, malformed};
 use crate::kerr::{ErrorContext, KdcError};
+use crate::reason::Reason;
 
 /// An AS-REQ as the dispatcher hands it over.
 pub(crate) struct AsExchange<'a> {
@@ -86,8 +87,7 @@ pub(crate) struct ReplyKey {
 
 /// KDC_ERR_ETYPE_NOSUPP: none of the client's etypes is permitted.
 pub(crate) fn etype_nosupp() -> KdcError {
-    KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
-        .text("no requested encryption type is supported")
+    KdcError::new(Reason::EtypeNosupp).text("no requested encryption type is supported")
 }
 
 /// A decoded AS-REQ with its client and server names checked.
@@ -118,16 +118,16 @@ impl Kdc {
         let cname = body
             .cname
             .as_ref()
-            .ok_or_else(|| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "no_cname"))?;
+            .ok_or_else(|| KdcError::new(Reason::NoCname))?;
         let client = Principal::from_rasn(cname, &body.realm)
-            .map_err(|_| KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "bad_cname"))?;
+            .map_err(|_| KdcError::new(Reason::BadCname))?;
         outcome.set_client(&client);
         let sname = body
             .sname
             .as_ref()
-            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
+            .ok_or_else(|| KdcError::new(Reason::NoSname))?;
         let server = Principal::from_rasn(sname, &body.realm)
-            .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
+            .map_err(|_| KdcError::new(Reason::BadSname))?;
         outcome.set_server(&server);
         Ok(AsRequest {
             req,
@@ -164,25 +164,20 @@ impl Kdc {
             .any(|p| PKINIT_TYPES.contains(&p.r#type))
         {
             // PKINIT padata reaches here only when PKINIT is off.
-            return Err(
-                KdcError::new(err::KDC_ERR_PADATA_TYPE_NOSUPP, "pkinit_not_configured")
-                    .text("PKINIT is not offered by this KDC"),
-            );
+            return Err(KdcError::new(Reason::PkinitNotConfigured)
+                .text("PKINIT is not offered by this KDC"));
         }
         if self.pkinit.is_some()
             && self.db.get(&r.client.components).is_none()
             && is_device_name(&r.client)
         {
             // Certificate-only devices have no key: tell them to use PKINIT.
-            return Err(
-                KdcError::new(err::KDC_ERR_PREAUTH_REQUIRED, "preauth_required")
-                    .text("Additional pre-authentication required")
-                    .e_data(pkinit_method_data()),
-            );
+            return Err(KdcError::new(Reason::PreauthRequired)
+                .text("Additional pre-authentication required")
+                .e_data(pkinit_method_data()));
         }
         let client = self.db.get(&r.client.components).ok_or_else(|| {
-            KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "unknown_client")
-                .text("client not found in Kerberos database")
+            KdcError::new(Reason::UnknownClient).text("client not found in Kerberos database")
         })?;
         let server = self.server_entry(&r.server)?;
         if issue::choose_etype(&body.etype, &self.enctypes, |_| true).is_none() {
@@ -199,24 +194,22 @@ impl Kdc {
         let (reply_key, preauth) = match enc_ts {
             Some(pa) => (self.verify_enc_timestamp(client, pa, now)?, true),
             None if self.require_preauth => {
-                return Err(
-                    KdcError::new(err::KDC_ERR_PREAUTH_REQUIRED, "preauth_required")
-                        .text("Additional pre-authentication required")
-                        .e_data(self.preauth_method_data(client, &body.etype)),
-                );
+                return Err(KdcError::new(Reason::PreauthRequired)
+                    .text("Additional pre-authentication required")
+                    .e_data(self.preauth_method_data(client, &body.etype)));
             }
             None => {
                 let etype = issue::choose_etype(&body.etype, &self.enctypes, |e| {
                     client.key(e, None).is_some()
                 })
                 .ok_or_else(|| {
-                    KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
+                    KdcError::new(Reason::EtypeNosupp)
                         .text("client has no key of a requested encryption type")
                 })?;
                 (
                     client
                         .key(etype, None)
-                        .ok_or_else(|| KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp"))?,
+                        .ok_or_else(|| KdcError::new(Reason::EtypeNosupp))?,
                     false,
                 )
             }
@@ -247,8 +240,7 @@ impl Kdc {
     /// The server's database entry (KDC_ERR_S_PRINCIPAL_UNKNOWN without one).
     pub(crate) fn server_entry(&self, server: &Principal) -> Result<&PrincipalEntry, KdcError> {
         self.db.get(&server.components).ok_or_else(|| {
-            KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "unknown_server")
-                .text("server not found in Kerberos database")
+            KdcError::new(Reason::UnknownServer).text("server not found in Kerberos database")
         })
     }
 
@@ -263,7 +255,7 @@ impl Kdc {
     ) -> Result<Vec<u8>, KdcError> {
         let body = &r.req.req_body;
         let (Some(cname), Some(sname)) = (&body.cname, &body.sname) else {
-            return Err(KdcError::new(err::KRB_ERR_GENERIC, "internal"));
+            return Err(KdcError::new(Reason::Internal));
         };
         let ticket_key = issue::ticket_key(issued.server)?;
         let options = Flags::from_bits(&body.kdc_options.0);
@@ -317,28 +309,22 @@ impl Kdc {
         pa: &PaData,
         now: i64,
     ) -> Result<&'a KeyEntry, KdcError> {
-        let enc: msg::EncryptedData = msg::decode("PA-ENC-TIMESTAMP", &pa.value).map_err(|e| {
-            KdcError::new(err::KDC_ERR_PREAUTH_FAILED, "malformed_preauth").text(e.to_string())
-        })?;
+        let enc: msg::EncryptedData = msg::decode("PA-ENC-TIMESTAMP", &pa.value)
+            .map_err(|e| KdcError::new(Reason::MalformedPreauth).text(e.to_string()))?;
         let etype = EncType::from_i32(enc.etype)
             .filter(|e| self.enctypes.contains(e))
-            .ok_or_else(|| KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "preauth_etype_nosupp"))?;
+            .ok_or_else(|| KdcError::new(Reason::PreauthEtypeNosupp))?;
         let key = client
             .key(etype, None)
-            .ok_or_else(|| KdcError::new(err::KDC_ERR_ETYPE_NOSUPP, "preauth_etype_nosupp"))?;
+            .ok_or_else(|| KdcError::new(Reason::PreauthEtypeNosupp))?;
         let plain = key
             .key
             .decrypt(usage::PA_ENC_TIMESTAMP, &enc.cipher)
-            .map_err(|_| {
-                KdcError::new(err::KDC_ERR_PREAUTH_FAILED, "preauth_failed")
-                    .text("pre-authentication failed")
-            })?;
-        let ts: PaEncTsEnc = msg::decode_padded("PA-ENC-TS-ENC", &plain).map_err(|_| {
-            KdcError::new(err::KDC_ERR_PREAUTH_FAILED, "preauth_failed")
-                .text("pre-authentication failed")
-        })?;
+            .map_err(|_| KdcError::new(Reason::PreauthFailed).text("pre-authentication failed"))?;
+        let ts: PaEncTsEnc = msg::decode_padded("PA-ENC-TS-ENC", &plain)
+            .map_err(|_| KdcError::new(Reason::PreauthFailed).text("pre-authentication failed"))?;
         if (time::to_unix(&ts.patimestamp) - now).abs() > self.skew {
-            return Err(KdcError::new(err::KRB_AP_ERR_SKEW, "skew").text("clock skew too great"));
+            return Err(KdcError::new(Reason::Skew).text("clock skew too great"));
         }
         Ok(key)
     }
@@ -370,11 +356,10 @@ impl Kdc {
 /// AS options no exchange grants: postdating, RENEW, VALIDATE, ENC-TKT-IN-SKEY.
 pub(crate) fn check_as_options(options: Flags) -> Result<(), KdcError> {
     if options.has(bit::POSTDATED) || options.has(bit::ALLOW_POSTDATE) {
-        return Err(KdcError::new(err::KDC_ERR_CANNOT_POSTDATE, "postdate")
-            .text("postdated tickets are not issued"));
+        return Err(KdcError::new(Reason::Postdate).text("postdated tickets are not issued"));
     }
     if options.has(bit::ENC_TKT_IN_SKEY) || options.has(bit::RENEW) || options.has(bit::VALIDATE) {
-        return Err(KdcError::new(err::KDC_ERR_BADOPTION, "bad_option"));
+        return Err(KdcError::new(Reason::BadOption));
     }
     Ok(())
 }

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::reason::Reason;
+
 pub use fqdn_map::client::{Binding as DeviceBinding, LookupError};
 
 pub type LookupFuture<'a> =
@@ -77,12 +79,12 @@ pub trait DeviceDirectory: Send + Sync {
     }
 }
 
-/// Why a source address is refused, if it is ("device_address_…" reasons).
+/// Why a source address is refused, if it is.
 pub fn check_address(
     policy: AddressPolicy,
     binding: &DeviceBinding,
     source: std::net::IpAddr,
-) -> Result<(), &'static str> {
+) -> Result<(), Reason> {
     let source = match source {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, std::net::IpAddr::V4),
         v4 => v4,
@@ -92,9 +94,9 @@ pub fn check_address(
         _ if binding.addresses.contains(&source) => Ok(()),
         AddressPolicy::IfSupplied if binding.addresses.is_empty() => Ok(()),
         AddressPolicy::Require if binding.addresses.is_empty() => {
-            Err("device_address_not_supplied")
+            Err(Reason::DeviceAddressNotSupplied)
         }
-        _ => Err("device_address_mismatch"),
+        _ => Err(Reason::DeviceAddressMismatch),
     }
 }
 
@@ -172,16 +174,16 @@ mod tests {
         );
         assert_eq!(
             check_address(AddressPolicy::Require, &b, "10.0.0.2".parse().unwrap()),
-            Err("device_address_mismatch")
+            Err(Reason::DeviceAddressMismatch)
         );
         assert_eq!(
             check_address(AddressPolicy::Require, &none, v4),
-            Err("device_address_not_supplied")
+            Err(Reason::DeviceAddressNotSupplied)
         );
         assert_eq!(check_address(AddressPolicy::IfSupplied, &none, v4), Ok(()));
         assert_eq!(
             check_address(AddressPolicy::IfSupplied, &b, "10.9.9.9".parse().unwrap()),
-            Err("device_address_mismatch")
+            Err(Reason::DeviceAddressMismatch)
         );
         assert_eq!(
             check_address(AddressPolicy::Ignore, &b, "10.9.9.9".parse().unwrap()),

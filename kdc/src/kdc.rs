@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::db::PrincipalDb;
 use crate::kerr::{ErrorContext, KdcError, krb_error};
 use crate::lookaside::Lookaside;
+use crate::reason::Reason;
 use krb::replay::ReplayCache;
 
 /// The realm's KDC: immutable configuration plus bounded caches.
@@ -63,7 +64,7 @@ pub struct Outcome {
     pub exchange: &'static str,
     /// 0 on success, else the KRB-ERROR code sent.
     pub code: i32,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub client: Option<String>,
     pub server: Option<String>,
     pub lookaside_hit: bool,
@@ -184,7 +185,7 @@ impl Kdc {
                 reply,
                 outcome: Outcome {
                     exchange,
-                    reason: "lookaside",
+                    reason: Reason::Lookaside,
                     lookaside_hit: true,
                     ..Outcome::default()
                 },
@@ -192,14 +193,14 @@ impl Kdc {
         }
         let mut outcome = Outcome {
             exchange,
-            reason: "ok",
+            reason: Reason::Ok,
             // Principal names are formatted only for an audit line that will be written.
             audit: tracing::enabled!(target: "audit", tracing::Level::INFO),
             ..Outcome::default()
         };
         let mut ctx = ErrorContext::default();
         let result = if request.len() > self.max_request {
-            Err(KdcError::new(err::KRB_ERR_FIELD_TOOLONG, "oversized")
+            Err(KdcError::new(Reason::Oversized)
                 .text(format!("request larger than {} bytes", self.max_request)))
         } else {
             match raw::outer_tag(request) {
@@ -212,8 +213,7 @@ impl Kdc {
                     self.as_exchange(exchange, &mut ctx, &mut outcome).await
                 }
                 Some(0x6c) => self.tgs_exchange(request, source, &mut ctx, &mut outcome),
-                _ => Err(KdcError::new(err::KRB_AP_ERR_MSG_TYPE, "not_kdc_request")
-                    .text("not an AS-REQ or TGS-REQ")),
+                _ => Err(KdcError::new(Reason::NotKdcRequest).text("not an AS-REQ or TGS-REQ")),
             }
         };
         let (reply, cache): (Arc<[u8]>, bool) = match result {
@@ -272,21 +272,23 @@ impl Kdc {
     /// Checks shared by every KDC-REQ: pvno, msg-type and our realm.
     pub fn check_request(&self, req: &krb::msg::KdcReq, expect_type: i64) -> Result<(), KdcError> {
         if krb::msg::small_int(&req.pvno) != Some(5) {
-            return Err(KdcError::new(err::KDC_ERR_BAD_PVNO, "bad_pvno").text("pvno must be 5"));
+            return Err(KdcError::new(Reason::BadPvno).text("pvno must be 5"));
         }
         if krb::msg::small_int(&req.msg_type) != Some(expect_type) {
-            return Err(KdcError::new(err::KRB_AP_ERR_MSG_TYPE, "bad_msg_type")
-                .text("msg-type does not match the message"));
+            return Err(
+                KdcError::new(Reason::BadMsgType).text("msg-type does not match the message")
+            );
         }
         let realm = krb::msg::kstr(&req.req_body.realm).map_err(malformed)?;
         if realm != self.realm {
-            return Err(KdcError::new(err::KDC_ERR_WRONG_REALM, "wrong_realm")
-                .text(format!("this KDC serves {}", self.realm)));
+            return Err(
+                KdcError::new(Reason::WrongRealm).text(format!("this KDC serves {}", self.realm))
+            );
         }
         Ok(())
     }
 }
 
 pub fn malformed(e: impl std::fmt::Display) -> KdcError {
-    KdcError::new(err::KRB_ERR_GENERIC, "malformed_request").text(format!("malformed request: {e}"))
+    KdcError::new(Reason::MalformedRequest).text(format!("malformed request: {e}"))
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use certs::store::{CrlPolicy, TrustStoreHandle};
 use krb::crypto::{EncType, Key};
-use krb::msg::consts::{err, padata};
+use krb::msg::consts::padata;
 use krb::msg::{PaData, raw};
 use krb::principal::Principal;
 use openssl::hash::MessageDigest;
@@ -26,6 +26,7 @@ use crate::directory::{DeviceDirectory, LookupError, StaticDirectory, same_fqdn}
 use crate::kdc::{Kdc, Outcome, malformed};
 use crate::kerr::KdcError;
 use crate::pool::AdmissionGate;
+use crate::reason::Reason;
 
 /// PKINIT configuration loaded once at start-up.
 pub struct PkinitState {
@@ -97,7 +98,7 @@ pub fn is_pkinit(request: &[u8]) -> bool {
 
 /// A PKINIT refusal as a KRB-ERROR (code, audit reason, text, e-data).
 fn pk_err(e: server::PkinitError) -> KdcError {
-    let mut k = KdcError::new(e.krb_error_code(), e.reason()).text(e.to_string());
+    let mut k = KdcError::new(Reason::Pkinit(e.refusal())).text(e.to_string());
     k.e_data = e.e_data();
     k
 }
@@ -129,20 +130,15 @@ fn device_query(
 
 fn lookup_error(e: LookupError) -> KdcError {
     match e {
-        LookupError::UnknownMac => {
-            KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_unknown_mac")
-                .text("device not known to the provisioning system")
-        }
+        LookupError::UnknownMac => KdcError::new(Reason::DeviceUnknownMac)
+            .text("device not known to the provisioning system"),
         LookupError::MpsError(detail) => {
             // The detail is for operators, not for the device.
             tracing::warn!(%detail, "provisioning server lookup failed");
-            KdcError::new(err::KDC_ERR_C_PRINCIPAL_UNKNOWN, "device_mps_error")
-                .text("device lookup failed")
+            KdcError::new(Reason::DeviceMpsError).text("device lookup failed")
         }
-        LookupError::Timeout => {
-            KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_timeout")
-        }
-        LookupError::Busy => KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "device_lookup_busy"),
+        LookupError::Timeout => KdcError::new(Reason::DeviceLookupTimeout),
+        LookupError::Busy => KdcError::new(Reason::DeviceLookupBusy),
     }
 }
 
@@ -154,15 +150,12 @@ fn authorize(
     client: &Principal,
 ) -> Result<(), KdcError> {
     if let Err(reason) = crate::directory::check_address(policy, binding, source.ip()) {
-        return Err(KdcError::new(err::KRB_AP_ERR_BADADDR, reason)
-            .text("request source address is not the device's"));
+        return Err(KdcError::new(reason).text("request source address is not the device's"));
     }
     let c = &client.components;
     if c.len() != 2 || c[0] != "mta" || !same_fqdn(&c[1], &binding.fqdn) {
-        return Err(
-            KdcError::new(err::KDC_ERR_CLIENT_NAME_MISMATCH, "device_fqdn_mismatch")
-                .text("client name does not match the device's FQDN"),
-        );
+        return Err(KdcError::new(Reason::DeviceFqdnMismatch)
+            .text("client name does not match the device's FQDN"));
     }
     Ok(())
 }
@@ -202,8 +195,7 @@ impl Kdc {
         outcome: &mut Outcome,
     ) -> Result<Vec<u8>, KdcError> {
         let pk = self.pkinit.as_ref().ok_or_else(|| {
-            KdcError::new(err::KDC_ERR_PADATA_TYPE_NOSUPP, "pkinit_not_configured")
-                .text("PKINIT is not configured on this KDC")
+            KdcError::new(Reason::PkinitNotConfigured).text("PKINIT is not configured on this KDC")
         })?;
         let body = &r.req.req_body;
         let server = self.server_entry(&r.server)?;
@@ -219,10 +211,7 @@ impl Kdc {
             "rfc4556_rsa"
         };
         let Some(_permit) = pk.gate.admit() else {
-            return Err(
-                KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, "shed_pool_full")
-                    .text("KDC busy, retry"),
-            );
+            return Err(KdcError::new(Reason::ShedPoolFull).text("KDC busy, retry"));
         };
         let mut turn = pk.gate.turn().await;
 
@@ -252,23 +241,20 @@ impl Kdc {
 
         authorize(pk.directory.address_policy(), &binding, source, &r.client)?;
 
-        turn.run(|| self.pkinit_issue(request, r, server, reply_etype, &verified))
+        turn.run(|| self.pkinit_issue(pk, request, r, server, reply_etype, &verified))
             .map_err(gate_failed)?
     }
 
     /// The ticket and the signed reply (the private-key operation).
     fn pkinit_issue(
         &self,
+        pk: &PkinitState,
         request: &[u8],
         r: &AsRequest,
         server: &crate::db::PrincipalEntry,
         reply_etype: EncType,
         v: &VerifiedRequest,
     ) -> Result<Vec<u8>, KdcError> {
-        let pk = self
-            .pkinit
-            .as_ref()
-            .ok_or_else(|| KdcError::new(err::KRB_ERR_GENERIC, "pkinit_not_configured"))?;
         let session_etype = strongest(&r.req.req_body.etype, &self.enctypes, |e| {
             server.etypes().any(|s| s == e)
         })
@@ -322,7 +308,7 @@ fn pkinit_padata(request: &[u8], r: &AsRequest) -> Result<PkinitPadata, KdcError
     let pa = pas
         .iter()
         .find(|p| PKINIT_TYPES.contains(&p.r#type))
-        .ok_or_else(|| KdcError::new(err::KDC_ERR_PADATA_TYPE_NOSUPP, "no_pkinit_padata"))?;
+        .ok_or_else(|| KdcError::new(Reason::NoPkinitPadata))?;
     // PA-PROV-SRV-LOCATION: a GeneralString naming the provisioning server.
     let mps_hint = pas
         .iter()
@@ -340,5 +326,5 @@ fn pkinit_padata(request: &[u8], r: &AsRequest) -> Result<PkinitPadata, KdcError
 }
 
 fn gate_failed(_: crate::pool::GateError) -> KdcError {
-    KdcError::new(err::KRB_ERR_GENERIC, "pool_failed")
+    KdcError::new(Reason::PoolFailed)
 }
