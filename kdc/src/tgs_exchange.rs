@@ -109,7 +109,7 @@ impl Kdc {
         if auth.cname != tgt.cname || auth.crealm != tgt.crealm {
             return Err(KdcError::new(Reason::AuthenticatorClientMismatch));
         }
-        let now = time::now().0;
+        let now = self.clock.now();
         if (time::to_unix(&auth.ctime) - now).abs() > self.skew {
             return Err(KdcError::new(Reason::Skew).text("clock skew too great"));
         }
