@@ -57,13 +57,15 @@ impl Mechanism {
     /// PKINIT only for what the dispatcher routed as PKINIT (the transport
     /// queued it for public-key work): a raw scan of the first padata.
     fn select(req: &msg::KdcReq, routed_pkinit: bool) -> Mechanism {
-        let types: Vec<i32> = req.padata.iter().flatten().map(|p| p.r#type).collect();
+        let carries = |selects: &[i32]| {
+            req.padata
+                .iter()
+                .flatten()
+                .any(|p| selects.contains(&p.r#type))
+        };
         PREAUTH_MECHANISMS
             .iter()
-            .find(|(m, selects)| {
-                (*m != Mechanism::Pkinit || routed_pkinit)
-                    && types.iter().any(|t| selects.contains(t))
-            })
+            .find(|(m, selects)| (*m != Mechanism::Pkinit || routed_pkinit) && carries(selects))
             .map_or(Mechanism::EncTimestamp, |(m, _)| *m)
     }
 }

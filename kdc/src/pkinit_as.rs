@@ -50,7 +50,7 @@ impl PkinitState {
         directory: Option<Arc<dyn DeviceDirectory>>,
         serving_threads: usize,
     ) -> anyhow::Result<PkinitState> {
-        // `serving_threads`: resolved ([`crate::pool::serving_threads`]).
+        // `serving_threads` as [`crate::pool::serving_threads`] resolves it.
         let identity = Arc::new(crate::kdc_identity::KdcIdentitySource::open(p)?);
         let policy = match p.crl_policy.as_str() {
             "if-present" => CrlPolicy::IfPresent,
