@@ -4,12 +4,14 @@
 //! or an exact KRB-ERROR code and Reason. Refusals that need no socket:
 //! signature, digest, clock skew, chain validity, directory answers.
 
+mod engine;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use kdc::config::{Config, DeviceEntry};
-use kdc::kdc::{Clock, Kdc};
+use kdc::kdc::Kdc;
 use kdc::reason::Reason;
 use krb::client::{self, RequestBody};
 use krb::crypto::EncType;
@@ -19,13 +21,7 @@ use openssl::hash::MessageDigest;
 use pkinit::client::{DeviceIdentity, Profile};
 use pkinit::server::Refusal;
 
-struct TestClock(AtomicI64);
-
-impl Clock for TestClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+use engine::TestClock;
 
 struct Realm {
     _dir: testkit::TempDir,
