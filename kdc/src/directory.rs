@@ -1,9 +1,12 @@
-//! Which FQDN (and addresses) belong to a device MAC. The static table
-//! from the config implements it now; the MPS lookup (pkt-eue-7) will.
+//! Which FQDN (and addresses) belong to a device MAC: the static table from
+//! the config (here) or the provisioning server's pkt-eue-7 lookup
+//! (`mps_directory`).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+
+use crate::reason::Reason;
 
 pub use fqdn_map::client::{Binding as DeviceBinding, LookupError};
 
@@ -54,14 +57,10 @@ pub enum AddressPolicy {
 
 /// Device MAC → binding.
 pub trait DeviceDirectory: Send + Sync {
+    /// The device's binding. An answer at hand (a table, a cached entry)
+    /// must be ready at the first poll: the KDC then finishes the request
+    /// in one turn on its serving thread.
     fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a>;
-
-    /// The answer [`DeviceDirectory::lookup`] would give, when it is at hand
-    /// without waiting (a table, a fresh cache entry); None: call `lookup`.
-    /// Lets the KDC finish a request in one pass on its CPU pool.
-    fn lookup_now(&self, _query: &DeviceQuery) -> Option<Result<DeviceBinding, LookupError>> {
-        None
-    }
 
     fn address_policy(&self) -> AddressPolicy {
         AddressPolicy::Ignore
@@ -80,12 +79,12 @@ pub trait DeviceDirectory: Send + Sync {
     }
 }
 
-/// Why a source address is refused, if it is ("device_address_…" reasons).
+/// Why a source address is refused, if it is.
 pub fn check_address(
     policy: AddressPolicy,
     binding: &DeviceBinding,
     source: std::net::IpAddr,
-) -> Result<(), &'static str> {
+) -> Result<(), Reason> {
     let source = match source {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, std::net::IpAddr::V4),
         v4 => v4,
@@ -95,9 +94,9 @@ pub fn check_address(
         _ if binding.addresses.contains(&source) => Ok(()),
         AddressPolicy::IfSupplied if binding.addresses.is_empty() => Ok(()),
         AddressPolicy::Require if binding.addresses.is_empty() => {
-            Err("device_address_not_supplied")
+            Err(Reason::DeviceAddressNotSupplied)
         }
-        _ => Err("device_address_mismatch"),
+        _ => Err(Reason::DeviceAddressMismatch),
     }
 }
 
@@ -127,10 +126,6 @@ impl StaticDirectory {
 impl DeviceDirectory for StaticDirectory {
     fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a> {
         Box::pin(std::future::ready(self.find(query)))
-    }
-
-    fn lookup_now(&self, query: &DeviceQuery) -> Option<Result<DeviceBinding, LookupError>> {
-        Some(self.find(query))
     }
 }
 
@@ -179,16 +174,16 @@ mod tests {
         );
         assert_eq!(
             check_address(AddressPolicy::Require, &b, "10.0.0.2".parse().unwrap()),
-            Err("device_address_mismatch")
+            Err(Reason::DeviceAddressMismatch)
         );
         assert_eq!(
             check_address(AddressPolicy::Require, &none, v4),
-            Err("device_address_not_supplied")
+            Err(Reason::DeviceAddressNotSupplied)
         );
         assert_eq!(check_address(AddressPolicy::IfSupplied, &none, v4), Ok(()));
         assert_eq!(
             check_address(AddressPolicy::IfSupplied, &b, "10.9.9.9".parse().unwrap()),
-            Err("device_address_mismatch")
+            Err(Reason::DeviceAddressMismatch)
         );
         assert_eq!(
             check_address(AddressPolicy::Ignore, &b, "10.9.9.9".parse().unwrap()),

@@ -10,6 +10,7 @@ use krb::msg::{
 
 use crate::db::{KeyEntry, PrincipalEntry};
 use crate::kerr::KdcError;
+use crate::reason::Reason;
 
 /// Lifetime of a new ticket.
 #[derive(Debug, Clone, Copy)]
@@ -51,10 +52,7 @@ pub fn ticket_times(
         end = end.min(cap);
     }
     if end <= now {
-        return Err(
-            KdcError::new(krb::msg::consts::err::KDC_ERR_NEVER_VALID, "never_valid")
-                .text("requested end time is in the past"),
-        );
+        return Err(KdcError::new(Reason::NeverValid).text("requested end time is in the past"));
     }
     let mut extra = Flags::empty();
     let mut renew_till = None;
@@ -105,7 +103,7 @@ pub fn encryption_key(key: &Key) -> EncryptionKey {
 }
 
 fn encode_err(e: msg::CodecError) -> KdcError {
-    KdcError::new(krb::msg::consts::err::KRB_ERR_GENERIC, "encode_failed").text(e.to_string())
+    KdcError::new(Reason::EncodeFailed).text(e.to_string())
 }
 
 /// Encrypts a ticket for `server` in its cached ticket key.
@@ -189,9 +187,21 @@ pub fn choose_etype(
     permitted: &[EncType],
     ok: impl Fn(EncType) -> bool,
 ) -> Option<EncType> {
-    client_order
-        .iter()
-        .filter_map(|n| EncType::from_i32(*n))
+    first_permitted(
+        client_order.iter().filter_map(|n| EncType::from_i32(*n)),
+        permitted,
+        ok,
+    )
+}
+
+/// The first of `candidates` that policy permits and `ok` accepts.
+pub fn first_permitted(
+    candidates: impl IntoIterator<Item = EncType>,
+    permitted: &[EncType],
+    ok: impl Fn(EncType) -> bool,
+) -> Option<EncType> {
+    candidates
+        .into_iter()
         .find(|e| permitted.contains(e) && ok(*e))
 }
 
@@ -209,19 +219,15 @@ pub fn session_etype(
     choose_etype(requested, permitted, |e| server.etypes().any(|s| s == e))
         .or_else(|| choose_etype(requested, permitted, |_| true))
         .ok_or_else(|| {
-            KdcError::new(krb::msg::consts::err::KDC_ERR_ETYPE_NOSUPP, "etype_nosupp")
-                .text("no requested encryption type is supported")
+            KdcError::new(Reason::EtypeNosupp).text("no requested encryption type is supported")
         })
 }
 
 /// The service's ticket key: its strongest key of the newest kvno.
 pub fn ticket_key(server: &PrincipalEntry) -> Result<&KeyEntry, KdcError> {
-    server.strongest().ok_or_else(|| {
-        KdcError::new(
-            krb::msg::consts::err::KDC_ERR_S_PRINCIPAL_UNKNOWN,
-            "server_no_key",
-        )
-    })
+    server
+        .strongest()
+        .ok_or_else(|| KdcError::new(Reason::ServerNoKey))
 }
 
 /// Seals the ticket for `server_key` and builds the matching reply part.

@@ -1,6 +1,9 @@
-//! The request pipeline every message passes through: lookaside, dispatch
-//! to the AS or TGS exchange, KRB-ERROR on refusal, lookaside insert.
+//! The request pipeline every message passes through (Heimdal's
+//! process.c): lookaside, dispatch to the AS exchange (`as_exchange`, with
+//! its pre-authentication mechanisms) or the TGS exchange
+//! (`tgs_exchange`), KRB-ERROR on refusal, lookaside insert.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use crate::config::Config;
 use crate::db::PrincipalDb;
 use crate::kerr::{ErrorContext, KdcError, krb_error};
 use crate::lookaside::Lookaside;
+use crate::reason::Reason;
 use krb::replay::ReplayCache;
 
 /// The realm's KDC: immutable configuration plus bounded caches.
@@ -35,6 +39,23 @@ pub struct Kdc {
     pub replay: ReplayCache,
     /// PKINIT for devices, when configured.
     pub pkinit: Option<crate::pkinit_as::PkinitState>,
+    /// What the exchanges take as the time (tests set it).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The time the exchanges check requests against and issue tickets from.
+pub trait Clock: Send + Sync {
+    /// Unix seconds.
+    fn now(&self) -> i64;
+}
+
+/// The system's clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        krb::msg::time::now().0
+    }
 }
 
 /// What happened to one request, for the audit log.
@@ -43,7 +64,7 @@ pub struct Outcome {
     pub exchange: &'static str,
     /// 0 on success, else the KRB-ERROR code sent.
     pub code: i32,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub client: Option<String>,
     pub server: Option<String>,
     pub lookaside_hit: bool,
@@ -117,7 +138,7 @@ impl Kdc {
                 Some(crate::pkinit_as::PkinitState::from_config(
                     p,
                     directory,
-                    cfg.listen.threads,
+                    crate::pool::serving_threads(cfg.listen.threads),
                 )?)
             }
         };
@@ -142,53 +163,85 @@ impl Kdc {
                 cfg.cache.replay_max_entries,
             ),
             pkinit,
+            clock: Arc::new(SystemClock),
         })
     }
 
     /// Answers one request. Never panics on input; every refusal becomes a
-    /// KRB-ERROR with its code and a reason in the outcome.
-    pub fn handle(&self, request: &[u8], source: SocketAddr) -> Handled {
+    /// KRB-ERROR with its code and a reason in the outcome. Completes
+    /// without waiting except for PKINIT ([`Kdc::routes_to_pkinit`]), which
+    /// takes a turn for public-key work and may wait for the device
+    /// directory.
+    pub async fn handle(&self, request: &[u8], source: SocketAddr) -> Handled {
+        let pkinit = self.routes_to_pkinit(request);
+        let exchange = if pkinit {
+            "pkinit"
+        } else {
+            exchange_name(request)
+        };
         let digest = self.lookaside.digest(request, source.ip());
         if let Some(reply) = self.lookaside.get(&digest) {
             return Handled {
                 reply,
                 outcome: Outcome {
-                    exchange: exchange_name(request),
-                    reason: "lookaside",
+                    exchange,
+                    reason: Reason::Lookaside,
                     lookaside_hit: true,
                     ..Outcome::default()
                 },
             };
         }
         let mut outcome = Outcome {
-            exchange: exchange_name(request),
-            reason: "ok",
+            exchange,
+            reason: Reason::Ok,
             // Principal names are formatted only for an audit line that will be written.
             audit: tracing::enabled!(target: "audit", tracing::Level::INFO),
             ..Outcome::default()
         };
         let mut ctx = ErrorContext::default();
         let result = if request.len() > self.max_request {
-            Err(KdcError::new(err::KRB_ERR_FIELD_TOOLONG, "oversized")
+            Err(KdcError::new(Reason::Oversized)
                 .text(format!("request larger than {} bytes", self.max_request)))
         } else {
             match raw::outer_tag(request) {
-                Some(0x6a) => self.as_exchange(request, source, &mut ctx, &mut outcome),
+                Some(0x6a) => {
+                    let exchange = crate::as_exchange::AsExchange {
+                        request,
+                        source,
+                        pkinit,
+                    };
+                    self.as_exchange(exchange, &mut ctx, &mut outcome).await
+                }
                 Some(0x6c) => self.tgs_exchange(request, source, &mut ctx, &mut outcome),
-                _ => Err(KdcError::new(err::KRB_AP_ERR_MSG_TYPE, "not_kdc_request")
-                    .text("not an AS-REQ or TGS-REQ")),
+                _ => Err(KdcError::new(Reason::NotKdcRequest).text("not an AS-REQ or TGS-REQ")),
             }
         };
-        let reply: Arc<[u8]> = match result {
-            Ok(bytes) => bytes.into(),
+        let (reply, cache): (Arc<[u8]>, bool) = match result {
+            Ok(bytes) => (bytes.into(), true),
             Err(e) => {
                 outcome.code = e.code;
                 outcome.reason = e.reason;
-                krb_error(&self.realm, &e, &ctx).into()
+                // A shed request must be retried for real, not answered from cache.
+                (
+                    krb_error(&self.realm, &e, &ctx).into(),
+                    e.code != err::KDC_ERR_SVC_UNAVAILABLE,
+                )
             }
         };
-        self.lookaside.insert(digest, reply.clone());
+        if cache {
+            self.lookaside.insert(digest, reply.clone());
+        }
         Handled { reply, outcome }
+    }
+
+    /// [`Kdc::handle`] for a caller without an async runtime (the fuzz
+    /// targets): None if the request would have to wait (PKINIT).
+    pub fn handle_ready(&self, request: &[u8], source: SocketAddr) -> Option<Handled> {
+        let handled = std::pin::pin!(self.handle(request, source));
+        match handled.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(h) => Some(h),
+            std::task::Poll::Pending => None,
+        }
     }
 
     /// A KRB-ERROR for a refusal decided before the request was read (e.g.
@@ -198,8 +251,10 @@ impl Kdc {
     }
 }
 
-/// Whether this request must go through [`Kdc::handle_pkinit`].
 impl Kdc {
+    /// Whether this request is PKINIT (an AS-REQ with PKINIT padata, PKINIT
+    /// configured): public-key work, which the transports queue
+    /// ([`crate::overload`]) before [`Kdc::handle`].
     pub fn routes_to_pkinit(&self, request: &[u8]) -> bool {
         self.pkinit.is_some() && crate::pkinit_as::is_pkinit(request)
     }
@@ -217,21 +272,23 @@ impl Kdc {
     /// Checks shared by every KDC-REQ: pvno, msg-type and our realm.
     pub fn check_request(&self, req: &krb::msg::KdcReq, expect_type: i64) -> Result<(), KdcError> {
         if krb::msg::small_int(&req.pvno) != Some(5) {
-            return Err(KdcError::new(err::KDC_ERR_BAD_PVNO, "bad_pvno").text("pvno must be 5"));
+            return Err(KdcError::new(Reason::BadPvno).text("pvno must be 5"));
         }
         if krb::msg::small_int(&req.msg_type) != Some(expect_type) {
-            return Err(KdcError::new(err::KRB_AP_ERR_MSG_TYPE, "bad_msg_type")
-                .text("msg-type does not match the message"));
+            return Err(
+                KdcError::new(Reason::BadMsgType).text("msg-type does not match the message")
+            );
         }
         let realm = krb::msg::kstr(&req.req_body.realm).map_err(malformed)?;
         if realm != self.realm {
-            return Err(KdcError::new(err::KDC_ERR_WRONG_REALM, "wrong_realm")
-                .text(format!("this KDC serves {}", self.realm)));
+            return Err(
+                KdcError::new(Reason::WrongRealm).text(format!("this KDC serves {}", self.realm))
+            );
         }
         Ok(())
     }
 }
 
 pub fn malformed(e: impl std::fmt::Display) -> KdcError {
-    KdcError::new(err::KRB_ERR_GENERIC, "malformed_request").text(format!("malformed request: {e}"))
+    KdcError::new(Reason::MalformedRequest).text(format!("malformed request: {e}"))
 }

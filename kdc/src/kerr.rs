@@ -1,21 +1,23 @@
 //! A refused request: the KRB-ERROR code to send and the audit reason.
 
+use crate::reason::Reason;
 use krb::msg::{self, KrbError, PrincipalName, asn1, consts::msg_type, time};
 
-/// Why the KDC refused a request. `reason` is a short stable label for the
-/// audit log and metrics; `text` goes to the client as e-text.
+/// Why the KDC refused a request. `reason` decides the code and the audit
+/// and metric labels; `text` goes to the client as e-text.
 #[derive(Debug, Clone)]
 pub struct KdcError {
+    /// `reason.code()`, the KRB-ERROR code sent.
     pub code: i32,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub text: Option<String>,
     pub e_data: Option<Vec<u8>>,
 }
 
 impl KdcError {
-    pub fn new(code: i32, reason: &'static str) -> KdcError {
+    pub fn new(reason: Reason) -> KdcError {
         KdcError {
-            code,
+            code: reason.code(),
             reason,
             text: None,
             e_data: None,

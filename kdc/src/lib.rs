@@ -30,6 +30,7 @@ pub mod overload;
 pub mod pkinit_as;
 pub mod pool;
 pub mod rate_limit;
+pub mod reason;
 pub mod recheck;
 pub mod recv_stamp;
 pub mod redis_conn;

@@ -257,14 +257,10 @@ impl MpsDirectory {
 
 const NO_SERVER: &str = "no provisioning server configured";
 
-impl DeviceDirectory for MpsDirectory {
-    fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a> {
-        Box::pin(self.resolve(query))
-    }
-
-    /// The memory cache only (as the first step of `lookup`); a cached
-    /// answer that would refuse, with a recheck due, goes to `lookup`.
-    fn lookup_now(&self, query: &DeviceQuery) -> Option<Result<Binding, LookupError>> {
+impl MpsDirectory {
+    /// What `lookup` answers from the memory cache without asking anyone
+    /// (None: it would ask the provisioning server or Redis); for tests.
+    pub fn cached_answer(&self, query: &DeviceQuery) -> Option<Result<Binding, LookupError>> {
         let started = std::time::Instant::now();
         let result = answer_of(self.cache.get_without_miss(&query.facts.mac))?;
         let mut trace = Trace::default();
@@ -276,6 +272,12 @@ impl DeviceDirectory for MpsDirectory {
         }
         self.record(query, &result, trace, started.elapsed());
         Some(result)
+    }
+}
+
+impl DeviceDirectory for MpsDirectory {
+    fn lookup<'a>(&'a self, query: &'a DeviceQuery) -> LookupFuture<'a> {
+        Box::pin(self.resolve(query))
     }
 
     fn address_policy(&self) -> AddressPolicy {

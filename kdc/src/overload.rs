@@ -28,7 +28,7 @@
 //!   read and a hash, far less than the signature it would have needed.
 //!
 //! A serving thread dispatches the next request when the previous one's
-//! public-key work ends ([`crate::pool::CpuPool::run`] signals it) or when
+//! public-key work ends (the end of its [`crate::pool::Turn`] signals it) or when
 //! it finishes without any (lookaside hit, early refusal); one waiting for
 //! the provisioning server does not hold the thread.
 

@@ -9,13 +9,17 @@
 //! the other requests already readable on that thread reach admission (or
 //! are shed) first: admitted requests wait their turn as in a queue.
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub struct CpuPool {
+/// Admission to public-key work, and the turn an admitted request takes on
+/// its serving thread.
+pub struct AdmissionGate {
     admission: Arc<Semaphore>,
     capacity: usize,
     shed: AtomicUsize,
@@ -24,19 +28,29 @@ pub struct CpuPool {
     running: AtomicUsize,
 }
 
-/// Why pool work did not produce a result.
+/// Why gated work did not produce a result.
 #[derive(Debug, thiserror::Error)]
-pub enum PoolError {
+pub enum GateError {
     #[error("public-key work panicked")]
     Failed,
 }
 
-impl CpuPool {
+/// `listen.threads`, 0 meaning one per core: the serving threads, which
+/// also do the public-key work.
+pub fn serving_threads(threads: usize) -> usize {
+    if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}
+
+impl AdmissionGate {
     /// `threads`: the serving threads that do the work; `queue`: admitted
     /// requests that may wait for one.
-    pub fn new(threads: usize, queue: usize) -> CpuPool {
+    pub fn new(threads: usize, queue: usize) -> AdmissionGate {
         let threads = threads.max(1);
-        CpuPool {
+        AdmissionGate {
             admission: Arc::new(Semaphore::new(threads + queue)),
             capacity: threads + queue,
             threads,
@@ -54,19 +68,24 @@ impl CpuPool {
         p
     }
 
-    /// Runs `f` on this thread after the requests already readable here
-    /// have been admitted or shed. A panic in `f` is an error, not a crash.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, PoolError>
+    /// This request's turn on the thread, once the requests already
+    /// readable here have been admitted or shed. The turn ends (and the
+    /// thread may take its next request) when it is dropped or waits.
+    pub async fn turn(&self) -> Turn<'_> {
+        tokio::task::yield_now().await;
+        self.running.fetch_add(1, Ordering::Relaxed);
+        Turn {
+            gate: self,
+            active: true,
+        }
+    }
+
+    /// Runs `f` in a turn of its own.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, GateError>
     where
         F: FnOnce() -> T,
     {
-        tokio::task::yield_now().await;
-        self.running.fetch_add(1, Ordering::Relaxed);
-        let result = catch_unwind(AssertUnwindSafe(f)).map_err(|_| PoolError::Failed);
-        self.running.fetch_sub(1, Ordering::Relaxed);
-        // This thread may take its next request from the backlog.
-        crate::overload::cpu_phase_done();
-        result
+        self.turn().await.run(f)
     }
 
     /// Requests admitted and not yet finished (running + waiting).
@@ -89,6 +108,51 @@ impl CpuPool {
     pub fn shed_count(&self) -> usize {
         self.shed.load(Ordering::Relaxed)
     }
+
+    fn end_turn(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        // This thread may take its next request from the backlog.
+        crate::overload::cpu_phase_done();
+    }
+}
+
+/// An admitted request's time on its serving thread ([`AdmissionGate::turn`]).
+pub struct Turn<'a> {
+    gate: &'a AdmissionGate,
+    active: bool,
+}
+
+impl Turn<'_> {
+    /// Runs `f` now. A panic in `f` is an error, not a crash.
+    pub fn run<T>(&mut self, f: impl FnOnce() -> T) -> Result<T, GateError> {
+        catch_unwind(AssertUnwindSafe(f)).map_err(|_| GateError::Failed)
+    }
+
+    /// Awaits `f`. An answer at hand (a table, a cache hit) keeps the turn;
+    /// one that must be waited for (a provisioning-server lookup) gives the
+    /// thread to the next request meanwhile and takes a new turn after.
+    pub async fn wait<F: Future>(&mut self, f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let first = std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await;
+        if let Poll::Ready(out) = first {
+            return out;
+        }
+        self.active = false;
+        self.gate.end_turn();
+        let out = f.await;
+        tokio::task::yield_now().await;
+        self.gate.running.fetch_add(1, Ordering::Relaxed);
+        self.active = true;
+        out
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self.active {
+            self.gate.end_turn();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -97,7 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn sheds_beyond_capacity_and_runs_work() {
-        let pool = CpuPool::new(1, 1);
+        let pool = AdmissionGate::new(1, 1);
         let a = pool.admit().expect("first");
         let b = pool.admit().expect("second (queued)");
         assert!(pool.admit().is_none());
@@ -110,9 +174,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_is_an_error_and_work_goes_on() {
-        let pool = CpuPool::new(1, 0);
+        let pool = AdmissionGate::new(1, 0);
         let r: Result<(), _> = pool.run(|| panic!("boom")).await;
-        assert!(matches!(r, Err(PoolError::Failed)));
+        assert!(matches!(r, Err(GateError::Failed)));
         assert_eq!(pool.run(|| "still here").await.unwrap(), "still here");
     }
 
@@ -121,7 +185,7 @@ mod tests {
         // Two tasks on one thread: the first admitted yields, so the second
         // reaches admission before any work runs (tokio resumes yielded
         // tasks in either order).
-        let pool = Arc::new(CpuPool::new(1, 1));
+        let pool = Arc::new(AdmissionGate::new(1, 1));
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let local = tokio::task::LocalSet::new();
         for name in ["a", "b"] {

@@ -5,7 +5,7 @@
 //! context switch (measured: 3.5 context switches per PKINIT request with a
 //! separate public-key pool, ≈ 0 this way, ≈ 10 % less CPU per request;
 //! docs/benchmarks.md). Admission to public-key work stays bounded by
-//! [`crate::pool::CpuPool`]; PKINIT requests wait for a thread newest
+//! [`crate::pool::AdmissionGate`]; PKINIT requests wait for a thread newest
 //! first and for a bounded time ([`crate::overload`]). TCP is in
 //! [`crate::tcp`].
 
@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use krb::msg::consts::err;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::{TcpListener, UdpSocket};
@@ -23,6 +22,7 @@ use crate::config::Config;
 use crate::kdc::{Handled, Kdc, Outcome};
 use crate::kerr::KdcError;
 use crate::overload::{Backlog, Job, ReplyTo, count_drop};
+use crate::reason::Reason;
 
 /// Binds every configured address; fails if any cannot be bound.
 pub struct Listeners {
@@ -83,7 +83,7 @@ pub(crate) fn audit(h: &Handled, source: SocketAddr, transport: &'static str, st
         fqdn = o.fqdn.as_deref().unwrap_or("-"),
         outcome = if o.code == 0 { "ok" } else { "error" },
         error_code = o.code,
-        reason = o.reason,
+        reason = o.reason.label(),
         lookaside = o.lookaside_hit,
         latency_us = elapsed.as_micros() as u64,
     );
@@ -145,48 +145,24 @@ fn record_metrics(o: &Outcome, transport: &'static str, elapsed: Duration) {
         metrics::counter!("pktc_lookaside_hits_total").increment(1);
         return;
     }
-    if o.code == err::KDC_ERR_SVC_UNAVAILABLE {
-        let reason = match o.reason {
-            "shed_pool_full" => Some("cpu_pool"),
-            "device_lookup_busy" => Some("mps_in_flight"),
-            _ => None,
-        };
-        if let Some(reason) = reason {
-            metrics::counter!("pktc_shed_total", "reason" => reason).increment(1);
-        }
+    if let Some(reason) = o.reason.shed_label() {
+        metrics::counter!("pktc_shed_total", "reason" => reason).increment(1);
     }
     if exchange == "pkinit" {
-        metrics::counter!("pktc_pkinit_rejections_total", "reason" => o.reason).increment(1);
-        let lookup = match o.reason {
-            "device_fqdn_mismatch" => Some("mismatch_fqdn"),
-            _ if o.code == err::KRB_AP_ERR_BADADDR => Some("mismatch_addr"),
-            _ => None,
-        };
-        if let Some(outcome) = lookup {
+        metrics::counter!("pktc_pkinit_rejections_total", "reason" => o.reason.label())
+            .increment(1);
+        if let Some(outcome) = o.reason.mps_mismatch_label() {
             metrics::counter!("pktc_mps_lookups_total", "outcome" => outcome).increment(1);
         }
     }
 }
-
-/// Refusals that mean "too busy now" rather than "the realm cannot serve
-/// you": the CPU pool or the provisioning-server lookups full, a token
-/// bucket empty.
-const BUSY_REASONS: [&str; 4] = [
-    "shed_pool_full",
-    "device_lookup_busy",
-    "rate_limited_source",
-    "rate_limited_global",
-];
 
 /// Whether `h` is a busy refusal (KDC_ERR_SVC_UNAVAILABLE) to a PKINIT
 /// device that `[overload] pkinit_busy_reply = "silent"` leaves unanswered:
 /// the KRB-ERROR would send a PacketCable device back to DHCP
 /// (PKT-SP-EUE-PROV Table 5), where silence lets it retry on its timer.
 pub(crate) fn busy_and_silent(h: &Handled, silent: bool) -> bool {
-    silent
-        && h.outcome.exchange == "pkinit"
-        && h.outcome.code == err::KDC_ERR_SVC_UNAVAILABLE
-        && BUSY_REASONS.contains(&h.outcome.reason)
+    silent && h.outcome.exchange == "pkinit" && h.outcome.reason.is_busy()
 }
 
 /// The audit line and the count of a request left unanswered on purpose.
@@ -199,7 +175,7 @@ pub(crate) fn audit_drop(h: &Handled, source: SocketAddr, transport: &'static st
         source = %source,
         outcome = "dropped",
         error_code = h.outcome.code,
-        reason = h.outcome.reason,
+        reason = h.outcome.reason.label(),
     );
 }
 
@@ -212,11 +188,10 @@ pub(crate) fn rate_limited(kdc: &Kdc, request: &[u8], source: SocketAddr) -> Opt
     let limited = kdc.rate_limit.check(source.ip()).err()?;
     metrics::counter!("pktc_rate_limited_total", "scope" => limited.scope()).increment(1);
     let reason = match limited {
-        crate::rate_limit::Limited::Source => "rate_limited_source",
-        crate::rate_limit::Limited::Global => "rate_limited_global",
+        crate::rate_limit::Limited::Source => Reason::RateLimitedSource,
+        crate::rate_limit::Limited::Global => Reason::RateLimitedGlobal,
     };
-    let e =
-        KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, reason).text("too many requests; retry later");
+    let e = KdcError::new(reason).text("too many requests; retry later");
     Some(Handled {
         reply: kdc.error_reply(&e).into(),
         outcome: Outcome {
@@ -239,8 +214,7 @@ fn fit_udp(kdc: &Kdc, mut handled: Handled) -> Handled {
         return handled;
     }
     metrics::counter!("pktc_udp_too_big_total").increment(1);
-    let e = KdcError::new(err::KRB_ERR_RESPONSE_TOO_BIG, "udp_reply_too_big")
-        .text("reply too large for UDP; use TCP");
+    let e = KdcError::new(Reason::UdpReplyTooBig).text("reply too large for UDP; use TCP");
     handled.reply = kdc.error_reply(&e).into();
     handled.outcome.code = e.code;
     handled.outcome.reason = e.reason;
@@ -253,14 +227,7 @@ pub struct Serving {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// `listen.threads`, 0 meaning one per core.
-pub fn serving_threads(threads: usize) -> usize {
-    if threads > 0 {
-        threads
-    } else {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    }
-}
+pub use crate::pool::serving_threads;
 
 /// Starts the serving threads. Every thread reads from every socket (a
 /// datagram or connection goes to whichever thread is free first) and
@@ -407,7 +374,7 @@ async fn udp_loop(kdc: Arc<Kdc>, u: UdpIn, backlog: Arc<Backlog>) {
             backlog.push(Arc::from(request), source, arrived, ReplyTo::Udp(u.index));
             continue;
         }
-        let handled = fit_udp(&kdc, kdc.handle(request, source));
+        let handled = fit_udp(&kdc, kdc.handle(request, source).await);
         if let Err(e) = sock.send_to(&handled.reply, source).await {
             tracing::debug!(error = %e, %source, "udp send");
         }
@@ -425,7 +392,7 @@ async fn serve_job(kdc: Arc<Kdc>, job: Job, udp: Arc<Vec<Arc<UdpSocket>>>, silen
         ..
     } = job;
     let transport = reply.transport();
-    let handled = kdc.clone().handle_pkinit(request, source).await;
+    let handled = kdc.handle(&request, source).await;
     if busy_and_silent(&handled, silent) {
         // Over TCP, dropping the sender closes the connection.
         audit_drop(&handled, source, transport);

@@ -33,8 +33,8 @@ impl ServiceState {
         metrics::gauge!("pktc_cache_entries", "cache" => "replay").set(kdc.replay.len() as f64);
         let mut expiry = Vec::new();
         if let Some(pk) = &kdc.pkinit {
-            metrics::gauge!("pktc_cpu_pool_queue_depth").set(pk.pool.waiting() as f64);
-            metrics::gauge!("pktc_cpu_pool_threads").set(pk.pool.threads() as f64);
+            metrics::gauge!("pktc_cpu_pool_queue_depth").set(pk.gate.waiting() as f64);
+            metrics::gauge!("pktc_cpu_pool_threads").set(pk.gate.threads() as f64);
             let store = pk.trust.load();
             metrics::gauge!("pktc_cache_entries", "cache" => "cert_chain")
                 .set(store.cache_len() as f64);

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certboot::conn_limits::{Evicted, Slot, Slots};
-use krb::msg::consts::err;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -30,6 +29,7 @@ use tokio::sync::oneshot;
 use crate::kdc::{Handled, Kdc, Outcome};
 use crate::kerr::KdcError;
 use crate::overload::{Backlog, ReplyTo, count_drop};
+use crate::reason::Reason;
 use crate::server::{audit, audit_drop, busy_and_silent, rate_limited};
 
 /// The TCP bounds of `[listen]`.
@@ -216,7 +216,7 @@ async fn connection(
                 return Ok(());
             }
             Frame::Oversized => {
-                let e = KdcError::new(err::KRB_ERR_FIELD_TOOLONG, "oversized")
+                let e = KdcError::new(Reason::Oversized)
                     .text(format!("request larger than {} bytes", kdc.max_request));
                 let handled = Handled {
                     reply: kdc.error_reply(&e).into(),
@@ -252,7 +252,7 @@ async fn connection(
                 reset(&stream);
                 return Ok(());
             }
-            kdc.handle(&request, source)
+            kdc.handle(&request, source).await
         } else if let Some(limited) = rate_limited(&kdc, &request, source) {
             if busy_and_silent(&limited, s.silent) {
                 audit_drop(&limited, source, "tcp");
@@ -279,7 +279,7 @@ async fn connection(
                 }
             }
         } else {
-            kdc.handle(&request, source)
+            kdc.handle(&request, source).await
         };
         write_reply(&mut stream, &handled.reply, s.write_timeout).await?;
         audit(&handled, source, "tcp", arrived);

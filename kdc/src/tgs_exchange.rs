@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use krb::crypto::{ChecksumType, EncType, Key, usage};
-use krb::msg::consts::{err, msg_type, padata};
+use krb::msg::consts::{msg_type, padata};
 use krb::msg::flags::{Flags, bit};
 use krb::msg::{
     self, ApReq, Authenticator, EncTgsRepPart, EncTicketPart, KdcRep, TgsRep, TgsReq, raw, time,
@@ -17,11 +17,8 @@ use zeroize::Zeroizing;
 use crate::issue::{self, Limits, TicketContent, Times};
 use crate::kdc::{Kdc, Outcome, malformed};
 use crate::kerr::{ErrorContext, KdcError};
+use crate::reason::Reason;
 use krb::replay;
-
-fn ap_err(code: i32, reason: &'static str) -> KdcError {
-    KdcError::new(code, reason)
-}
 
 impl Kdc {
     pub(crate) fn tgs_exchange(
@@ -51,92 +48,83 @@ impl Kdc {
             .iter()
             .flatten()
             .find(|p| p.r#type == padata::TGS_REQ)
-            .ok_or_else(|| {
-                KdcError::new(err::KDC_ERR_PADATA_TYPE_NOSUPP, "no_ap_req")
-                    .text("TGS-REQ without PA-TGS-REQ")
-            })?;
+            .ok_or_else(|| KdcError::new(Reason::NoApReq).text("TGS-REQ without PA-TGS-REQ"))?;
         let ap: ApReq = msg::decode("AP-REQ", &pa.value).map_err(malformed)?;
         if msg::small_int(&ap.pvno) != Some(5) {
-            return Err(ap_err(err::KRB_AP_ERR_BADVERSION, "bad_ap_pvno"));
+            return Err(KdcError::new(Reason::BadApPvno));
         }
         if msg::small_int(&ap.msg_type) != Some(msg_type::AP_REQ) {
-            return Err(ap_err(err::KRB_AP_ERR_MSG_TYPE, "bad_ap_msg_type"));
+            return Err(KdcError::new(Reason::BadApMsgType));
         }
 
         // The ticket must be our TGT.
         let tkt_realm = msg::kstr(&ap.ticket.realm).map_err(malformed)?;
         let tkt_server = Principal::from_rasn(&ap.ticket.sname, &ap.ticket.realm)
-            .map_err(|_| ap_err(err::KRB_AP_ERR_NOT_US, "ticket_not_tgt"))?;
+            .map_err(|_| KdcError::new(Reason::TicketNotTgt))?;
         if tkt_realm != self.realm
             || tkt_server.components.len() != 2
             || tkt_server.components[0] != "krbtgt"
             || tkt_server.components[1] != self.realm
         {
-            return Err(ap_err(err::KRB_AP_ERR_NOT_US, "ticket_not_tgt")
-                .text("the ticket is not a TGT of this realm"));
+            return Err(
+                KdcError::new(Reason::TicketNotTgt).text("the ticket is not a TGT of this realm")
+            );
         }
         let tgs = self
             .db
             .get(&tkt_server.components)
-            .ok_or_else(|| ap_err(err::KRB_AP_ERR_NOKEY, "no_tgs_key"))?;
+            .ok_or_else(|| KdcError::new(Reason::NoTgsKey))?;
         let etype = EncType::from_i32(ap.ticket.enc_part.etype)
-            .ok_or_else(|| ap_err(err::KDC_ERR_ETYPE_NOSUPP, "ticket_etype_nosupp"))?;
+            .ok_or_else(|| KdcError::new(Reason::TicketEtypeNosupp))?;
         let tgs_key = tgs.key(etype, ap.ticket.enc_part.kvno).ok_or_else(|| {
             match ap.ticket.enc_part.kvno {
-                Some(k) if !tgs.has_kvno(k) => {
-                    ap_err(err::KRB_AP_ERR_BADKEYVER, "ticket_kvno_unknown")
-                }
-                _ => ap_err(err::KRB_AP_ERR_NOKEY, "ticket_no_key"),
+                Some(k) if !tgs.has_kvno(k) => KdcError::new(Reason::TicketKvnoUnknown),
+                _ => KdcError::new(Reason::TicketNoKey),
             }
         })?;
         let tgt_plain = Zeroizing::new(
             tgs_key
                 .ticket_key
                 .decrypt(&ap.ticket.enc_part.cipher)
-                .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_integrity"))?,
+                .map_err(|_| KdcError::new(Reason::TicketIntegrity))?,
         );
         let tgt: EncTicketPart = msg::decode_padded("EncTicketPart", &tgt_plain)
-            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_malformed"))?;
+            .map_err(|_| KdcError::new(Reason::TicketMalformed))?;
         ctx.cname = Some((tgt.cname.clone(), tgt.crealm.clone()));
         let client_p = Principal::from_rasn(&tgt.cname, &tgt.crealm)
-            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_malformed"))?;
+            .map_err(|_| KdcError::new(Reason::TicketMalformed))?;
         outcome.set_client(&client_p);
 
         let session_etype = EncType::from_i32(tgt.key.r#type)
-            .ok_or_else(|| ap_err(err::KDC_ERR_ETYPE_NOSUPP, "session_etype_nosupp"))?;
+            .ok_or_else(|| KdcError::new(Reason::SessionEtypeNosupp))?;
         let session = Key::new(session_etype, &tgt.key.value)
-            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "ticket_malformed"))?;
+            .map_err(|_| KdcError::new(Reason::TicketMalformed))?;
         let auth_plain = Zeroizing::new(
             session
                 .decrypt(usage::TGS_REQ_AUTH, &ap.authenticator.cipher)
-                .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authenticator_integrity"))?,
+                .map_err(|_| KdcError::new(Reason::AuthenticatorIntegrity))?,
         );
         let auth: Authenticator = msg::decode_padded("Authenticator", &auth_plain)
-            .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authenticator_malformed"))?;
+            .map_err(|_| KdcError::new(Reason::AuthenticatorMalformed))?;
         if auth.cname != tgt.cname || auth.crealm != tgt.crealm {
-            return Err(ap_err(
-                err::KRB_AP_ERR_BADMATCH,
-                "authenticator_client_mismatch",
-            ));
+            return Err(KdcError::new(Reason::AuthenticatorClientMismatch));
         }
-        let now = time::now().0;
+        let now = self.clock.now();
         if (time::to_unix(&auth.ctime) - now).abs() > self.skew {
-            return Err(ap_err(err::KRB_AP_ERR_SKEW, "skew").text("clock skew too great"));
+            return Err(KdcError::new(Reason::Skew).text("clock skew too great"));
         }
         let tflags = Flags::from_bits(&tgt.flags.0);
         let start = time::to_unix(tgt.start_time.as_ref().unwrap_or(&tgt.auth_time));
         let end = time::to_unix(&tgt.end_time);
         if tflags.has(bit::INVALID) || start > now + self.skew {
-            return Err(ap_err(err::KRB_AP_ERR_TKT_NYV, "ticket_not_yet_valid"));
+            return Err(KdcError::new(Reason::TicketNotYetValid));
         }
         let options = Flags::from_bits(&body.kdc_options.0);
         let renew = options.has(bit::RENEW);
         // Renewals too: a ticket not renewed by its end time cannot be
         // (RFC 4120 §2.3; MIT and Heimdal agree).
         if now > end + self.skew {
-            return Err(
-                ap_err(err::KRB_AP_ERR_TKT_EXPIRED, "ticket_expired").text("ticket expired")
-            );
+            return Err(KdcError::new(Reason::TicketExpired).text("ticket expired"));
         }
         crate::tgs_policy::check_ticket_address(tgt.caddr.as_ref(), source.ip())?;
 
@@ -144,19 +132,17 @@ impl Kdc {
         let cksum = auth
             .cksum
             .as_ref()
-            .ok_or_else(|| ap_err(err::KRB_AP_ERR_INAPP_CKSUM, "no_checksum"))?;
+            .ok_or_else(|| KdcError::new(Reason::NoChecksum))?;
         let ctype = ChecksumType::from_i32(cksum.r#type)
-            .ok_or_else(|| ap_err(err::KDC_ERR_SUMTYPE_NOSUPP, "checksum_type_nosupp"))?;
+            .ok_or_else(|| KdcError::new(Reason::ChecksumTypeNosupp))?;
         if !ctype.is_keyed() {
-            return Err(ap_err(err::KRB_AP_ERR_INAPP_CKSUM, "unkeyed_checksum"));
+            return Err(KdcError::new(Reason::UnkeyedChecksum));
         }
         session
             .verify_checksum_with(ctype, usage::TGS_REQ_AUTH_CKSUM, raw_body, &cksum.checksum)
             .map_err(|e| match e {
-                krb::crypto::CryptoError::Integrity => {
-                    ap_err(err::KRB_AP_ERR_MODIFIED, "checksum_mismatch")
-                }
-                _ => ap_err(err::KRB_AP_ERR_INAPP_CKSUM, "checksum_type_mismatch"),
+                krb::crypto::CryptoError::Integrity => KdcError::new(Reason::ChecksumMismatch),
+                _ => KdcError::new(Reason::ChecksumTypeMismatch),
             })?;
 
         // Only now, with a genuine authenticator, spend replay-cache space.
@@ -164,25 +150,24 @@ impl Kdc {
             .replay
             .check_and_insert(replay::tag(&ap.authenticator.cipher))
         {
-            return Err(ap_err(err::KRB_AP_ERR_REPEAT, "replay").text("request is a replay"));
+            return Err(KdcError::new(Reason::Replay).text("request is a replay"));
         }
 
         let sname = body
             .sname
             .as_ref()
-            .ok_or_else(|| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "no_sname"))?;
+            .ok_or_else(|| KdcError::new(Reason::NoSname))?;
         let server_p = Principal::from_rasn(sname, &body.realm)
-            .map_err(|_| KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "bad_sname"))?;
+            .map_err(|_| KdcError::new(Reason::BadSname))?;
         let server = self.db.get(&server_p.components).ok_or_else(|| {
-            KdcError::new(err::KDC_ERR_S_PRINCIPAL_UNKNOWN, "unknown_server")
-                .text("server not found in Kerberos database")
+            KdcError::new(Reason::UnknownServer).text("server not found in Kerberos database")
         })?;
         if options.has(bit::ENC_TKT_IN_SKEY)
             || options.has(bit::VALIDATE)
             || options.has(bit::POSTDATED)
             || options.has(bit::ALLOW_POSTDATE)
         {
-            return Err(KdcError::new(err::KDC_ERR_BADOPTION, "bad_option"));
+            return Err(KdcError::new(Reason::BadOption));
         }
         let session_etype = issue::session_etype(&body.etype, &self.enctypes, server)?;
         let ticket_key = issue::ticket_key(server)?;
@@ -191,12 +176,12 @@ impl Kdc {
         let tgt_renew_till = tgt.renew_till.as_ref().map(time::to_unix);
         let (times, mut flags) = if renew {
             let Some(rt) = tgt_renew_till.filter(|_| tflags.has(bit::RENEWABLE)) else {
-                return Err(KdcError::new(err::KDC_ERR_BADOPTION, "not_renewable")
-                    .text("ticket is not renewable"));
+                return Err(KdcError::new(Reason::NotRenewable).text("ticket is not renewable"));
             };
             if now > rt {
-                return Err(ap_err(err::KRB_AP_ERR_TKT_EXPIRED, "renew_expired")
-                    .text("renewable lifetime has ended"));
+                return Err(
+                    KdcError::new(Reason::RenewExpired).text("renewable lifetime has ended")
+                );
             }
             let life = (end - start).max(0);
             let times = Times {
@@ -244,11 +229,11 @@ impl Kdc {
             };
             let plain = Zeroizing::new(
                 key.decrypt(u, &enc.cipher)
-                    .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_integrity"))?,
+                    .map_err(|_| KdcError::new(Reason::AuthdataIntegrity))?,
             );
             let extra: msg::asn1::AuthorizationData =
                 msg::decode_padded("AuthorizationData", &plain)
-                    .map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "authdata_malformed"))?;
+                    .map_err(|_| KdcError::new(Reason::AuthdataMalformed))?;
             crate::tgs_policy::check_client_authdata(&extra)?;
             authz.get_or_insert_with(Vec::new).extend(extra);
         }
@@ -293,8 +278,8 @@ fn subkey(auth: &Authenticator) -> Result<Key, KdcError> {
     let sk = auth
         .subkey
         .as_ref()
-        .ok_or_else(|| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "no_subkey"))?;
-    let etype = EncType::from_i32(sk.r#type)
-        .ok_or_else(|| ap_err(err::KDC_ERR_ETYPE_NOSUPP, "subkey_etype_nosupp"))?;
-    Key::new(etype, &sk.value).map_err(|_| ap_err(err::KRB_AP_ERR_BAD_INTEGRITY, "bad_subkey"))
+        .ok_or_else(|| KdcError::new(Reason::NoSubkey))?;
+    let etype =
+        EncType::from_i32(sk.r#type).ok_or_else(|| KdcError::new(Reason::SubkeyEtypeNosupp))?;
+    Key::new(etype, &sk.value).map_err(|_| KdcError::new(Reason::BadSubkey))
 }

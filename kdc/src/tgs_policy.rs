@@ -3,10 +3,10 @@
 
 use std::net::IpAddr;
 
-use krb::msg::consts::err;
 use krb::msg::{self, asn1};
 
 use crate::kerr::KdcError;
+use crate::reason::Reason;
 
 /// Authorization-data types only a KDC may put in a ticket (MIT's list in
 /// kdc_authdata.c): AD-KDC-ISSUED, CAMMAC, AUTH-INDICATOR, WIN2K-PAC and
@@ -36,18 +36,14 @@ pub fn check_client_authdata(ad: &asn1::AuthorizationData) -> Result<(), KdcErro
 fn walk(ad: &asn1::AuthorizationData, depth: usize) -> Result<(), KdcError> {
     for element in ad {
         if let Some((_, name)) = KDC_ONLY.iter().find(|(t, _)| *t == element.r#type) {
-            return Err(
-                KdcError::new(err::KDC_ERR_POLICY, "authdata_kdc_only").text(format!(
-                    "{name} authorization data is issued by the KDC only"
-                )),
-            );
+            return Err(KdcError::new(Reason::AuthdataKdcOnly).text(format!(
+                "{name} authorization data is issued by the KDC only"
+            )));
         }
         match element.r#type {
             MANDATORY_FOR_KDC => {
-                return Err(
-                    KdcError::new(err::KDC_ERR_POLICY, "authdata_mandatory_for_kdc")
-                        .text("AD-MANDATORY-FOR-KDC is not supported"),
-                );
+                return Err(KdcError::new(Reason::AuthdataMandatoryForKdc)
+                    .text("AD-MANDATORY-FOR-KDC is not supported"));
             }
             IF_RELEVANT => {
                 // Unreadable or too deep: it cannot be checked, so it is not carried.
@@ -55,7 +51,7 @@ fn walk(ad: &asn1::AuthorizationData, depth: usize) -> Result<(), KdcError> {
                     .ok()
                     .filter(|_| depth < MAX_DEPTH)
                     .ok_or_else(|| {
-                        KdcError::new(err::KDC_ERR_POLICY, "authdata_container_unreadable")
+                        KdcError::new(Reason::AuthdataContainerUnreadable)
                             .text("AD-IF-RELEVANT that cannot be checked")
                     })?;
                 walk(&inner, depth + 1)?;
@@ -82,16 +78,15 @@ pub fn check_ticket_address(
     {
         return Ok(());
     }
-    Err(
-        KdcError::new(err::KRB_AP_ERR_BADADDR, "ticket_address_mismatch")
-            .text("the ticket is not valid from this address"),
-    )
+    Err(KdcError::new(Reason::TicketAddressMismatch)
+        .text("the ticket is not valid from this address"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use krb::msg::HostAddress;
+    use krb::msg::consts::err;
 
     fn ad(t: i32, data: Vec<u8>) -> asn1::AuthorizationDataValue {
         asn1::AuthorizationDataValue {
@@ -111,7 +106,7 @@ mod tests {
             let e = check_client_authdata(&vec![ad(t, vec![])]).unwrap_err();
             assert_eq!(
                 (e.code, e.reason),
-                (err::KDC_ERR_POLICY, "authdata_kdc_only")
+                (err::KDC_ERR_POLICY, Reason::AuthdataKdcOnly)
             );
             let nested = vec![if_relevant(vec![if_relevant(vec![ad(t, vec![])])])];
             assert_eq!(
@@ -126,19 +121,19 @@ mod tests {
         }
         assert_eq!(
             check_client_authdata(&vec![deep]).unwrap_err().reason,
-            "authdata_container_unreadable"
+            Reason::AuthdataContainerUnreadable
         );
         assert_eq!(
             check_client_authdata(&vec![ad(IF_RELEVANT, vec![0x30, 0x05])])
                 .unwrap_err()
                 .reason,
-            "authdata_container_unreadable"
+            Reason::AuthdataContainerUnreadable
         );
         assert_eq!(
             check_client_authdata(&vec![ad(MANDATORY_FOR_KDC, vec![])])
                 .unwrap_err()
                 .reason,
-            "authdata_mandatory_for_kdc"
+            Reason::AuthdataMandatoryForKdc
         );
     }
 

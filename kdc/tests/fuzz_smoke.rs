@@ -88,13 +88,16 @@ fn seeds(kdc: &Kdc) -> Vec<(String, Vec<u8>)> {
         };
         let key = Key::from_password(etype, CLIENT_PW.as_bytes(), &cp.salt(), None).unwrap();
         let plain = client::as_req(&body, vec![]).unwrap();
-        let rep = kdc.handle(&plain, source()).reply;
+        let rep = kdc
+            .handle_ready(&plain, source())
+            .expect("no waiting")
+            .reply;
         assert_eq!(rep.first(), Some(&0x7e), "AS-REQ without preauth");
         out.push((format!("as-req-{}", etype.as_i32()), plain));
 
         let pa = client::enc_timestamp(&key, now, usec).unwrap();
         let req = client::as_req(&body, vec![pa]).unwrap();
-        let rep = kdc.handle(&req, source()).reply;
+        let rep = kdc.handle_ready(&req, source()).expect("no waiting").reply;
         let tgt = client::open_as_rep(&rep, &key, nonce).expect("AS exchange");
         out.push((format!("as-req-ts-{}", etype.as_i32()), req));
 
@@ -116,7 +119,7 @@ fn seeds(kdc: &Kdc) -> Vec<(String, Vec<u8>)> {
                 subkey: sub,
             };
             let req = client::tgs_req(&tgt, &body, &auth).unwrap();
-            let rep = kdc.handle(&req, source()).reply;
+            let rep = kdc.handle_ready(&req, source()).expect("no waiting").reply;
             client::open_tgs_rep(&rep, &tgt, sub, nonce).expect("TGS exchange");
             out.push((format!("{name}-{}", etype.as_i32()), req));
         }
@@ -244,7 +247,7 @@ fn check_reply(input: &[u8], reply: &[u8]) -> u8 {
 /// test failure that names the input.
 fn run_one(kdc: &Kdc, keys: &[Key], input: &[u8]) -> u8 {
     match catch_unwind(AssertUnwindSafe(|| {
-        let reply = kdc.handle(input, source()).reply;
+        let reply = kdc.handle_ready(input, source()).expect("no waiting").reply;
         decoders(input, keys);
         reply
     })) {

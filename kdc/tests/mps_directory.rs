@@ -130,7 +130,7 @@ async fn answers_then_serves_from_cache_and_caches_unknown_macs() {
         OnTimeout::Refuse,
     );
     // Nothing at hand before the server was asked (and not counted as a miss).
-    assert!(dir.lookup_now(&query(KNOWN, None)).is_none());
+    assert!(dir.cached_answer(&query(KNOWN, None)).is_none());
     assert_eq!(
         dir.cache.misses.load(std::sync::atomic::Ordering::Relaxed),
         0
@@ -146,11 +146,14 @@ async fn answers_then_serves_from_cache_and_caches_unknown_macs() {
     task.abort();
     // Cached answers are at hand without waiting.
     assert_eq!(
-        dir.lookup_now(&query(KNOWN, None)).unwrap().unwrap().fqdn,
+        dir.cached_answer(&query(KNOWN, None))
+            .unwrap()
+            .unwrap()
+            .fqdn,
         "mta1.pktc.test"
     );
     assert_eq!(
-        dir.lookup_now(&query([9; 6], None)),
+        dir.cached_answer(&query([9; 6], None)),
         Some(Err(LookupError::UnknownMac))
     );
     // Server gone: both answers still come from the cache.
@@ -258,21 +261,21 @@ async fn cached_refusals_are_checked_again_at_most_once_per_interval() {
         [IpAddr::from([10, 0, 0, 1])]
     );
     assert!(
-        dir.lookup_now(&moved).is_some(),
+        dir.cached_answer(&moved).is_some(),
         "suppressed: the cached answer"
     );
     assert_eq!(asked.load(Ordering::SeqCst), 1);
     // Once it is due, the fast path leaves it to `lookup`, which asks again
     // and replaces the cached answer.
     tokio::time::sleep(interval + Duration::from_millis(50)).await;
-    assert!(dir.lookup_now(&moved).is_none(), "a recheck is due");
+    assert!(dir.cached_answer(&moved).is_none(), "a recheck is due");
     assert_eq!(
         addresses(dir.lookup(&moved).await),
         [IpAddr::from([10, 0, 0, 2])]
     );
     assert_eq!(asked.load(Ordering::SeqCst), 2);
     assert_eq!(
-        addresses(dir.lookup_now(&moved).unwrap()),
+        addresses(dir.cached_answer(&moved).unwrap()),
         [IpAddr::from([10, 0, 0, 2])],
         "the fresh answer is what is cached now"
     );
@@ -286,7 +289,7 @@ async fn cached_refusals_are_checked_again_at_most_once_per_interval() {
     // An answer the request agrees with is never checked again.
     tokio::time::sleep(interval + Duration::from_millis(50)).await;
     let home = claiming(KNOWN, "mta1.pktc.test", [10, 0, 0, 2]);
-    assert!(dir.lookup_now(&home).is_some());
+    assert!(dir.cached_answer(&home).is_some());
     assert!(dir.lookup(&home).await.is_ok());
     assert_eq!(asked.load(Ordering::SeqCst), 2);
 

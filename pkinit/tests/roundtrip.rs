@@ -88,7 +88,7 @@ fn first_refusals() {
     let now = time::now();
     let pa = client::packetcable_padata(&l.device, BODY, 9, now, None).unwrap();
     let code = |r: Result<server::VerifiedRequest, server::PkinitError>| {
-        r.err().map(|e| (e.krb_error_code(), e.reason()))
+        r.err().map(|e| (e.krb_error_code(), e.refusal().label()))
     };
     // The signed nonce is the one echoed; the body's is not compared
     // (RFC 4556 §3.2.1, for both forms).

@@ -47,10 +47,9 @@ pub enum PkinitError {
     NoMac,
     #[error("Diffie-Hellman is not supported in the PacketCable form")]
     PacketCableDh,
-    #[error("Diffie-Hellman: {message}")]
+    #[error("Diffie-Hellman: {error}")]
     Dh {
-        message: String,
-        code: i32,
+        error: DhError,
         /// TYPED-DATA to send as e-data (TD-DH-PARAMETERS for refused groups).
         e_data: Option<Vec<u8>>,
     },
@@ -58,57 +57,203 @@ pub enum PkinitError {
     Reply(String),
 }
 
-impl PkinitError {
+/// Why a PKINIT request was refused, without the details: its KRB-ERROR
+/// code and its stable label for the audit log and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed,
+    Draft9Unsupported,
+    PadataUnsupported,
+    BadSignature,
+    DigestNotAccepted,
+    KeyNotAccepted,
+    KeyUsage,
+    KeyTransportNeedsRsa,
+    MalformedCms,
+    WrongContentType,
+    MalformedAuthPack,
+    Skew,
+    ChecksumMissing,
+    ChecksumType,
+    ChecksumMismatch,
+    NoMac,
+    PacketCableDh,
+    /// Unknown or too weak a DH group (TD-DH-PARAMETERS sent).
+    DhGroupRefused,
+    NoAcceptableKdf,
+    DhMalformed,
+    ReplyFailed,
+    CertUnknownIssuer,
+    CertBadSignature,
+    CertExpired,
+    CertNotYetValid,
+    CertRevoked,
+    CertCrlMissing,
+    CertCrlExpired,
+    CertIssuerNotCa,
+    CertPathLength,
+    CertInvalid,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 31] = [
+        Refusal::Malformed,
+        Refusal::Draft9Unsupported,
+        Refusal::PadataUnsupported,
+        Refusal::BadSignature,
+        Refusal::DigestNotAccepted,
+        Refusal::KeyNotAccepted,
+        Refusal::KeyUsage,
+        Refusal::KeyTransportNeedsRsa,
+        Refusal::MalformedCms,
+        Refusal::WrongContentType,
+        Refusal::MalformedAuthPack,
+        Refusal::Skew,
+        Refusal::ChecksumMissing,
+        Refusal::ChecksumType,
+        Refusal::ChecksumMismatch,
+        Refusal::NoMac,
+        Refusal::PacketCableDh,
+        Refusal::DhGroupRefused,
+        Refusal::NoAcceptableKdf,
+        Refusal::DhMalformed,
+        Refusal::ReplyFailed,
+        Refusal::CertUnknownIssuer,
+        Refusal::CertBadSignature,
+        Refusal::CertExpired,
+        Refusal::CertNotYetValid,
+        Refusal::CertRevoked,
+        Refusal::CertCrlMissing,
+        Refusal::CertCrlExpired,
+        Refusal::CertIssuerNotCa,
+        Refusal::CertPathLength,
+        Refusal::CertInvalid,
+    ];
+
     /// The KRB-ERROR code sent for this refusal.
-    pub fn krb_error_code(&self) -> i32 {
+    pub fn krb_error_code(self) -> i32 {
         match self {
-            PkinitError::Request(e) => e.krb_error_code(),
-            PkinitError::BadSignature(_) => err::KDC_ERR_INVALID_SIG,
-            PkinitError::DigestNotAccepted(_) => KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED,
-            PkinitError::KeyNotAccepted(_) => err::KDC_ERR_CLIENT_NOT_TRUSTED,
-            PkinitError::KeyUsage => KDC_ERR_INCONSISTENT_KEY_PURPOSE,
-            PkinitError::KeyTransportNeedsRsa => KDC_ERR_PUBLIC_KEY_ENCRYPTION_NOT_SUPPORTED,
-            PkinitError::MalformedCms(_)
-            | PkinitError::WrongContentType(_)
-            | PkinitError::MalformedAuthPack(_) => err::KDC_ERR_PREAUTH_FAILED,
-            PkinitError::Chain(c) => c.krb_error_code(),
-            PkinitError::Skew => err::KRB_AP_ERR_SKEW,
-            PkinitError::ChecksumMissing => KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED,
-            PkinitError::ChecksumType(_) => err::KDC_ERR_SUMTYPE_NOSUPP,
-            PkinitError::ChecksumMismatch => err::KRB_AP_ERR_MODIFIED,
-            PkinitError::NoMac => err::KDC_ERR_CLIENT_NAME_MISMATCH,
-            PkinitError::PacketCableDh => err::KDC_ERR_PADATA_TYPE_NOSUPP,
-            PkinitError::Dh { code, .. } => *code,
-            PkinitError::Reply(_) => err::KRB_ERR_GENERIC,
+            Refusal::Malformed => err::KDC_ERR_PREAUTH_FAILED,
+            Refusal::Draft9Unsupported | Refusal::PadataUnsupported => {
+                err::KDC_ERR_PADATA_TYPE_NOSUPP
+            }
+            Refusal::BadSignature => err::KDC_ERR_INVALID_SIG,
+            Refusal::DigestNotAccepted => KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED,
+            Refusal::KeyNotAccepted => err::KDC_ERR_CLIENT_NOT_TRUSTED,
+            Refusal::KeyUsage => KDC_ERR_INCONSISTENT_KEY_PURPOSE,
+            Refusal::KeyTransportNeedsRsa => KDC_ERR_PUBLIC_KEY_ENCRYPTION_NOT_SUPPORTED,
+            Refusal::MalformedCms | Refusal::WrongContentType | Refusal::MalformedAuthPack => {
+                err::KDC_ERR_PREAUTH_FAILED
+            }
+            Refusal::Skew => err::KRB_AP_ERR_SKEW,
+            Refusal::ChecksumMissing => KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED,
+            Refusal::ChecksumType => err::KDC_ERR_SUMTYPE_NOSUPP,
+            Refusal::ChecksumMismatch => err::KRB_AP_ERR_MODIFIED,
+            Refusal::NoMac => err::KDC_ERR_CLIENT_NAME_MISMATCH,
+            Refusal::PacketCableDh => err::KDC_ERR_PADATA_TYPE_NOSUPP,
+            Refusal::DhGroupRefused => err::KDC_ERR_KEY_TOO_WEAK,
+            Refusal::NoAcceptableKdf => KDC_ERR_NO_ACCEPTABLE_KDF,
+            Refusal::DhMalformed => err::KDC_ERR_PREAUTH_FAILED,
+            Refusal::ReplyFailed => err::KRB_ERR_GENERIC,
+            // As certs::store::ChainError::krb_error_code.
+            Refusal::CertUnknownIssuer => 70,
+            Refusal::CertRevoked => 72,
+            Refusal::CertCrlMissing => 73,
+            Refusal::CertCrlExpired => 74,
+            Refusal::CertBadSignature
+            | Refusal::CertExpired
+            | Refusal::CertNotYetValid
+            | Refusal::CertIssuerNotCa
+            | Refusal::CertPathLength
+            | Refusal::CertInvalid => 71,
         }
     }
 
     /// Stable label for the audit log and metrics.
-    pub fn reason(&self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
-            PkinitError::Request(e) => e.reason(),
-            PkinitError::BadSignature(_) => "pkinit_bad_signature",
-            PkinitError::DigestNotAccepted(_) => "pkinit_digest_not_accepted",
-            PkinitError::KeyNotAccepted(_) => "pkinit_key_not_accepted",
-            PkinitError::KeyUsage => "pkinit_key_usage",
-            PkinitError::KeyTransportNeedsRsa => "pkinit_key_transport_needs_rsa",
-            PkinitError::MalformedCms(_) => "pkinit_malformed_cms",
-            PkinitError::WrongContentType(_) => "pkinit_wrong_content_type",
-            PkinitError::Chain(c) => c.reason(),
-            PkinitError::MalformedAuthPack(_) => "pkinit_malformed_authpack",
-            PkinitError::Skew => "pkinit_skew",
-            PkinitError::ChecksumMissing => "pkinit_checksum_missing",
-            PkinitError::ChecksumType(_) => "pkinit_checksum_type",
-            PkinitError::ChecksumMismatch => "pkinit_checksum_mismatch",
-            PkinitError::NoMac => "pkinit_no_mac",
-            PkinitError::PacketCableDh => "pkinit_packetcable_dh",
-            PkinitError::Dh { code, .. } => match *code {
-                err::KDC_ERR_KEY_TOO_WEAK => "pkinit_dh_group_refused",
-                100 => "pkinit_no_acceptable_kdf",
-                _ => "pkinit_dh_malformed",
-            },
-            PkinitError::Reply(_) => "pkinit_reply_failed",
+            Refusal::Malformed => "pkinit_malformed",
+            Refusal::Draft9Unsupported => "pkinit_draft9_unsupported",
+            Refusal::PadataUnsupported => "pkinit_padata_unsupported",
+            Refusal::BadSignature => "pkinit_bad_signature",
+            Refusal::DigestNotAccepted => "pkinit_digest_not_accepted",
+            Refusal::KeyNotAccepted => "pkinit_key_not_accepted",
+            Refusal::KeyUsage => "pkinit_key_usage",
+            Refusal::KeyTransportNeedsRsa => "pkinit_key_transport_needs_rsa",
+            Refusal::MalformedCms => "pkinit_malformed_cms",
+            Refusal::WrongContentType => "pkinit_wrong_content_type",
+            Refusal::MalformedAuthPack => "pkinit_malformed_authpack",
+            Refusal::Skew => "pkinit_skew",
+            Refusal::ChecksumMissing => "pkinit_checksum_missing",
+            Refusal::ChecksumType => "pkinit_checksum_type",
+            Refusal::ChecksumMismatch => "pkinit_checksum_mismatch",
+            Refusal::NoMac => "pkinit_no_mac",
+            Refusal::PacketCableDh => "pkinit_packetcable_dh",
+            Refusal::DhGroupRefused => "pkinit_dh_group_refused",
+            Refusal::NoAcceptableKdf => "pkinit_no_acceptable_kdf",
+            Refusal::DhMalformed => "pkinit_dh_malformed",
+            Refusal::ReplyFailed => "pkinit_reply_failed",
+            Refusal::CertUnknownIssuer => "cert_unknown_issuer",
+            Refusal::CertBadSignature => "cert_bad_signature",
+            Refusal::CertExpired => "cert_expired",
+            Refusal::CertNotYetValid => "cert_not_yet_valid",
+            Refusal::CertRevoked => "cert_revoked",
+            Refusal::CertCrlMissing => "cert_crl_missing",
+            Refusal::CertCrlExpired => "cert_crl_expired",
+            Refusal::CertIssuerNotCa => "cert_issuer_not_ca",
+            Refusal::CertPathLength => "cert_path_length",
+            Refusal::CertInvalid => "cert_invalid",
         }
+    }
+}
+
+impl PkinitError {
+    /// What kind of refusal this is.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            PkinitError::Request(RequestError::Malformed(_)) => Refusal::Malformed,
+            PkinitError::Request(RequestError::Draft9) => Refusal::Draft9Unsupported,
+            PkinitError::Request(RequestError::NotPkinit(_)) => Refusal::PadataUnsupported,
+            PkinitError::BadSignature(_) => Refusal::BadSignature,
+            PkinitError::DigestNotAccepted(_) => Refusal::DigestNotAccepted,
+            PkinitError::KeyNotAccepted(_) => Refusal::KeyNotAccepted,
+            PkinitError::KeyUsage => Refusal::KeyUsage,
+            PkinitError::KeyTransportNeedsRsa => Refusal::KeyTransportNeedsRsa,
+            PkinitError::MalformedCms(_) => Refusal::MalformedCms,
+            PkinitError::WrongContentType(_) => Refusal::WrongContentType,
+            PkinitError::Chain(c) => match c {
+                ChainError::UnknownIssuer { .. } => Refusal::CertUnknownIssuer,
+                ChainError::BadSignature { .. } => Refusal::CertBadSignature,
+                ChainError::Expired { .. } => Refusal::CertExpired,
+                ChainError::NotYetValid { .. } => Refusal::CertNotYetValid,
+                ChainError::Revoked { .. } => Refusal::CertRevoked,
+                ChainError::CrlMissing { .. } => Refusal::CertCrlMissing,
+                ChainError::CrlExpired { .. } => Refusal::CertCrlExpired,
+                ChainError::NotCa { .. } => Refusal::CertIssuerNotCa,
+                ChainError::PathLength { .. } => Refusal::CertPathLength,
+                ChainError::Other { .. } => Refusal::CertInvalid,
+            },
+            PkinitError::MalformedAuthPack(_) => Refusal::MalformedAuthPack,
+            PkinitError::Skew => Refusal::Skew,
+            PkinitError::ChecksumMissing => Refusal::ChecksumMissing,
+            PkinitError::ChecksumType(_) => Refusal::ChecksumType,
+            PkinitError::ChecksumMismatch => Refusal::ChecksumMismatch,
+            PkinitError::NoMac => Refusal::NoMac,
+            PkinitError::PacketCableDh => Refusal::PacketCableDh,
+            PkinitError::Dh { error, .. } => match error {
+                DhError::UnknownGroup | DhError::TooWeak { .. } => Refusal::DhGroupRefused,
+                DhError::NoAcceptableKdf => Refusal::NoAcceptableKdf,
+                DhError::Malformed(_) | DhError::BadPublicValue | DhError::OpenSsl(_) => {
+                    Refusal::DhMalformed
+                }
+            },
+            PkinitError::Reply(_) => Refusal::ReplyFailed,
+        }
+    }
+
+    /// The KRB-ERROR code sent for this refusal.
+    pub fn krb_error_code(&self) -> i32 {
+        self.refusal().krb_error_code()
     }
 }
 
@@ -123,6 +268,8 @@ impl PkinitError {
     }
 }
 
+/// RFC 8636 §5: KDC_ERR_NO_ACCEPTABLE_KDF.
+pub const KDC_ERR_NO_ACCEPTABLE_KDF: i32 = 100;
 /// RFC 4556 §3.2.2: KDC_ERR_INCONSISTENT_KEY_PURPOSE.
 pub const KDC_ERR_INCONSISTENT_KEY_PURPOSE: i32 = 77;
 /// RFC 4556 §3.2.2: KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED.
@@ -160,11 +307,7 @@ pub(super) fn dh_error(e: DhError, min_bits: u32) -> PkinitError {
         }];
         rasn::der::encode(&typed).unwrap_or_default()
     });
-    PkinitError::Dh {
-        message: e.to_string(),
-        code: e.krb_error_code(),
-        e_data,
-    }
+    PkinitError::Dh { error: e, e_data }
 }
 
 /// RFC 4556 §3.2.3: KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED.

@@ -2,7 +2,8 @@
 //! time, checksum, nonce, MAC) and build the reply padata.
 //!
 //! Error codes follow RFC 4556 §3.2.1–3.2.3 and shared PROTOCOL.md §1.3;
-//! every refusal also has a short `reason()` for the audit log.
+//! every refusal also has a [`Refusal`] kind with a stable label for the
+//! audit log.
 
 mod errors;
 mod replies;
@@ -10,8 +11,9 @@ mod verify;
 
 pub use errors::{
     KDC_ERR_DIGEST_IN_SIGNED_DATA_NOT_ACCEPTED, KDC_ERR_INCONSISTENT_KEY_PURPOSE,
-    KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED, KDC_ERR_PUBLIC_KEY_ENCRYPTION_NOT_SUPPORTED, PkinitError,
-    TD_CMS_DIGEST_ALGORITHMS, TD_DH_PARAMETERS,
+    KDC_ERR_NO_ACCEPTABLE_KDF, KDC_ERR_PA_CHECKSUM_MUST_BE_INCLUDED,
+    KDC_ERR_PUBLIC_KEY_ENCRYPTION_NOT_SUPPORTED, PkinitError, Refusal, TD_CMS_DIGEST_ALGORITHMS,
+    TD_DH_PARAMETERS,
 };
 pub use replies::{DhKeys, KdfNames, ReplyPolicy, dh_reply, rsa_reply};
 pub use verify::{RequestContext, verify_request};
