@@ -505,6 +505,26 @@ mod tests {
     }
 
     #[test]
+    fn the_oldest_tcp_request_gives_its_slot() {
+        let b = Backlog::new(None, 10);
+        assert!(push(&b, b"udp", 1, 30));
+        let mut receivers = Vec::new();
+        for (body, port, age) in [(&b"old"[..], 2, 20), (&b"new"[..], 3, 10)] {
+            let (tx, rx) = oneshot::channel();
+            let arrived = Instant::now() - Duration::from_millis(age);
+            assert!(b.push(Arc::from(body), addr(port), arrived, ReplyTo::Tcp(tx)));
+            receivers.push(rx);
+        }
+        assert!(b.drop_oldest_tcp());
+        // The oldest TCP request went (its connection is told: None), not UDP.
+        assert!(matches!(receivers[0].try_recv(), Err(_)));
+        assert_eq!(b.len(), 2);
+        assert!(b.drop_oldest_tcp());
+        assert!(!b.drop_oldest_tcp(), "only UDP waits");
+        assert_eq!(&*b.pop().unwrap().request, b"udp");
+    }
+
+    #[test]
     fn abandoned_tcp_requests_are_skipped() {
         let b = Backlog::new(None, 10);
         let (tx, rx) = oneshot::channel();

@@ -173,6 +173,7 @@ fn first_unregistered(ctx: &Ctx, conn: Conn, reader: &mut FrameReader) -> Option
     };
     let source = conn.source;
     conn.slot.set_busy(true);
+    metrics::counter!("pktc_tcp_unregistered_total").increment(1);
     if ctx.backlog.stale(arrived) {
         ctx.backlog.drop_unqueued(&request, source, "tcp");
         reset(&conn.stream);
