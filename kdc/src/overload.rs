@@ -517,7 +517,9 @@ mod tests {
         }
         assert!(b.drop_oldest_tcp());
         // The oldest TCP request went (its connection is told: None), not UDP.
-        assert!(matches!(receivers[0].try_recv(), Err(_)));
+        use tokio::sync::oneshot::error::TryRecvError;
+        assert!(matches!(receivers[0].try_recv(), Err(TryRecvError::Closed)));
+        assert!(matches!(receivers[1].try_recv(), Err(TryRecvError::Empty)));
         assert_eq!(b.len(), 2);
         assert!(b.drop_oldest_tcp());
         assert!(!b.drop_oldest_tcp(), "only UDP waits");
