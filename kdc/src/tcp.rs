@@ -191,7 +191,9 @@ fn first_unregistered(ctx: &Ctx, conn: Conn, reader: &mut FrameReader) -> Option
     }
     let parked = Parked {
         conn: Some(conn),
-        ctx: ctx.clone(),
+        kdc: ctx.kdc.clone(),
+        backlog: Arc::downgrade(&ctx.backlog),
+        settings: ctx.settings,
     };
     // Not queued (a duplicate, or too old): dropping `parked` resets it.
     ctx.backlog
@@ -233,7 +235,10 @@ fn register(ctx: &Ctx, conn: Conn, reader: FrameReader, first: Option<(Handled, 
 /// (for age, for room, silent while busy): reset and closed.
 pub struct Parked {
     conn: Option<Conn>,
-    ctx: Ctx,
+    kdc: Arc<Kdc>,
+    /// Weak: the backlog holds this job (no cycle keeping both alive).
+    backlog: std::sync::Weak<Backlog>,
+    settings: TcpSettings,
 }
 
 impl Parked {
@@ -256,8 +261,17 @@ impl Parked {
     /// Registers the connection with this thread's reactor, writes
     /// `answer` and serves its next requests like any other's.
     pub(crate) fn resume(mut self, answer: Handled, arrived: Instant) {
+        // No backlog: the server is stopping; dropping `self` resets.
+        let Some(backlog) = self.backlog.upgrade() else {
+            return;
+        };
+        let ctx = Ctx {
+            kdc: self.kdc.clone(),
+            backlog,
+            settings: self.settings,
+        };
         if let Some(conn) = self.conn.take() {
-            register(&self.ctx, conn, FrameReader::new(), Some((answer, arrived)));
+            register(&ctx, conn, FrameReader::new(), Some((answer, arrived)));
         }
     }
 }
