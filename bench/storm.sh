@@ -23,7 +23,8 @@
 #              one rate for every transport; CAPACITY_UDP / CAPACITY_TCP
 #              per transport), KDC_LOG (default warn),
 #              PIN (default 1), KDC_BIN / SIM_BIN (prebuilt binaries: e.g.
-#              an older pktc-kdc with this branch's eue-sim; no build then).
+#              an older pktc-kdc with this branch's eue-sim; no build then),
+#              TCP_BACKLOG ([listen] tcp_backlog; default: the KDC's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +51,10 @@ sed -i 's/^require_address_match = true/require_address_match = false/' "$work/r
 jq -r '.devices[] | "[[device]]\nmac = \"\(.mac)\"\nfqdn = \"\(.fqdn)\"\naddresses = []\n"' \
   "$work/realm/dev-realm.json" >"$work/realm/mps-table.toml"
 echo "== address check off: require_address_match = false, stand-in table without addresses" >&2
+if [ -n "${TCP_BACKLOG:-}" ]; then
+  sed -i "s/^tcp_backlog = .*/tcp_backlog = $TCP_BACKLOG/" "$work/realm/config.toml"
+  echo "== tcp_backlog = $TCP_BACKLOG (net.ipv4.tcp_abort_on_overflow = $(sysctl -n net.ipv4.tcp_abort_on_overflow 2>/dev/null || echo ?))" >&2
+fi
 # One socket per exchange in flight (the KDC inherits the limit too).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 

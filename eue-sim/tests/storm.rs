@@ -128,8 +128,17 @@ fn storm(kdc: &DevKdc, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).expect("storm JSON")
 }
 
+/// Connection slots over TCP: fewer than the requests still within the
+/// budget when the KDC resumes, so the oldest waiting ones give theirs.
+const TCP_SLOTS: usize = 12;
+
 fn stalled_storm(transport: &str) {
-    let kdc = storm_realm(&[]);
+    let slots = format!("max_tcp_connections = {TCP_SLOTS}");
+    let kdc = if transport == "tcp" {
+        storm_realm(&[("max_tcp_connections = 1024", &slots)])
+    } else {
+        storm_realm(&[])
+    };
     let pid = kdc.pid().expect("KDC pid");
     let dropped =
         format!("pktc_requests_dropped_total{{transport=\"{transport}\",reason=\"age\"}}");
@@ -219,6 +228,23 @@ fn stalled_storm(transport: &str) {
         descents >= 2,
         "answers not newest first after the stall (order {order:?}): {report}"
     );
+    if transport == "tcp" {
+        // The connections that waited in the kernel were read before the
+        // reactor knew them (crate::tcp), and with every slot holding a
+        // waiting request the oldest gave theirs to new connections.
+        let unregistered = kdc.metric("pktc_tcp_unregistered_total");
+        assert!(
+            unregistered >= dropped,
+            "{unregistered} read unregistered, {dropped} dropped for age"
+        );
+        let gave_slot =
+            kdc.metric("pktc_requests_dropped_total{transport=\"tcp\",reason=\"tcp_slots\"}");
+        assert!(
+            gave_slot >= 1.0,
+            "no waiting request gave its slot: {report}\n{}",
+            kdc.log()
+        );
+    }
 }
 
 #[test]

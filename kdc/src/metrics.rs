@@ -93,6 +93,10 @@ fn describe() {
         "Kerberos TCP connections closed at accept (limit)"
     );
     describe_counter!(
+        "pktc_tcp_unregistered_total",
+        "Kerberos TCP connections whose first PKINIT request was read before registration with the reactor"
+    );
+    describe_counter!(
         "pktc_tcp_evicted_total",
         "Idle Kerberos TCP connections closed to make room for a new one"
     );
@@ -211,6 +215,7 @@ pub fn init_series(cfg: &crate::config::Config) {
         "pktc_lookaside_hits_total",
         "pktc_udp_too_big_total",
         "pktc_tcp_rejected_total",
+        "pktc_tcp_unregistered_total",
     ] {
         metrics::counter!(name).increment(0);
     }

@@ -49,19 +49,26 @@ pub enum ReplyTo {
     Udp(usize),
     /// The TCP connection waiting for it; None closes the connection.
     Tcp(oneshot::Sender<Option<Handled>>),
+    /// A TCP connection not yet registered with a reactor (its first
+    /// request): served, it is registered; dropped, it is reset.
+    Parked(crate::tcp::Parked),
 }
 
 impl ReplyTo {
     pub fn transport(&self) -> &'static str {
         match self {
             ReplyTo::Udp(_) => "udp",
-            ReplyTo::Tcp(_) => "tcp",
+            ReplyTo::Tcp(_) | ReplyTo::Parked(_) => "tcp",
         }
     }
 
     /// A TCP client that closed its connection no longer wants the answer.
     fn abandoned(&self) -> bool {
-        matches!(self, ReplyTo::Tcp(tx) if tx.is_closed())
+        match self {
+            ReplyTo::Udp(_) => false,
+            ReplyTo::Tcp(tx) => tx.is_closed(),
+            ReplyTo::Parked(p) => p.abandoned(),
+        }
     }
 }
 
@@ -294,6 +301,31 @@ impl Backlog {
         true
     }
 
+    /// Drops the oldest waiting TCP request (a retransmission first) to
+    /// free its connection slot for a new connection: when every slot
+    /// holds a waiting request, the newest connection is worth more than
+    /// the oldest (served newest first, the oldest would wait longest).
+    /// Returns whether one was dropped; a parked connection's slot is free
+    /// on return.
+    pub fn drop_oldest_tcp(&self) -> bool {
+        let oldest = {
+            let mut guard = self.lock();
+            let q = &mut *guard;
+            let mut oldest = None;
+            for d in [&mut q.retries, &mut q.fresh] {
+                if let Some(i) = d.iter().position(|j| j.reply.transport() == "tcp") {
+                    oldest = d.remove(i);
+                    break;
+                }
+            }
+            self.waiting.set(q.len() as f64);
+            oldest
+        };
+        let dropped = oldest.is_some();
+        self.dropped(oldest.map(|j| (j, "tcp_slots")).into_iter().collect());
+        dropped
+    }
+
     /// The newest first try that has not waited too long, else the newest
     /// such retransmission; the stale and abandoned ones met on the way are
     /// dropped.
@@ -470,6 +502,28 @@ mod tests {
             "served when nothing newer waits"
         );
         assert!(b.pop().is_none());
+    }
+
+    #[test]
+    fn the_oldest_tcp_request_gives_its_slot() {
+        let b = Backlog::new(None, 10);
+        assert!(push(&b, b"udp", 1, 30));
+        let mut receivers = Vec::new();
+        for (body, port, age) in [(&b"old"[..], 2, 20), (&b"new"[..], 3, 10)] {
+            let (tx, rx) = oneshot::channel();
+            let arrived = Instant::now() - Duration::from_millis(age);
+            assert!(b.push(Arc::from(body), addr(port), arrived, ReplyTo::Tcp(tx)));
+            receivers.push(rx);
+        }
+        assert!(b.drop_oldest_tcp());
+        // The oldest TCP request went (its connection is told: None), not UDP.
+        use tokio::sync::oneshot::error::TryRecvError;
+        assert!(matches!(receivers[0].try_recv(), Err(TryRecvError::Closed)));
+        assert!(matches!(receivers[1].try_recv(), Err(TryRecvError::Empty)));
+        assert_eq!(b.len(), 2);
+        assert!(b.drop_oldest_tcp());
+        assert!(!b.drop_oldest_tcp(), "only UDP waits");
+        assert_eq!(&*b.pop().unwrap().request, b"udp");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 use crate::config::Config;
 use crate::kdc::{Handled, Kdc, Outcome};
@@ -263,7 +263,9 @@ pub fn start(kdc: Arc<Kdc>, listeners: Listeners, cfg: &Config) -> anyhow::Resul
                 udp.push(Arc::new(UdpSocket::from_std(s.try_clone()?)?));
             }
             for l in &listeners.tcp {
-                tcp.push(TcpListener::from_std(l.try_clone()?)?);
+                // Accepted without the reactor: crate::tcp registers a
+                // connection only when it needs to.
+                tcp.push(readiness_of(l.try_clone()?)?);
             }
         }
         let udp = Arc::new(udp);
@@ -313,6 +315,19 @@ impl Serving {
             let _ = t.join();
         }
     }
+}
+
+/// A listening socket registered for readiness with this thread's reactor.
+/// `AsyncFd::new` is deprecated because a `T` that does not own its file
+/// descriptor could close it under the reactor (tokio PR 8587); a
+/// `std::net::TcpListener` owns its descriptor for its whole life, which
+/// is the contract the unsafe `AsyncFd::register` asks for (and the
+/// workspace forbids `unsafe`).
+#[allow(deprecated)]
+fn readiness_of(
+    l: std::net::TcpListener,
+) -> std::io::Result<tokio::io::unix::AsyncFd<std::net::TcpListener>> {
+    tokio::io::unix::AsyncFd::new(l)
 }
 
 /// One UDP socket as a serving thread sees it.
@@ -412,5 +427,6 @@ async fn serve_job(kdc: Arc<Kdc>, job: Job, udp: Arc<Vec<Arc<UdpSocket>>>, silen
         ReplyTo::Tcp(tx) => {
             let _ = tx.send(Some(handled));
         }
+        ReplyTo::Parked(parked) => parked.resume(handled, arrived),
     }
 }

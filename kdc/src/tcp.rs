@@ -15,15 +15,24 @@
 //! - a PKINIT request goes through the overload backlog: one that waited
 //!   past the budget (counted from the kernel's timestamp of its last
 //!   segment) closes the connection instead of being answered late, and a
-//!   client that closes its connection withdraws its request.
+//!   client that closes its connection withdraws its request;
+//! - the first request is read before the connection is registered with
+//!   the reactor: a connection whose first request waits in the backlog is
+//!   parked there as a bare socket and registered only if it is served. In
+//!   a storm most connections are refused or dropped from the backlog, and
+//!   one never registered costs no epoll_ctl, no reactor wake-up and no
+//!   task (docs/benchmarks.md, "TCP at 3 × (follow-up)").
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use certboot::conn_limits::{Evicted, Slot, Slots};
+use certboot::conn_limits::{Evicted, Refused, Slot, Slots};
+use nix::sys::socket::MsgFlags;
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::kdc::{Handled, Kdc, Outcome};
@@ -45,15 +54,45 @@ fn count_closed(reason: &'static str) {
     metrics::counter!("pktc_tcp_closed_total", "reason" => reason).increment(1);
 }
 
+/// Accepts one connection, not registered with the reactor (the listener
+/// is non-blocking; the accepted socket is blocking until registered, and
+/// read before that with MSG_DONTWAIT only).
+async fn accept(
+    l: &AsyncFd<std::net::TcpListener>,
+) -> std::io::Result<(std::net::TcpStream, SocketAddr)> {
+    loop {
+        let mut ready = l.readable().await?;
+        if let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) {
+            // The loop reads and queues inline: let the thread's other
+            // tasks (the dispatcher) run in between, as tokio's accept does.
+            tokio::task::consume_budget().await;
+            return accepted;
+        }
+    }
+}
+
+/// The shared state a connection needs, cloned for each.
+#[derive(Clone)]
+struct Ctx {
+    kdc: Arc<Kdc>,
+    backlog: Arc<Backlog>,
+    settings: TcpSettings,
+}
+
 pub async fn accept_loop(
     kdc: Arc<Kdc>,
-    l: TcpListener,
+    l: AsyncFd<std::net::TcpListener>,
     slots: Arc<Slots>,
     backlog: Arc<Backlog>,
     settings: TcpSettings,
 ) {
+    let ctx = Ctx {
+        kdc,
+        backlog,
+        settings,
+    };
     loop {
-        let (stream, source) = match l.accept().await {
+        let (stream, source) = match accept(&l).await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "tcp accept");
@@ -61,7 +100,12 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let slot = match slots.admit(source.ip()) {
+        let mut admitted = slots.admit(source.ip());
+        if matches!(admitted, Err(Refused::Full)) && ctx.backlog.drop_oldest_tcp() {
+            // Every slot held a request; the oldest waiting one gave its own.
+            admitted = slots.admit(source.ip());
+        }
+        let slot = match admitted {
             Ok((slot, evicted)) => {
                 let reason = match evicted {
                     Evicted::None => None,
@@ -77,17 +121,166 @@ pub async fn accept_loop(
                 metrics::counter!("pktc_tcp_rejected_total").increment(1);
                 tracing::debug!(%source, ?refused, "tcp connections all busy; resetting");
                 // A reset, not a FIN: the client fails now instead of waiting.
-                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                reset(&stream);
                 continue;
             }
         };
-        let (kdc, backlog) = (kdc.clone(), backlog.clone());
-        tokio::spawn(async move {
-            let _open = OpenConnection::new();
-            if let Err(e) = connection(kdc, stream, source, slot, backlog, settings).await {
-                tracing::debug!(%source, error = %e, "tcp connection ended");
+        let conn = Conn {
+            stream,
+            source,
+            slot,
+            _open: OpenConnection::new(),
+        };
+        let mut reader = FrameReader::new();
+        match reader.fill_now(&conn.stream) {
+            Ok(n) if n > 0 => {
+                if let Some(conn) = first_unregistered(&ctx, conn, &mut reader) {
+                    register(&ctx, conn, reader, None);
+                }
             }
-        });
+            // Nothing yet: the reactor tells when.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                register(&ctx, conn, reader, None);
+            }
+            // Closed already, or broken.
+            _ => {}
+        }
+    }
+}
+
+/// An accepted connection and what it holds.
+struct Conn {
+    stream: std::net::TcpStream,
+    source: SocketAddr,
+    slot: Slot,
+    _open: OpenConnection,
+}
+
+/// Handles the connection's first request before registration when it
+/// is whole in `reader` and nothing follows it: a PKINIT request is
+/// dropped at once (too old, or silent while rate-limited) or parked in
+/// the backlog. Returns the connection when it needs the reactor (no
+/// whole frame yet, more bytes behind it, not PKINIT).
+fn first_unregistered(ctx: &Ctx, conn: Conn, reader: &mut FrameReader) -> Option<Conn> {
+    let kdc = &ctx.kdc;
+    match reader.whole_frame(kdc.max_request) {
+        Some(request) if reader.single_frame() && kdc.routes_to_pkinit(request) => {}
+        _ => return Some(conn),
+    }
+    let arrived = reader.arrived();
+    let Some(Ok(request)) = reader.take_frame(kdc.max_request) else {
+        return Some(conn);
+    };
+    let source = conn.source;
+    conn.slot.set_busy(true);
+    metrics::counter!("pktc_tcp_unregistered_total").increment(1);
+    if ctx.backlog.stale(arrived) {
+        ctx.backlog.drop_unqueued(&request, source, "tcp");
+        reset(&conn.stream);
+        return None;
+    }
+    if let Some(limited) = rate_limited(kdc, &request, source) {
+        if busy_and_silent(&limited, ctx.settings.silent) {
+            audit_drop(&limited, source, "tcp");
+            reset(&conn.stream);
+        } else {
+            // The connection writes the error, then reads on.
+            register(ctx, conn, FrameReader::new(), Some((limited, arrived)));
+        }
+        return None;
+    }
+    let parked = Parked {
+        conn: Some(conn),
+        kdc: ctx.kdc.clone(),
+        backlog: Arc::downgrade(&ctx.backlog),
+        settings: ctx.settings,
+    };
+    // Not queued (a duplicate, or too old): dropping `parked` resets it.
+    ctx.backlog
+        .push(request.into(), source, arrived, ReplyTo::Parked(parked));
+    None
+}
+
+/// Registers the connection with this thread's reactor and serves it in
+/// a task of its own, writing `first` (an answer and when its request
+/// arrived) before reading on.
+fn register(ctx: &Ctx, conn: Conn, reader: FrameReader, first: Option<(Handled, Instant)>) {
+    let Conn {
+        stream,
+        source,
+        slot,
+        _open: open,
+    } = conn;
+    let registered = stream
+        .set_nonblocking(true)
+        .and_then(|()| TcpStream::from_std(stream));
+    let stream = match registered {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(%source, error = %e, "tcp register");
+            return;
+        }
+    };
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let _open = open;
+        if let Err(e) = connection(ctx, stream, source, slot, reader, first).await {
+            tracing::debug!(%source, error = %e, "tcp connection ended");
+        }
+    });
+}
+
+/// A connection whose first request waits in the backlog, not registered
+/// with any reactor. Served: [`Parked::resume`] registers it. Dropped
+/// (for age, for room, silent while busy): reset and closed.
+pub struct Parked {
+    conn: Option<Conn>,
+    kdc: Arc<Kdc>,
+    /// Weak: the backlog holds this job (no cycle keeping both alive).
+    backlog: std::sync::Weak<Backlog>,
+    settings: TcpSettings,
+}
+
+impl Parked {
+    /// Whether the client has closed its side (or the connection broke):
+    /// a non-blocking peek.
+    pub(crate) fn abandoned(&self) -> bool {
+        let Some(c) = &self.conn else { return true };
+        let mut b = [0u8; 1];
+        match nix::sys::socket::recv(
+            c.stream.as_raw_fd(),
+            &mut b,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e != nix::errno::Errno::EAGAIN,
+        }
+    }
+
+    /// Registers the connection with this thread's reactor, writes
+    /// `answer` and serves its next requests like any other's.
+    pub(crate) fn resume(mut self, answer: Handled, arrived: Instant) {
+        // No backlog: the server is stopping; dropping `self` resets.
+        let Some(backlog) = self.backlog.upgrade() else {
+            return;
+        };
+        let ctx = Ctx {
+            kdc: self.kdc.clone(),
+            backlog,
+            settings: self.settings,
+        };
+        if let Some(conn) = self.conn.take() {
+            register(&ctx, conn, FrameReader::new(), Some((answer, arrived)));
+        }
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        if let Some(c) = &self.conn {
+            reset(&c.stream);
+        }
     }
 }
 
@@ -108,8 +301,8 @@ impl Drop for OpenConnection {
 }
 
 enum Frame {
-    /// A whole request and how long ago its last byte reached the host.
-    Request(Vec<u8>, Duration),
+    /// A whole request and when its last byte reached the host.
+    Request(Vec<u8>, Instant),
     /// The length prefix is over the limit (or has the reserved bit).
     Oversized,
     /// End of stream, an error, or a deadline passed (true: the lifetime).
@@ -120,6 +313,9 @@ enum Frame {
 struct FrameReader {
     buf: Vec<u8>,
     filled: usize,
+    /// How long ago the newest byte read reached the host, when read.
+    age: Duration,
+    read_at: Instant,
 }
 
 impl FrameReader {
@@ -129,7 +325,70 @@ impl FrameReader {
         FrameReader {
             buf: vec![0u8; 4096],
             filled: 0,
+            age: Duration::ZERO,
+            read_at: Instant::now(),
         }
+    }
+
+    /// When the newest byte read reached the host.
+    fn arrived(&self) -> Instant {
+        self.read_at.checked_sub(self.age).unwrap_or(self.read_at)
+    }
+
+    /// One non-blocking read of what is there (before registration):
+    /// Ok(0) at end of stream, WouldBlock when nothing came yet.
+    fn fill_now(&mut self, stream: &impl AsRawFd) -> std::io::Result<usize> {
+        let r = crate::recv_stamp::recv(stream, &mut self.buf[self.filled..])?;
+        self.filled += r.len;
+        self.age = r.age;
+        self.read_at = Instant::now();
+        Ok(r.len)
+    }
+
+    /// The length of the frame at the front: Err when over `max` (or with
+    /// the reserved bit), None before its prefix is whole.
+    fn frame_len(&self, max: usize) -> Option<Result<usize, ()>> {
+        if self.filled < 4 {
+            return None;
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+        if len & 0x8000_0000 != 0 || len as usize > max {
+            return Some(Err(()));
+        }
+        Some(Ok(len as usize))
+    }
+
+    /// The request at the front, if it is whole.
+    fn whole_frame(&self, max: usize) -> Option<&[u8]> {
+        match self.frame_len(max) {
+            Some(Ok(len)) if self.filled >= 4 + len => Some(&self.buf[4..4 + len]),
+            _ => None,
+        }
+    }
+
+    /// Whether the buffer holds exactly one whole frame.
+    fn single_frame(&self) -> bool {
+        self.frame_len(usize::MAX >> 1)
+            .is_some_and(|l| l.is_ok_and(|len| self.filled == 4 + len))
+    }
+
+    /// Takes the frame at the front if it is whole (Err: oversized).
+    fn take_frame(&mut self, max: usize) -> Option<Result<Vec<u8>, ()>> {
+        let len = match self.frame_len(max)? {
+            Ok(len) => len,
+            Err(()) => return Some(Err(())),
+        };
+        let total = 4 + len;
+        if self.filled < total {
+            if self.buf.len() < total {
+                self.buf.resize(total, 0);
+            }
+            return None;
+        }
+        let request = self.buf[4..total].to_vec();
+        self.buf.copy_within(total..self.filled, 0);
+        self.filled -= total;
+        Some(Ok(request))
     }
 
     async fn next(
@@ -141,30 +400,19 @@ impl FrameReader {
     ) -> Frame {
         let mut deadline = (Instant::now() + idle).min(end_of_life);
         let mut started = self.filled > 0;
-        let mut age = Duration::ZERO;
         loop {
-            if self.filled >= 4 {
-                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
-                if len & 0x8000_0000 != 0 || len as usize > max {
-                    return Frame::Oversized;
-                }
-                let total = 4 + len as usize;
-                if self.filled >= total {
-                    let request = self.buf[4..total].to_vec();
-                    self.buf.copy_within(total..self.filled, 0);
-                    self.filled -= total;
-                    return Frame::Request(request, age);
-                }
-                if self.buf.len() < total {
-                    self.buf.resize(total, 0);
-                }
+            match self.take_frame(max) {
+                Some(Ok(request)) => return Frame::Request(request, self.arrived()),
+                Some(Err(())) => return Frame::Oversized,
+                None => {}
             }
             let buf = &mut self.buf[self.filled..];
             let read = stream.async_io(Interest::READABLE, || crate::recv_stamp::recv(stream, buf));
             match tokio::time::timeout_at(deadline.into(), read).await {
                 Ok(Ok(r)) if r.len > 0 => {
                     self.filled += r.len;
-                    age = r.age;
+                    self.age = r.age;
+                    self.read_at = Instant::now();
                     if !started {
                         // From the first byte the whole frame has `idle`:
                         // dribbling bytes does not extend it.
@@ -190,15 +438,24 @@ async fn peer_closed(stream: &TcpStream) {
 }
 
 async fn connection(
-    kdc: Arc<Kdc>,
+    ctx: Ctx,
     mut stream: TcpStream,
     source: SocketAddr,
     slot: Slot,
-    backlog: Arc<Backlog>,
-    s: TcpSettings,
+    mut reader: FrameReader,
+    first: Option<(Handled, Instant)>,
 ) -> anyhow::Result<()> {
+    let Ctx {
+        kdc,
+        backlog,
+        settings: s,
+    } = ctx;
     let end_of_life = Instant::now() + s.lifetime;
-    let mut reader = FrameReader::new();
+    if let Some((handled, arrived)) = first {
+        write_reply(&mut stream, &handled.reply, s.write_timeout).await?;
+        audit(&handled, source, "tcp", arrived);
+        slot.set_busy(false);
+    }
     loop {
         let frame = tokio::select! {
             f = reader.next(&stream, kdc.max_request, s.idle, end_of_life) => f,
@@ -207,8 +464,8 @@ async fn connection(
                 return Ok(());
             }
         };
-        let (request, age) = match frame {
-            Frame::Request(r, age) => (r, age),
+        let (request, arrived) = match frame {
+            Frame::Request(r, arrived) => (r, arrived),
             Frame::Closed(lifetime) => {
                 if lifetime {
                     count_closed("lifetime");
@@ -233,7 +490,6 @@ async fn connection(
             }
         };
         slot.set_busy(true);
-        let arrived = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         if backlog.stale(arrived) {
             if kdc.routes_to_pkinit(&request) {
                 backlog.drop_unqueued(&request, source, "tcp");
@@ -293,7 +549,7 @@ async fn connection(
 /// Closes with a reset when the connection is dropped: the client fails
 /// at once, and the KDC keeps no TIME_WAIT socket (in a storm, thousands a
 /// second).
-fn reset(stream: &TcpStream) {
+fn reset(stream: &impl std::os::fd::AsFd) {
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
