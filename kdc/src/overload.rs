@@ -81,7 +81,16 @@ pub struct Job {
     /// When the kernel received it.
     pub arrived: Instant,
     pub reply: ReplyTo,
-    _claim: Claim,
+    claim: Option<Claim>,
+}
+
+impl Job {
+    /// Releases the in-progress mark once the reply is in the lookaside,
+    /// so a resend arriving as the device gets its answer is answered from
+    /// there rather than dropped as a duplicate.
+    pub fn finished(&mut self) {
+        self.claim = None;
+    }
 }
 
 /// Marks a request (bytes, source) as in progress while it exists.
@@ -263,10 +272,10 @@ impl Backlog {
             source,
             arrived,
             reply,
-            _claim: Claim {
+            claim: Some(Claim {
                 set: self.in_progress.clone(),
                 key,
-            },
+            }),
         };
         if self.stale(arrived) {
             self.dropped(vec![(job, "age")]);

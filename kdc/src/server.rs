@@ -398,16 +398,16 @@ async fn udp_loop(kdc: Arc<Kdc>, u: UdpIn, backlog: Arc<Backlog>) {
 }
 
 /// Answers one PKINIT request from the backlog (on the dispatching thread).
-async fn serve_job(kdc: Arc<Kdc>, job: Job, udp: Arc<Vec<Arc<UdpSocket>>>, silent: bool) {
+async fn serve_job(kdc: Arc<Kdc>, mut job: Job, udp: Arc<Vec<Arc<UdpSocket>>>, silent: bool) {
+    let handled = kdc.handle(&job.request, job.source).await;
+    job.finished();
     let Job {
-        request,
         source,
         arrived,
         reply,
         ..
     } = job;
     let transport = reply.transport();
-    let handled = kdc.handle(&request, source).await;
     if busy_and_silent(&handled, silent) {
         // Over TCP, dropping the sender closes the connection.
         audit_drop(&handled, source, transport);
