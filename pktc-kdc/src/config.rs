@@ -177,7 +177,7 @@ pub struct Pkinit {
     /// Device certificates whose verified chain is remembered (per trust
     /// generation, by SHA-256 of the certificate) so that a device's next
     /// request skips certificate parsing and chain checks; 0 disables.
-    #[serde(default = "crate::pkinit_as::default_device_cache_entries")]
+    #[serde(default = "kdc::pkinit_as::default_device_cache_entries")]
     pub device_cache_entries: usize,
     /// Static device table (MAC → FQDN) until the MPS lookup (pkt-eue-7) is configured.
     #[serde(default)]

@@ -3,6 +3,9 @@
 //! krb5.conf files for stock MIT clients with password or PKINIT, and a JSON
 //! manifest that tests and tools read instead of guessing).
 
+pub mod certboot;
+pub mod mps_responder;
+
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
@@ -10,11 +13,10 @@ use anyhow::{Context, bail};
 use krb::crypto::EncType;
 use krb::keytab::Keytab;
 use krb::principal::Principal;
-use serde::{Deserialize, Serialize};
 
-use crate::certs_cli::{self, DeviceRequest};
+use crate::cli::certs::{self as certs_cli, DeviceRequest};
+use crate::cli::keytab::{KeySource, add_keys};
 use crate::config::{Cache, Config, DeviceEntry, Listen, Log, Pkinit, Policy, Tickets};
-use crate::keytab_cli::{KeySource, add_keys};
 
 pub const REALM: &str = "PKTC.TEST";
 pub const DOMAIN: &str = "pktc.test";
@@ -25,100 +27,7 @@ pub const ORG: &str = "PKTC Dev Realm";
 /// is an old-MTA 1024-bit key).
 pub const DEVICE_BITS: [u32; 3] = [2048, 2048, 1024];
 
-/// `DIR/dev-realm.json`. Paths are relative to DIR.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
-    pub realm: String,
-    /// host:port of the KDC, UDP and TCP.
-    pub kdc: String,
-    /// The same KDC over IPv6 loopback, when the machine has it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kdc_ipv6: Option<String>,
-    pub config: String,
-    pub keytab: String,
-    /// krb5.conf for MIT clients (UDP first, TCP for large messages).
-    pub krb5_conf: String,
-    /// krb5.conf that makes MIT clients use TCP only.
-    pub krb5_conf_tcp: String,
-    /// krb5.conf that makes MIT clients use UDP even for large (PKINIT) requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub krb5_conf_udp: Option<String>,
-    pub password_principal: PasswordPrincipal,
-    /// The provisioning server principal `mtaprovsrvr/mps.<domain>@REALM`.
-    pub service_principal: String,
-    /// Other keyed service principals (CMS).
-    pub other_service_principals: Vec<String>,
-    /// PKINIT devices (absent in realms made before the dev PKI).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<Device>,
-    /// MTA root CA (device-side trust anchor).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_root: Option<String>,
-    /// Service-provider root (what clients trust for the KDC certificate).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sp_root: Option<String>,
-    /// The KDC's PKINIT certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kdc_cert: Option<String>,
-    /// host:port (UDP) of the dev provisioning-server stand-in (pkt-eue-7).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mps: Option<String>,
-    /// Its device table (MAC → FQDN + addresses), re-read on change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mps_table: Option<String>,
-    /// Its config, for `pktc-kdc mps-responder --config`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mps_config: Option<String>,
-    /// Certificate bootstrapping, PacketCable TLS profile:
-    /// `https://127.0.0.1:PORT/certboot/v1/profile`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certboot_url: Option<String>,
-    /// The same over the modern TLS profile (TLS 1.2 ECDHE-AEAD / TLS 1.3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certboot_modern_url: Option<String>,
-    /// What a device trusts for the certboot server (the SP root).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certboot_ca: Option<String>,
-    /// The credentials the endpoint serves (re-read on change).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certboot_credentials: Option<String>,
-    /// Prometheus endpoint, `http://127.0.0.1:PORT/metrics`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics_url: Option<String>,
-}
-
-/// A certificate-only device of the dev realm.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Device {
-    /// `00:10:95:00:00:01` (the certificate CN).
-    pub mac: String,
-    /// `mta-001095000001.pktc.test`
-    pub fqdn: String,
-    /// `mta/<fqdn>@PKTC.TEST`
-    pub principal: String,
-    pub cert: String,
-    /// PKCS#8 PEM, unencrypted.
-    pub key: String,
-    /// The intermediates a client sends with the certificate (the manufacturer CA).
-    pub chain: String,
-    /// RSA modulus size.
-    pub key_bits: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PasswordPrincipal {
-    pub name: String,
-    pub password: String,
-}
-
-impl Manifest {
-    pub fn load(dir: &Path) -> anyhow::Result<Manifest> {
-        let p = dir.join("dev-realm.json");
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
-    }
-}
+pub use dev_realm_manifest::{Device, Manifest, PasswordPrincipal};
 
 fn ipv6_loopback_available() -> bool {
     UdpSocket::bind("[::1]:0").is_ok()
@@ -210,7 +119,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
     }
     write_mps_responder(dir, &kt, &mps, &mps_addrs, &pki.devices)?;
     write_cache_secret(&dir.join(MPS_CACHE_SECRET))?;
-    crate::dev_certboot::write_credentials(dir, &pki.devices)?;
+    crate::dev::certboot::write_credentials(dir, &pki.devices)?;
     let loopback = |port: u16| {
         let mut a = vec![SocketAddr::from(([127, 0, 0, 1], port))];
         if v6 {
@@ -220,7 +129,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
     };
     let (certboot_port, modern_port) = (free_port(v6)?, free_port(v6)?);
     let metrics_port = free_port(false)?;
-    let certboot = crate::dev_certboot::config(&loopback(certboot_port), &loopback(modern_port))?;
+    let certboot = crate::dev::certboot::config(&loopback(certboot_port), &loopback(modern_port))?;
     let certboot_url = |port: u16| format!("https://127.0.0.1:{port}{}", certboot.path);
 
     let cfg = Config {
@@ -327,7 +236,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         certboot_url: Some(certboot_url(certboot_port)),
         certboot_modern_url: Some(certboot_url(modern_port)),
         certboot_ca: Some(SP_ROOT.into()),
-        certboot_credentials: Some(crate::dev_certboot::CREDENTIALS.into()),
+        certboot_credentials: Some(crate::dev::certboot::CREDENTIALS.into()),
         metrics_url: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
     };
     // It holds the demo password: owner-only from the first byte.
@@ -428,7 +337,7 @@ fn write_mps_responder(
     let rows = devices
         .iter()
         .enumerate()
-        .map(|(i, d)| crate::mps_responder::TableRow {
+        .map(|(i, d)| crate::dev::mps_responder::TableRow {
             mac: d.mac.clone(),
             fqdn: d.fqdn.clone(),
             addresses: if i == 0 {
@@ -441,7 +350,7 @@ fn write_mps_responder(
             },
         })
         .collect();
-    let table = crate::mps_responder::TableFile { device: rows };
+    let table = crate::dev::mps_responder::TableFile { device: rows };
     write_public(
         dir.join(MPS_TABLE),
         format!(
@@ -449,7 +358,7 @@ fn write_mps_responder(
             toml::to_string_pretty(&table)?
         ),
     )?;
-    let cfg = crate::mps_responder::ResponderConfig {
+    let cfg = crate::dev::mps_responder::ResponderConfig {
         listen: addrs.to_vec(),
         keytab: "mps.keytab".into(),
         table: Some(MPS_TABLE.into()),

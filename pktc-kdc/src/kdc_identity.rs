@@ -53,6 +53,16 @@ impl KdcIdentitySource {
     }
 }
 
+impl kdc::pkinit_as::SigningIdentity for KdcIdentitySource {
+    fn load(&self) -> Arc<KdcIdentity> {
+        KdcIdentitySource::load(self)
+    }
+
+    fn refresh(&self, force: bool) -> anyhow::Result<bool> {
+        KdcIdentitySource::refresh(self, force)
+    }
+}
+
 /// Reads and checks the certificate, key and chain.
 pub fn load(p: &Pkinit) -> anyhow::Result<KdcIdentity> {
     let read =

@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kdc::config::Config;
-use kdc::keytab_cli::{self, KeySource};
-use kdc::{certs_cli, dev};
 use krb::principal::Principal;
+use pktc_kdc::cli::certs as certs_cli;
+use pktc_kdc::cli::keytab::{self as keytab_cli, KeySource};
+use pktc_kdc::config::Config;
+use pktc_kdc::dev;
 
 #[derive(Parser)]
 #[command(
@@ -59,7 +60,7 @@ enum Command {
     /// The pkt-eue-7 device cache: `forget MAC` drops a device's cached answer.
     Mps {
         #[command(subcommand)]
-        command: kdc::mps_cli::MpsCommand,
+        command: pktc_kdc::cli::mps::MpsCommand,
     },
     /// Manage service keys in MIT keytab files.
     Keytab {
@@ -74,7 +75,7 @@ enum Command {
     /// Device trust directory of a config: list, add, remove, reload.
     Trust {
         #[command(subcommand)]
-        command: kdc::trust_cli::TrustCommand,
+        command: pktc_kdc::cli::trust::TrustCommand,
     },
     /// Check a config before a start or reload: exit 0 if all is well, 1 on
     /// errors, 3 on warnings only (docs/configuration.md).
@@ -231,7 +232,7 @@ enum KeytabCommand {
 /// `RUST_LOG`) and the audit log (target `audit`: `log.audit` sink in
 /// `log.audit_format`). When `RUST_LOG` is set it filters both (benchmarks
 /// use `RUST_LOG=warn` to switch the audit lines off).
-fn init_logging(log: &kdc::config::Log) -> anyhow::Result<()> {
+fn init_logging(log: &pktc_kdc::config::Log) -> anyhow::Result<()> {
     use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, Targets, filter_fn};
     use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::prelude::*;
@@ -294,11 +295,11 @@ fn init_logging(log: &kdc::config::Log) -> anyhow::Result<()> {
 fn run_serve(
     config_path: &Path,
     banner: Option<String>,
-    responder: Option<kdc::mps_responder::ResponderConfig>,
+    responder: Option<pktc_kdc::dev::mps_responder::ResponderConfig>,
 ) -> anyhow::Result<()> {
     let cfg = Config::load(config_path)?;
     init_logging(&cfg.log)?;
-    kdc::service::run(cfg, banner, responder)
+    pktc_kdc::service::run(cfg, banner, responder)
 }
 
 fn main() -> std::process::ExitCode {
@@ -321,7 +322,7 @@ fn main() -> std::process::ExitCode {
             // The dev realm's provisioning-server stand-in runs in this process too.
             let mps = dir.join(dev::MPS_CONFIG);
             let responder = if mps.exists() {
-                Some(kdc::mps_responder::ResponderConfig::load(&mps)?)
+                Some(pktc_kdc::dev::mps_responder::ResponderConfig::load(&mps)?)
             } else {
                 None
             };
@@ -329,12 +330,12 @@ fn main() -> std::process::ExitCode {
         })(),
         Command::Keytab { command } => keytab_command(command),
         Command::MpsResponder { config } => (|| {
-            let cfg = kdc::mps_responder::ResponderConfig::load(&config)?;
+            let cfg = pktc_kdc::dev::mps_responder::ResponderConfig::load(&config)?;
             // A lab tool: its answers as readable audit lines on stderr.
-            init_logging(&kdc::config::Log {
+            init_logging(&pktc_kdc::config::Log {
                 audit: "stderr".into(),
                 audit_format: "human".into(),
-                ..kdc::config::Log::default()
+                ..pktc_kdc::config::Log::default()
             })?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -342,7 +343,7 @@ fn main() -> std::process::ExitCode {
                 .context("starting the async runtime")?
                 .block_on(async {
                     tokio::select! {
-                        r = kdc::mps_responder::run(cfg) => r,
+                        r = pktc_kdc::dev::mps_responder::run(cfg) => r,
                         _ = tokio::signal::ctrl_c() => Ok(()),
                     }
                 })
@@ -353,23 +354,23 @@ fn main() -> std::process::ExitCode {
             event,
         } => (|| {
             // Audit lines on stderr, which Kea's children share with Kea.
-            init_logging(&kdc::config::Log {
+            init_logging(&pktc_kdc::config::Log {
                 audit: "stderr".into(),
                 audit_format: "human".into(),
-                ..kdc::config::Log::default()
+                ..pktc_kdc::config::Log::default()
             })?;
             let url = match (redis, config) {
                 (Some(url), _) => url,
-                (None, Some(path)) => kdc::mps_responder::ResponderConfig::load(&path)?
+                (None, Some(path)) => pktc_kdc::dev::mps_responder::ResponderConfig::load(&path)?
                     .redis
                     .with_context(|| format!("{}: lease-hook needs `redis`", path.display()))?,
                 (None, None) => anyhow::bail!("give --config or --redis"),
             };
-            kdc::lease_hook::run(&event, &url)
+            pktc_kdc::cli::lease_hook::run(&event, &url)
         })(),
         Command::Certs { command } => certs_command(command),
-        Command::Trust { command } => kdc::trust_cli::run(command),
-        Command::Mps { command } => kdc::mps_cli::run(command),
+        Command::Trust { command } => pktc_kdc::cli::trust::run(command),
+        Command::Mps { command } => pktc_kdc::cli::mps::run(command),
         Command::Check {
             config,
             expiry_days,
@@ -377,8 +378,8 @@ fn main() -> std::process::ExitCode {
             json,
             errors_only,
         } => {
-            let opts = kdc::check::Options { expiry_days, probe };
-            let report = kdc::check::run(&config, &opts);
+            let opts = pktc_kdc::check::Options { expiry_days, probe };
+            let report = pktc_kdc::check::run(&config, &opts);
             if json {
                 println!("{:#}", report.json());
             } else {

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use fqdn_map::cache::{Cached, MappingCache};
 use fqdn_map::client::{Binding, LookupError, MpsClient, MpsTarget};
 
-use crate::directory::{AddressPolicy, DeviceDirectory, DeviceQuery, LookupFuture};
 use crate::recheck::RecheckLimiter;
+use kdc::directory::{AddressPolicy, DeviceDirectory, DeviceQuery, LookupFuture};
 
 /// What to do when no provisioning server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl MpsDirectory {
             return false;
         };
         match answer {
-            Ok(b) => crate::directory::refuses(self.address_policy, Some(b), claim),
+            Ok(b) => kdc::directory::refuses(self.address_policy, Some(b), claim),
             Err(LookupError::UnknownMac) => true,
             Err(_) => false,
         }
@@ -306,7 +306,7 @@ impl DeviceDirectory for MpsDirectory {
 pub fn kdc_name(
     cfg: &crate::config::Mps,
     realm: &str,
-    db: &crate::db::PrincipalDb,
+    db: &kdc::db::PrincipalDb,
 ) -> anyhow::Result<krb::principal::Principal> {
     let krbtgt = krb::principal::Principal::krbtgt(realm);
     let Some(p) = &cfg.kdc_principal else {
@@ -335,7 +335,7 @@ pub fn client_from_config(
     cfg: &crate::config::Mps,
     realm: &str,
     skew_secs: i64,
-    db: &crate::db::PrincipalDb,
+    db: &kdc::db::PrincipalDb,
 ) -> anyhow::Result<MpsClient> {
     let kdc_name = kdc_name(cfg, realm, db)?;
     let client_cfg = fqdn_map::client::ClientConfig {
@@ -359,7 +359,7 @@ pub fn client_from_config(
 pub fn server_target(
     s: &crate::config::MpsServer,
     realm: &str,
-    db: &crate::db::PrincipalDb,
+    db: &kdc::db::PrincipalDb,
 ) -> anyhow::Result<(String, MpsTarget)> {
     let fqdn = key(&s.fqdn);
     let name = vec!["mtaprovsrvr".to_string(), fqdn.clone()];
@@ -383,7 +383,7 @@ impl MpsDirectory {
         redis: &crate::config::RedisOptions,
         realm: &str,
         skew_secs: i64,
-        db: &crate::db::PrincipalDb,
+        db: &kdc::db::PrincipalDb,
     ) -> anyhow::Result<MpsDirectory> {
         let mut servers = HashMap::new();
         for s in &cfg.servers {

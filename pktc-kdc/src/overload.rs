@@ -28,7 +28,7 @@
 //!   read and a hash, far less than the signature it would have needed.
 //!
 //! A serving thread dispatches the next request when the previous one's
-//! public-key work ends ([`crate::pool::CpuPool::run`] signals it) or when
+//! public-key work ends ([`kdc::pool::CpuPool::run`] signals it) or when
 //! it finishes without any (lookaside hit, early refusal); one waiting for
 //! the provisioning server does not hold the thread.
 
@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
-use crate::kdc::Handled;
+use kdc::kdc::Handled;
 
 /// Where the answer goes.
 pub enum ReplyTo {

@@ -5,7 +5,7 @@
 //! context switch (measured: 3.5 context switches per PKINIT request with a
 //! separate public-key pool, ≈ 0 this way, ≈ 10 % less CPU per request;
 //! docs/benchmarks.md). Admission to public-key work stays bounded by
-//! [`crate::pool::CpuPool`]; PKINIT requests wait for a thread newest
+//! [`kdc::pool::CpuPool`]; PKINIT requests wait for a thread newest
 //! first and for a bounded time ([`crate::overload`]). TCP is in
 //! [`crate::tcp`].
 
@@ -20,9 +20,9 @@ use tokio::io::Interest;
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::config::Config;
-use crate::kdc::{Handled, Kdc, Outcome};
-use crate::kerr::KdcError;
 use crate::overload::{Backlog, Job, ReplyTo, count_drop};
+use kdc::kdc::{Handled, Kdc, Outcome};
+use kdc::kerr::KdcError;
 
 /// Binds every configured address; fails if any cannot be bound.
 pub struct Listeners {
@@ -212,8 +212,8 @@ pub(crate) fn rate_limited(kdc: &Kdc, request: &[u8], source: SocketAddr) -> Opt
     let limited = kdc.rate_limit.check(source.ip()).err()?;
     metrics::counter!("pktc_rate_limited_total", "scope" => limited.scope()).increment(1);
     let reason = match limited {
-        crate::rate_limit::Limited::Source => "rate_limited_source",
-        crate::rate_limit::Limited::Global => "rate_limited_global",
+        kdc::rate_limit::Limited::Source => "rate_limited_source",
+        kdc::rate_limit::Limited::Global => "rate_limited_global",
     };
     let e =
         KdcError::new(err::KDC_ERR_SVC_UNAVAILABLE, reason).text("too many requests; retry later");

@@ -12,16 +12,16 @@ use certs::store::TrustStoreHandle;
 use crate::certboot_service::{self, Watched};
 use crate::config::Config;
 use crate::crl_fetch::CrlFetcher;
-use crate::kdc::Kdc;
-use crate::kdc_identity::KdcIdentitySource;
 use crate::server;
 use crate::state_metrics::ServiceState;
+use kdc::kdc::Kdc;
+use kdc::pkinit_as::SigningIdentity;
 
 /// What a reload (file watch tick or SIGHUP) looks at.
 #[derive(Clone)]
 pub struct Reloader {
     pub trust: Option<Arc<TrustStoreHandle>>,
-    pub kdc_identity: Option<Arc<KdcIdentitySource>>,
+    pub kdc_identity: Option<Arc<dyn SigningIdentity>>,
     pub certboot: Option<Arc<Watched>>,
 }
 
@@ -63,7 +63,7 @@ impl Reloader {
 pub fn run(
     cfg: Config,
     banner: Option<String>,
-    responder: Option<crate::mps_responder::ResponderConfig>,
+    responder: Option<crate::dev::mps_responder::ResponderConfig>,
 ) -> anyhow::Result<()> {
     let metrics = crate::metrics::install()?;
     crate::metrics::init_series(&cfg);
@@ -75,7 +75,7 @@ pub fn run(
     let started = Instant::now();
     let kdc = {
         let _rt = rt.enter();
-        Arc::new(Kdc::from_config(&cfg)?)
+        Arc::new(crate::engine::kdc_from_config(&cfg)?)
     };
     if kdc.pkinit.is_some() {
         // Dominated by loading the device trust store.
@@ -85,7 +85,7 @@ pub fn run(
     rt.block_on(async {
         if let Some(r) = responder {
             tokio::spawn(async move {
-                if let Err(e) = crate::mps_responder::run(r).await {
+                if let Err(e) = crate::dev::mps_responder::run(r).await {
                     tracing::error!(error = %format!("{e:#}"), "mps-responder stopped");
                 }
             });
@@ -251,7 +251,7 @@ async fn on_sigusr1(kdc: Arc<Kdc>, pid_file: std::path::PathBuf) {
         let _ = tokio::task::spawn_blocking(move || {
             let directory = kdc.pkinit.as_ref().map(|p| p.directory.as_ref());
             crate::admin::serve_requests(&pid_file, |line| {
-                crate::mps_cli::handle_request(line, directory)
+                crate::cli::mps::handle_request(line, directory)
             });
         })
         .await;

@@ -14,7 +14,7 @@ use certs::store::{EntryKind, TrustStoreHandle};
 use openssl::x509::X509Ref;
 
 use crate::certboot_service::Watched;
-use crate::kdc::Kdc;
+use kdc::kdc::Kdc;
 
 /// What the scrape reads besides the exporter's own series.
 pub struct ServiceState {

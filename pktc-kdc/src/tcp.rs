@@ -27,10 +27,10 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::kdc::{Handled, Kdc, Outcome};
-use crate::kerr::KdcError;
 use crate::overload::{Backlog, ReplyTo, count_drop};
 use crate::server::{audit, audit_drop, busy_and_silent, rate_limited};
+use kdc::kdc::{Handled, Kdc, Outcome};
+use kdc::kerr::KdcError;
 
 /// The TCP bounds of `[listen]`.
 #[derive(Debug, Clone, Copy)]

@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use certs::pki::{self, CertSpec, CrlSpec, Validity};
-use kdc::certs_cli::{DeviceRequest, issue_device, load_ca};
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream, SslVerifyMode, SslVersion};
+use pktc_kdc::cli::certs::{DeviceRequest, issue_device, load_ca};
 use testkit::{DevKdc, TempDir, require_tool, run_bounded};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");

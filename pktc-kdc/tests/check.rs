@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use certs::pki::{self, CertSpec, CrlSpec, Issued, Validity};
-use kdc::certs_cli::load_ca;
 use krb::keytab::Keytab;
+use pktc_kdc::cli::certs::load_ca;
 use testkit::TempDir;
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use certs::pki::{self, CertSpec, CrlSpec};
-use kdc::certs_cli::load_ca;
 use openssl::nid::Nid;
+use pktc_kdc::cli::certs::load_ca;
 use testkit::{DevKdc, HttpServer, TempDir};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");

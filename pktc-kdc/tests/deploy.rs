@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::KDC;
-use kdc::config::Config;
+use pktc_kdc::config::Config;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use testkit::{TempDir, require_tool};
@@ -639,7 +639,10 @@ fn containerfile_matches_the_unit_and_the_defaults() {
         "USER {user}"
     );
     // 9188 is the metrics default.
-    assert_eq!(kdc::config::MetricsConfig::default().listen[0].port(), 9188);
+    assert_eq!(
+        pktc_kdc::config::MetricsConfig::default().listen[0].port(),
+        9188
+    );
 }
 
 // ------------------------------------------------------------------ promtool

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use certs::{CrlPolicy, TrustStore};
-use kdc::config::Config;
-use kdc::dev::Manifest;
 use openssl::x509::X509;
+use pktc_kdc::config::Config;
+use pktc_kdc::dev::Manifest;
 use testkit::{DevKdc, TempDir, mit_env, require_tool, run};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
@@ -167,7 +167,7 @@ fn realm_from_before_the_pki_keeps_working() {
             .pkinit
             .is_none()
     );
-    let banner = kdc::dev::banner(&dir).unwrap();
+    let banner = pktc_kdc::dev::banner(&dir).unwrap();
     assert!(banner.contains("kinit demo@PKTC.TEST"), "{banner}");
     assert!(!banner.contains("X509_user_identity"), "{banner}");
 }
@@ -178,7 +178,7 @@ fn realm_from_before_the_pki_keeps_working() {
 fn dev_realm_with_pkinit_section_serves_password_kinit() {
     let kinit = require_tool("kinit", "krb5-user");
     let kdc = DevKdc::start(Path::new(KDC));
-    let banner = kdc::dev::banner(&kdc.realm_path("")).unwrap();
+    let banner = pktc_kdc::dev::banner(&kdc.realm_path("")).unwrap();
     assert!(banner.contains("X509_user_identity=FILE:"), "{banner}");
     let (name, password) = kdc.password();
     for conf in ["krb5_conf", "krb5_conf_udp"] {

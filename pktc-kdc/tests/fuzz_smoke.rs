@@ -8,20 +8,20 @@
 //! the ignored `write_fuzz_seeds` test are valid for them too:
 //!
 //! ```text
-//! FUZZ_SEEDS_DIR=fuzz/corpus-seeds cargo test -p kdc --test fuzz_smoke -- --ignored write_fuzz_seeds
+//! FUZZ_SEEDS_DIR=fuzz/corpus-seeds cargo test -p pktc-kdc --test fuzz_smoke -- --ignored write_fuzz_seeds
 //! ```
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use kdc::config::Config;
 use kdc::kdc::Kdc;
-use kdc::keytab_cli::{KeySource, add_keys};
 use krb::client::{self, RequestBody, TgsAuth};
 use krb::crypto::{EncType, Key};
 use krb::keytab::Keytab;
 use krb::msg::{self, ApReq, AsRep, AsReq, Authenticator, EncTicketPart, KrbError, TgsRep, TgsReq};
 use krb::principal::Principal;
+use pktc_kdc::cli::keytab::{KeySource, add_keys};
+use pktc_kdc::config::Config;
 use testkit::Rng;
 
 const REALM: &str = "PKTC.TEST";
@@ -63,7 +63,7 @@ fn build_kdc() -> Kdc {
     ] {
         add_keys(&mut kt, &p, &etypes, Some(1), &KeySource::Password(pw)).unwrap();
     }
-    Kdc::new(&cfg, &kt).unwrap()
+    pktc_kdc::engine::new_kdc(&cfg, &kt).unwrap()
 }
 
 /// Valid requests: per etype, an AS-REQ without padata, one with

@@ -595,7 +595,7 @@ fn measure_lease_to_acceptance() {
 /// planned is in shape; every refusal is one bounded line.
 #[test]
 fn lease_hook_plan_survives_mutated_variables() {
-    use kdc::lease_hook::{Change, plan};
+    use pktc_kdc::cli::lease_hook::{Change, plan};
     let base: Vec<(String, String)> = committed(&[])
         .into_iter()
         .chain(released("127.0.0.1", "1800000000"))

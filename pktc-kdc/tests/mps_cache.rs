@@ -279,7 +279,7 @@ fn values_the_kdc_did_not_seal_are_ignored() {
     forget();
     let tmp = TempDir::new("mps-cache-secret");
     std::fs::write(tmp.path("other"), "x".repeat(64)).unwrap();
-    let other = kdc::shared_cache::SealKey::load(&tmp.path("other")).unwrap();
+    let other = pktc_kdc::shared_cache::SealKey::load(&tmp.path("other")).unwrap();
     let binding = fqdn_map::client::Binding {
         fqdn: victim_fqdn.clone(),
         addresses: vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],

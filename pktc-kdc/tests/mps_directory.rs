@@ -13,10 +13,10 @@ use fqdn_map::cache::MappingCache;
 use fqdn_map::client::{ClientConfig, DeviceFacts, LookupError, MpsClient, MpsTarget};
 use fqdn_map::responder::{TableEntry, serve};
 use kdc::directory::{Claim, DeviceDirectory, DeviceQuery};
-use kdc::mps_directory::{MpsDirectory, OnTimeout};
-use kdc::recheck::RecheckLimiter;
 use krb::crypto::{EncType, Key};
 use krb::principal::Principal;
+use pktc_kdc::mps_directory::{MpsDirectory, OnTimeout};
+use pktc_kdc::recheck::RecheckLimiter;
 use tokio::net::UdpSocket;
 
 const KNOWN: [u8; 6] = [0, 0x10, 0x95, 0, 0, 1];

@@ -449,7 +449,7 @@ fn kdc_certificate_rotates_on_sighup() {
             .expect("KDC certificate expiry series")
     };
     let five_years = expiry(&kdc);
-    let lsca = kdc::certs_cli::load_ca(
+    let lsca = pktc_kdc::cli::certs::load_ca(
         &kdc.realm_path("pki/sp/local-system-ca.pem"),
         &kdc.realm_path("pki/ca-keys/local-system-ca.key"),
     )

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use certs::pki::{self, CertSpec, CrlSpec, Validity};
-use kdc::certs_cli::{DeviceRequest, issue_device, load_ca};
 use krb::client::{self, RequestBody};
 use krb::crypto::{ChecksumType, EncType, unkeyed_checksum};
 use krb::msg::consts::{err, padata};
@@ -18,6 +17,7 @@ use openssl::hash::MessageDigest;
 use pkinit::asn1::{AuthPack19, PkAuthenticator19, oid};
 use pkinit::client::{self as pkclient, DeviceIdentity};
 use pkinit::cms::{self, SignOptions};
+use pktc_kdc::cli::certs::{DeviceRequest, issue_device, load_ca};
 use testkit::DevKdc;
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");

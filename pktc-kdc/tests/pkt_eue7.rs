@@ -274,7 +274,7 @@ fn responder_fed_from_redis_hashes() {
         assert!(mps.contains("redis = "), "{mps}");
         std::fs::write(dir.join("mps-responder.toml"), mps).unwrap();
     });
-    let key = kdc::mps_responder::redis_key([0x00, 0x10, 0x95, 0x00, 0x00, 0x01]);
+    let key = pktc_kdc::dev::mps_responder::redis_key([0x00, 0x10, 0x95, 0x00, 0x00, 0x01]);
     redis.command(&[
         "HSET",
         &key,

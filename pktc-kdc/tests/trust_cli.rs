@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use certs::pki::{self, CertSpec, CrlSpec};
-use kdc::certs_cli::{DeviceRequest, issue_device, load_ca};
+use pktc_kdc::cli::certs::{DeviceRequest, issue_device, load_ca};
 use testkit::DevKdc;
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");

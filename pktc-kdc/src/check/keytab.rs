@@ -6,7 +6,7 @@ use krb::principal::Principal;
 
 use super::Ctx;
 use crate::config::Config;
-use crate::db::PrincipalDb;
+use kdc::db::PrincipalDb;
 
 /// Reads the keytab as `serve` does; returns the principals for the MPS probe.
 pub(super) fn check(ctx: &mut Ctx, cfg: &Config) -> Option<PrincipalDb> {

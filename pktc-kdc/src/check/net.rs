@@ -9,7 +9,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::Ctx;
 use crate::config::Config;
-use crate::db::PrincipalDb;
+use kdc::db::PrincipalDb;
 
 /// The MAC the probe asks about: locally administered (bit 1 of the first
 /// octet), so no manufacturer's device has it.

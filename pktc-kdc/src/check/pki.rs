@@ -9,7 +9,7 @@ use openssl::x509::X509;
 use super::chain::{name, not_after, self_signed, validity, walk_chain};
 use super::{Ctx, Window, date};
 use crate::certboot_service::crl_policy;
-use crate::certs_cli::{pkinit_san, subject_org};
+use crate::cli::certs::{pkinit_san, subject_org};
 use crate::config::{Certboot, Config, Pkinit};
 
 const REISSUE_KDC: &str = "reissue the KDC certificate (docs/configuration.md, [pkinit])";

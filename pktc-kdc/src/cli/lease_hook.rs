@@ -321,7 +321,7 @@ pub fn apply(conn: &mut redis::Connection, change: &Change) -> redis::RedisResul
             let n: i64 = redis::cmd("EVAL")
                 .arg(BIND_SCRIPT)
                 .arg(1)
-                .arg(crate::mps_responder::redis_key(b.mac))
+                .arg(crate::dev::mps_responder::redis_key(b.mac))
                 .arg(&b.fqdn)
                 .arg(b.address.to_string())
                 .arg(b.cltt)
@@ -336,7 +336,7 @@ pub fn apply(conn: &mut redis::Connection, change: &Change) -> redis::RedisResul
             let n: i64 = redis::cmd("EVAL")
                 .arg(UNBIND_SCRIPT)
                 .arg(1)
-                .arg(crate::mps_responder::redis_key(u.mac))
+                .arg(crate::dev::mps_responder::redis_key(u.mac))
                 .arg(u.address.to_string())
                 .arg(u.cltt)
                 .query(conn)?;

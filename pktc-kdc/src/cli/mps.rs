@@ -97,7 +97,7 @@ fn forget_in_redis(url: &str, cfg: &Config, mac: [u8; 6]) -> anyhow::Result<bool
 /// The service side of an admin request line.
 pub fn handle_request(
     line: &str,
-    directory: Option<&dyn crate::directory::DeviceDirectory>,
+    directory: Option<&dyn kdc::directory::DeviceDirectory>,
 ) -> String {
     let Some(mac) = parse_forget(line) else {
         return "error unknown request".to_string();

@@ -37,7 +37,7 @@ pub fn mac_fqdn(mac: [u8; 6]) -> String {
 
 /// The realm's manufacturer CA (certificate and key).
 pub fn manufacturer(realm: &Path) -> Issued {
-    kdc::certs_cli::load_ca(
+    pktc_kdc::cli::certs::load_ca(
         &realm.join("pki/trust/device/manufacturer-ca.pem"),
         &realm.join("pki/ca-keys/manufacturer-ca.key"),
     )
