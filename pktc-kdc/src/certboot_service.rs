@@ -12,7 +12,7 @@ use certboot::creds::{CredentialStore, FileStore, RedisStore};
 use certboot::rotation::{Contexts, IdentitySource};
 use certboot::server::{Endpoint, Event, Limits, Observer};
 use certboot::tls::{MinVersion, TlsProfile, TlsSettings};
-use certs::store::{CrlPolicy, TrustStoreHandle};
+use certs::store::TrustStoreHandle;
 use tokio::net::TcpListener;
 
 use crate::config::{Certboot, Config};
@@ -24,14 +24,6 @@ pub struct CertbootService {
     pub store: Arc<dyn CredentialStore>,
     /// Set when certboot has its own trust directory (not PKINIT's).
     pub own_trust: Option<Arc<TrustStoreHandle>>,
-}
-
-pub fn crl_policy(name: &str) -> CrlPolicy {
-    match name {
-        "if-present" => CrlPolicy::IfPresent,
-        "off" => CrlPolicy::Off,
-        _ => CrlPolicy::Require,
-    }
 }
 
 /// Binds the listeners and builds the first TLS contexts; fails on any
@@ -47,27 +39,25 @@ pub fn start(
             .as_deref()
             .is_none_or(|d| same_path(d, t.dir()))
     };
-    let (trust, own_trust) = match pkinit_trust {
-        Some(t) if same_dir(&t) && c.crl_policy.is_none() => (t, None),
-        _ => {
-            let dir = c
-                .device_trust_dir
-                .clone()
-                .or_else(|| cfg.pkinit.as_ref().map(|p| p.device_trust_dir.clone()))
-                .context("certboot.device_trust_dir")?;
-            let policy = c
-                .crl_policy
-                .as_deref()
-                .or(cfg.pkinit.as_ref().map(|p| p.crl_policy.as_str()))
-                .unwrap_or("require");
-            let t = Arc::new(
-                TrustStoreHandle::open(&dir, crl_policy(policy)).with_context(|| {
-                    format!("loading certboot device trust from {}", dir.display())
-                })?,
-            );
-            (t.clone(), Some(t))
-        }
-    };
+    let (trust, own_trust) =
+        match pkinit_trust {
+            Some(t) if same_dir(&t) && c.crl_policy.is_none() => (t, None),
+            _ => {
+                let dir = c
+                    .device_trust_dir
+                    .clone()
+                    .or_else(|| cfg.pkinit.as_ref().map(|p| p.device_trust_dir.clone()))
+                    .context("certboot.device_trust_dir")?;
+                let policy = c
+                    .crl_policy
+                    .or(cfg.pkinit.as_ref().map(|p| p.crl_policy))
+                    .unwrap_or_default();
+                let t = Arc::new(TrustStoreHandle::open(&dir, policy.policy()).with_context(
+                    || format!("loading certboot device trust from {}", dir.display()),
+                )?);
+                (t.clone(), Some(t))
+            }
+        };
     let identity = Arc::new(
         IdentitySource::open(&c.server_cert, &c.server_key, c.server_chain.as_deref())
             .context("certboot server certificate")?,

@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 mod certboot;
+mod choices;
 mod crl_fetch;
 mod ops;
 mod overload;
 mod redis_options;
+pub use crate::mps_directory::OnTimeout;
 pub use certboot::{Certboot, Reload};
+pub use choices::{CrlPolicySetting, ReplyCipher};
 pub use crl_fetch::CrlFetch;
 use krb::crypto::EncType;
 pub use ops::{Admin, MetricsConfig, RateLimit};
@@ -80,8 +83,8 @@ pub struct Mps {
     #[serde(default = "defaults::yes")]
     pub require_address_match: bool,
     /// `refuse` (default) or `allow-if-cached` when no server answers.
-    #[serde(default = "defaults::on_timeout")]
-    pub on_timeout: String,
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
     #[serde(default = "defaults::mps_timeout_ms")]
     pub timeout_ms: u64,
     #[serde(default = "defaults::mps_retries")]
@@ -153,8 +156,8 @@ pub struct Pkinit {
     /// Device trust directory: MTA root(s), manufacturer CAs, CRLs.
     pub device_trust_dir: PathBuf,
     /// `require` (fail closed: every CA needs a current CRL), `if-present` or `off`.
-    #[serde(default = "defaults::crl_policy")]
-    pub crl_policy: String,
+    #[serde(default)]
+    pub crl_policy: CrlPolicySetting,
     /// Admitted requests waiting for a serving thread's public-key work
     /// beyond which the KDC answers KDC_ERR_SVC_UNAVAILABLE without doing any.
     #[serde(default = "defaults::pool_queue")]
@@ -172,8 +175,8 @@ pub struct Pkinit {
     pub realm_org_name: Option<String>,
     /// Content cipher of PacketCable (padata 15) RSA replies: `des-ede3-cbc`
     /// (what devices decrypt, INFERRED from Heimdal's -19 KDC) or `aes256-cbc`.
-    #[serde(default = "defaults::packetcable_reply_cipher")]
-    pub packetcable_reply_cipher: String,
+    #[serde(default)]
+    pub packetcable_reply_cipher: ReplyCipher,
     /// Device certificates whose verified chain is remembered (per trust
     /// generation, by SHA-256 of the certificate) so that a device's next
     /// request skips certificate parsing and chain checks; 0 disables.
@@ -357,17 +360,11 @@ pub(crate) mod defaults {
     pub fn log_level() -> String {
         "info".into()
     }
-    pub fn crl_policy() -> String {
-        "require".into()
-    }
     pub fn pool_queue() -> usize {
         256
     }
     pub fn dh_min_bits() -> u32 {
         2048
-    }
-    pub fn on_timeout() -> String {
-        "refuse".into()
     }
     pub fn mps_timeout_ms() -> u64 {
         1000
@@ -413,9 +410,6 @@ pub(crate) mod defaults {
     }
     pub fn watch_interval_ms() -> u64 {
         1000
-    }
-    pub fn packetcable_reply_cipher() -> String {
-        "des-ede3-cbc".into()
     }
 }
 
@@ -575,18 +569,6 @@ impl Config {
             problems.push("cache.replay_max_entries must be at least 1000".to_string());
         }
         if let Some(p) = &self.pkinit {
-            if !matches!(p.crl_policy.as_str(), "require" | "if-present" | "off") {
-                problems.push("pkinit.crl_policy must be require, if-present or off".to_string());
-            }
-            if !matches!(
-                p.packetcable_reply_cipher.as_str(),
-                "des-ede3-cbc" | "aes256-cbc"
-            ) {
-                problems.push(
-                    "pkinit.packetcable_reply_cipher must be des-ede3-cbc or aes256-cbc"
-                        .to_string(),
-                );
-            }
             if p.dh_min_bits < 1024 {
                 problems.push("pkinit.dh_min_bits must be at least 1024".to_string());
             }
@@ -598,9 +580,6 @@ impl Config {
             }
         }
         if let Some(m) = &self.mps {
-            if !matches!(m.on_timeout.as_str(), "refuse" | "allow-if-cached") {
-                problems.push("mps.on_timeout must be refuse or allow-if-cached".to_string());
-            }
             if !fqdn_map::codec::is_known_enterprise(m.enterprise) {
                 problems.push(format!(
                     "mps.enterprise must be 1 (PacketCable, the spec's value) or 4491 (CableLabs), not {}",
@@ -693,11 +672,6 @@ impl Config {
         }
         if c.device_trust_dir.is_none() && self.pkinit.is_none() {
             problems.push("certboot.device_trust_dir is required without [pkinit]".to_string());
-        }
-        if let Some(p) = &c.crl_policy
-            && !matches!(p.as_str(), "require" | "if-present" | "off")
-        {
-            problems.push("certboot.crl_policy must be require, if-present or off".to_string());
         }
         match ::certboot::tls::MinVersion::parse(&c.min_tls_version) {
             None => problems.push("certboot.min_tls_version must be 1.0, 1.1 or 1.2".to_string()),

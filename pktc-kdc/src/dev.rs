@@ -434,7 +434,7 @@ fn make_pki(dir: &Path) -> anyhow::Result<RealmPki> {
     }))
     .context("building the [pkinit] section")?;
     config.kdc_chain = Some(KDC_INTERMEDIATES.into());
-    config.crl_policy = "require".into();
+    config.crl_policy = crate::config::CrlPolicySetting::Require;
     config.realm_org_name = Some(ORG.into());
     config.devices = table;
     Ok(RealmPki { config, devices })

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use certs::store::{CrlPolicy, TrustStoreHandle};
+use certs::store::TrustStoreHandle;
 use kdc::db::PrincipalDb;
 use kdc::directory::{DeviceDirectory, StaticDirectory};
 use kdc::kdc::{Kdc, KdcSettings};
@@ -14,7 +14,6 @@ use kdc::pool::CpuPool;
 use kdc::rate_limit::{RateLimiter, Rates};
 use krb::keytab::Keytab;
 use openssl::hash::MessageDigest;
-use openssl::symm::Cipher;
 use pkinit::server::{self, ReplyPolicy};
 
 use crate::config::{Config, Pkinit, RateLimit};
@@ -96,22 +95,13 @@ pub fn pkinit_state(
     threads: usize,
 ) -> anyhow::Result<PkinitState> {
     let identity = Arc::new(crate::kdc_identity::KdcIdentitySource::open(p)?);
-    let policy = match p.crl_policy.as_str() {
-        "if-present" => CrlPolicy::IfPresent,
-        "off" => CrlPolicy::Off,
-        _ => CrlPolicy::Require,
-    };
-    let trust = TrustStoreHandle::open(&p.device_trust_dir, policy)
+    let trust = TrustStoreHandle::open(&p.device_trust_dir, p.crl_policy.policy())
         .with_context(|| format!("loading device trust from {}", p.device_trust_dir.display()))?;
     Ok(PkinitState {
         identity,
         trust: Arc::new(trust),
         reply: ReplyPolicy {
-            packetcable_cipher: if p.packetcable_reply_cipher == "aes256-cbc" {
-                Cipher::aes_256_cbc()
-            } else {
-                Cipher::des_ede3_cbc()
-            },
+            packetcable_cipher: p.packetcable_reply_cipher.cipher(),
             packetcable_digest: MessageDigest::sha1(),
         },
         dh_min_bits: p.dh_min_bits,

@@ -177,9 +177,8 @@ enum CertsCommand {
         /// Verify against this trust directory (like the KDC's device_trust_dir).
         #[arg(long)]
         trust_dir: Option<PathBuf>,
-        /// require, if-present or off.
-        #[arg(long, default_value = "require")]
-        crl_policy: String,
+        #[arg(long, value_enum, default_value_t)]
+        crl_policy: pktc_kdc::config::CrlPolicySetting,
     },
     /// Exit 0 if the private key belongs to the certificate, else 1.
     Check {
@@ -511,12 +510,7 @@ fn certs_command(c: CertsCommand) -> anyhow::Result<()> {
             trust_dir,
             crl_policy,
         } => {
-            let policy = match crl_policy.as_str() {
-                "require" => certs::CrlPolicy::Require,
-                "if-present" => certs::CrlPolicy::IfPresent,
-                "off" => certs::CrlPolicy::Off,
-                _ => anyhow::bail!("--crl-policy must be require, if-present or off"),
-            };
+            let policy = crl_policy.policy();
             let r = certs_cli::show(
                 &cert,
                 chain.as_deref(),

@@ -19,9 +19,12 @@ use crate::recheck::RecheckLimiter;
 use kdc::directory::{AddressPolicy, DeviceDirectory, DeviceQuery, LookupFuture};
 
 /// What to do when no provisioning server answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (`mps.on_timeout`: `refuse` or `allow-if-cached`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum OnTimeout {
     /// Refuse the device (strict; the default).
+    #[default]
     Refuse,
     /// Use the last answer for this MAC, if there was one.
     AllowIfCached,
@@ -399,11 +402,7 @@ impl MpsDirectory {
                 std::time::Duration::from_secs(cfg.negative_cache_secs),
                 1_000_000,
             ),
-            on_timeout: if cfg.on_timeout == "allow-if-cached" {
-                OnTimeout::AllowIfCached
-            } else {
-                OnTimeout::Refuse
-            },
+            on_timeout: cfg.on_timeout,
             address_policy: if cfg.require_address_match {
                 AddressPolicy::Require
             } else {

@@ -143,22 +143,56 @@ fn untouched_dev_realm_passes() {
     assert!(v["passed"].as_array().is_some_and(|p| p.len() > 5), "{v}");
 }
 
+/// A setting with a fixed set of values refuses any other value at load,
+/// naming the valid ones (the config's enums, not strings checked later).
+#[test]
+fn a_bad_choice_is_refused_with_the_valid_values() {
+    let realm = Realm::new();
+    for (from, to, valid) in [
+        (
+            "crl_policy = \"require\"",
+            "crl_policy = \"sometimes\"",
+            "unknown variant `sometimes`, expected one of `require`, `if-present`, `off`",
+        ),
+        (
+            "packetcable_reply_cipher = \"des-ede3-cbc\"",
+            "packetcable_reply_cipher = \"3des\"",
+            "unknown variant `3des`, expected `des-ede3-cbc` or `aes256-cbc`",
+        ),
+        (
+            "on_timeout = \"refuse\"",
+            "on_timeout = \"allow\"",
+            "unknown variant `allow`, expected `refuse` or `allow-if-cached`",
+        ),
+    ] {
+        realm.edit_config(|c| {
+            assert!(c.contains(from), "{from} not in the dev config");
+            *c = c.replace(from, to);
+        });
+        let r = realm.check(&[]);
+        expect(&r, 1, &[valid]);
+        realm.edit_config(|c| *c = c.replace(to, from));
+    }
+    expect(
+        &realm.check(&[]),
+        0,
+        &["ok: ", "config.toml (realm PKTC.TEST)"],
+    );
+}
+
 #[test]
 fn config_errors_are_listed_one_per_line() {
     let realm = Realm::new();
     realm.edit_config(|c| {
         *c = c
-            .replace("crl_policy = \"require\"", "crl_policy = \"sometimes\"")
+            .replace("pool_queue = 256", "pool_queue = 0")
             .replace("clock_skew_secs = 300", "clock_skew_secs = 0");
     });
     let r = realm.check(&[]);
     expect(
         &r,
         1,
-        &[
-            "error: config ",
-            "pkinit.crl_policy must be require, if-present or off",
-        ],
+        &["error: config ", "pkinit.pool_queue must be at least 1"],
     );
     expect(
         &r,

@@ -87,7 +87,7 @@ fn dev_realm_has_a_pki_devices_and_pkinit_config() {
     // config.toml: the [pkinit] section with the device table.
     let cfg = Config::load(&dir.join(&m.config)).unwrap();
     let p = cfg.pkinit.expect("[pkinit]");
-    assert_eq!(p.crl_policy, "require");
+    assert_eq!(p.crl_policy, pktc_kdc::config::CrlPolicySetting::Require);
     assert!(p.kdc_cert.is_file() && p.kdc_key.is_file());
     let kdc_chain = p.kdc_chain.expect("kdc_chain");
     // Intermediates only (Local System CA, SP CA): not the KDC cert, not the root.

@@ -8,9 +8,8 @@ use openssl::x509::X509;
 
 use super::chain::{name, not_after, self_signed, validity, walk_chain};
 use super::{Ctx, Window, date};
-use crate::certboot_service::crl_policy;
 use crate::cli::certs::{pkinit_san, subject_org};
-use crate::config::{Certboot, Config, Pkinit};
+use crate::config::{Certboot, Config, CrlPolicySetting, Pkinit};
 
 const REISSUE_KDC: &str = "reissue the KDC certificate (docs/configuration.md, [pkinit])";
 
@@ -54,7 +53,7 @@ pub(super) fn pkinit(ctx: &mut Ctx, cfg: &Config, p: &Pkinit) {
         cfg,
         "pkinit.device_trust_dir",
         &p.device_trust_dir,
-        &p.crl_policy,
+        p.crl_policy,
     );
 }
 
@@ -176,17 +175,13 @@ pub(super) fn certboot(ctx: &mut Ctx, cfg: &Config, c: &Certboot) {
         }
     }
     let (pkinit_dir, pkinit_policy) = match &cfg.pkinit {
-        Some(p) => (Some(&p.device_trust_dir), Some(p.crl_policy.as_str())),
+        Some(p) => (Some(&p.device_trust_dir), Some(p.crl_policy)),
         None => (None, None),
     };
     // As `serve`: certboot shares PKINIT's store unless it names another
     // directory or its own CRL policy.
     if let Some(dir) = c.device_trust_dir.as_ref().or(pkinit_dir) {
-        let policy = c
-            .crl_policy
-            .as_deref()
-            .or(pkinit_policy)
-            .unwrap_or("require");
+        let policy = c.crl_policy.or(pkinit_policy).unwrap_or_default();
         let shared = pkinit_dir.is_some_and(|d| same_path(d, dir)) && c.crl_policy.is_none();
         if !shared {
             trust_dir(ctx, cfg, "certboot.device_trust_dir", dir, policy);
@@ -209,9 +204,9 @@ pub(super) fn certboot(ctx: &mut Ctx, cfg: &Config, c: &Certboot) {
 /// expiry. With `[crl_fetch]` an out-of-date CRL is a warning, not an
 /// error: `serve` fetches a new one at start-up, so a pre-start check must
 /// not keep it from starting.
-fn trust_dir(ctx: &mut Ctx, cfg: &Config, key: &str, dir: &Path, policy: &str) {
+fn trust_dir(ctx: &mut Ctx, cfg: &Config, key: &str, dir: &Path, policy: CrlPolicySetting) {
     let subject = format!("{key} {}", dir.display());
-    let store = match TrustStoreHandle::open(dir, crl_policy(policy)) {
+    let store = match TrustStoreHandle::open(dir, policy.policy()) {
         Ok(h) => {
             if let Some(cache) = cfg.crl_fetch.as_ref().and_then(|f| f.cache_dir.as_ref()) {
                 let skew = i64::try_from(cfg.policy.clock_skew_secs).unwrap_or(0);
@@ -240,7 +235,7 @@ fn trust_dir(ctx: &mut Ctx, cfg: &Config, key: &str, dir: &Path, policy: &str) {
                 Window::Crl {
                     next_update: e.expires,
                 },
-                if policy == "off" {
+                if policy == CrlPolicySetting::Off {
                     "publish a fresh CRL from that CA into the directory (crl_policy off: not used)"
                 } else {
                     "publish a fresh CRL from that CA into the directory: with an out-of-date CRL \

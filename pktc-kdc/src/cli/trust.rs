@@ -52,17 +52,13 @@ pub enum TrustCommand {
 
 /// The device trust directory and CRL policy of a config.
 fn trust_dir(cfg: &Config) -> anyhow::Result<(PathBuf, CrlPolicy)> {
-    let policy = |name: &str| crate::certboot_service::crl_policy(name);
     if let Some(p) = &cfg.pkinit {
-        return Ok((p.device_trust_dir.clone(), policy(&p.crl_policy)));
+        return Ok((p.device_trust_dir.clone(), p.crl_policy.policy()));
     }
     if let Some(c) = &cfg.certboot
         && let Some(d) = &c.device_trust_dir
     {
-        return Ok((
-            d.clone(),
-            policy(c.crl_policy.as_deref().unwrap_or("require")),
-        ));
+        return Ok((d.clone(), c.crl_policy.unwrap_or_default().policy()));
     }
     bail!("the config has no device trust directory ([pkinit] or [certboot] device_trust_dir)")
 }

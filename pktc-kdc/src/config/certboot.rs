@@ -30,7 +30,7 @@ pub struct Certboot {
     pub device_trust_dir: Option<PathBuf>,
     /// CRL policy of a separate `device_trust_dir`; default `pkinit.crl_policy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crl_policy: Option<String>,
+    pub crl_policy: Option<super::CrlPolicySetting>,
     /// Oldest TLS version of the PacketCable profile: `1.2` (default), `1.1`, `1.0`.
     #[serde(default = "defaults::min_tls_version")]
     pub min_tls_version: String,
