@@ -139,3 +139,30 @@ pub fn tail(kdc: &DevKdc) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
+
+/// The workspace root (deploy/, docs/ and bench/ are read from there).
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// A file of the workspace, by its path from the root.
+pub fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+}
+
+/// The `--config` path of the Containerfile's ENTRYPOINT (exec form).
+pub fn entrypoint_config_path() -> String {
+    let file = read("deploy/container/Containerfile");
+    let line = file
+        .lines()
+        .find(|l| l.starts_with("ENTRYPOINT "))
+        .expect("Containerfile ENTRYPOINT");
+    let args: Vec<String> =
+        serde_json::from_str(line.trim_start_matches("ENTRYPOINT ")).expect("exec-form ENTRYPOINT");
+    assert_eq!(args[..2], ["/usr/bin/pktc-kdc", "serve"]);
+    let i = args.iter().position(|a| a == "--config").expect("--config");
+    args[i + 1].clone()
+}
