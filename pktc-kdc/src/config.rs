@@ -18,7 +18,7 @@ mod redis_options;
 mod validation;
 pub use crate::mps_directory::OnTimeout;
 pub use certboot::{Certboot, Reload};
-pub use choices::{CrlPolicySetting, ReplyCipher};
+pub use choices::{BusyReply, CrlPolicySetting, LogFormat, ReplyCipher};
 pub use crl_fetch::CrlFetch;
 use krb::crypto::EncType;
 pub use ops::{Admin, MetricsConfig, RateLimit};
@@ -289,7 +289,7 @@ pub struct Cache {
 pub struct Log {
     /// `human` or `json`.
     #[serde(default = "defaults::log_format")]
-    pub format: String,
+    pub format: LogFormat,
     /// tracing filter, e.g. `info` or `kdc=debug`; `RUST_LOG` overrides it.
     #[serde(default = "defaults::log_level")]
     pub level: String,
@@ -299,7 +299,7 @@ pub struct Log {
     pub audit: String,
     /// `json` (one object per line) or `human`.
     #[serde(default = "defaults::audit_format")]
-    pub audit_format: String,
+    pub audit_format: LogFormat,
 }
 
 impl Config {

@@ -147,7 +147,7 @@ pub fn init(dir: &Path, port: u16) -> anyhow::Result<(PathBuf, bool)> {
         // JSON lines on stdout).
         log: Log {
             audit: "stderr".into(),
-            audit_format: "human".into(),
+            audit_format: crate::config::LogFormat::Human,
             ..Log::default()
         },
         pkinit: Some(pki.config.clone()),

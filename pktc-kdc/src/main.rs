@@ -243,7 +243,7 @@ fn init_logging(log: &pktc_kdc::config::Log) -> anyhow::Result<()> {
     let debug = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let debug = if log.format == "json" {
+    let debug = if log.format == pktc_kdc::config::LogFormat::Json {
         debug.json().flatten_event(true).boxed()
     } else {
         debug.boxed()
@@ -267,7 +267,7 @@ fn init_logging(log: &pktc_kdc::config::Log) -> anyhow::Result<()> {
             let layer = tracing_subscriber::fmt::layer()
                 .with_writer(writer)
                 .with_ansi(false);
-            let layer = if log.audit_format == "json" {
+            let layer = if log.audit_format == pktc_kdc::config::LogFormat::Json {
                 layer
                     .json()
                     .flatten_event(true)
@@ -333,7 +333,7 @@ fn main() -> std::process::ExitCode {
             // A lab tool: its answers as readable audit lines on stderr.
             init_logging(&pktc_kdc::config::Log {
                 audit: "stderr".into(),
-                audit_format: "human".into(),
+                audit_format: pktc_kdc::config::LogFormat::Human,
                 ..pktc_kdc::config::Log::default()
             })?;
             tokio::runtime::Builder::new_multi_thread()
@@ -355,7 +355,7 @@ fn main() -> std::process::ExitCode {
             // Audit lines on stderr, which Kea's children share with Kea.
             init_logging(&pktc_kdc::config::Log {
                 audit: "stderr".into(),
-                audit_format: "human".into(),
+                audit_format: pktc_kdc::config::LogFormat::Human,
                 ..pktc_kdc::config::Log::default()
             })?;
             let url = match (redis, config) {

@@ -160,6 +160,11 @@ fn a_bad_choice_is_refused_with_the_valid_values() {
             "unknown variant `3des`, expected `des-ede3-cbc` or `aes256-cbc`",
         ),
         (
+            "audit_format = \"human\"",
+            "audit_format = \"xml\"",
+            "unknown variant `xml`, expected `human` or `json`",
+        ),
+        (
             "on_timeout = \"refuse\"",
             "on_timeout = \"allow\"",
             "unknown variant `allow`, expected `refuse` or `allow-if-cached`",

@@ -46,6 +46,27 @@ impl ReplyCipher {
     }
 }
 
+/// `log.format` (the debug log) and `log.audit_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    Human,
+    /// One object per line.
+    Json,
+}
+
+/// `overload.pkinit_busy_reply`: what a PKINIT device gets when the KDC is
+/// too busy to answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BusyReply {
+    /// Nothing: the device retries on its own timer.
+    #[default]
+    Silent,
+    /// KDC_ERR_SVC_UNAVAILABLE.
+    Error,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

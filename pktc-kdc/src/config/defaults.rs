@@ -6,8 +6,8 @@ use super::*;
 pub fn audit() -> String {
     "stdout".into()
 }
-pub fn audit_format() -> String {
-    "json".into()
+pub fn audit_format() -> LogFormat {
+    LogFormat::Json
 }
 pub fn max_udp_reply_bytes() -> usize {
     65507
@@ -54,8 +54,8 @@ pub fn lookaside_max_bytes() -> usize {
 pub fn replay_max_entries() -> usize {
     1_000_000
 }
-pub fn log_format() -> String {
-    "human".into()
+pub fn log_format() -> LogFormat {
+    LogFormat::Human
 }
 pub fn log_level() -> String {
     "info".into()

@@ -22,8 +22,8 @@ pub struct Overload {
     /// (KDC_ERR_SVC_UNAVAILABLE): `silent` (nothing: the device retries on
     /// its own timer) or `error` (the KRB-ERROR, which makes a PacketCable
     /// device restart provisioning at DHCP, PKT-SP-EUE-PROV Table 5).
-    #[serde(default = "pkinit_busy_reply")]
-    pub pkinit_busy_reply: String,
+    #[serde(default)]
+    pub pkinit_busy_reply: super::BusyReply,
 }
 
 impl Default for Overload {
@@ -31,7 +31,7 @@ impl Default for Overload {
         Overload {
             max_queue_delay_ms: max_queue_delay_ms(),
             max_waiting: max_waiting(),
-            pkinit_busy_reply: pkinit_busy_reply(),
+            pkinit_busy_reply: super::BusyReply::default(),
         }
     }
 }
@@ -44,14 +44,11 @@ impl Overload {
         if !(1..=1_000_000).contains(&self.max_waiting) {
             problems.push("overload.max_waiting must be 1..=1000000".to_string());
         }
-        if !matches!(self.pkinit_busy_reply.as_str(), "silent" | "error") {
-            problems.push("overload.pkinit_busy_reply must be silent or error".to_string());
-        }
     }
 
     /// Whether busy PKINIT devices get no answer.
     pub fn silent(&self) -> bool {
-        self.pkinit_busy_reply == "silent"
+        self.pkinit_busy_reply == super::BusyReply::Silent
     }
 }
 
@@ -60,9 +57,6 @@ fn max_queue_delay_ms() -> u64 {
 }
 fn max_waiting() -> usize {
     1024
-}
-fn pkinit_busy_reply() -> String {
-    "silent".into()
 }
 
 // Defaults of the `[listen]` keys added for overload and TCP slots.

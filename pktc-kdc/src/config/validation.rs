@@ -118,9 +118,6 @@ impl Config {
                 );
             }
         }
-        if !matches!(self.log.audit_format.as_str(), "human" | "json") {
-            problems.push("log.audit_format must be \"human\" or \"json\"".to_string());
-        }
         if self.log.audit.is_empty() {
             problems.push("log.audit must be stdout, stderr, off or a file path".to_string());
         }
@@ -130,9 +127,6 @@ impl Config {
         self.rate_limit.validate(&mut problems);
         if !(self.reload.watch_interval_ms == 0 || self.reload.watch_interval_ms >= 50) {
             problems.push("reload.watch_interval_ms must be 0 (off) or at least 50".to_string());
-        }
-        if !matches!(self.log.format.as_str(), "human" | "json") {
-            problems.push("log.format must be \"human\" or \"json\"".to_string());
         }
         problems
     }
