@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== building (release)" >&2
-cargo test --release --locked --quiet -p kdc --test kea_lease --no-run
+cargo test --release --locked --quiet -p pktc-kdc --test kea_lease --no-run
 echo "== measuring (KEA_ROUNDS=${KEA_ROUNDS:-20})" >&2
-KEA_ROUNDS=${KEA_ROUNDS:-20} cargo test --release --locked --quiet -p kdc --test kea_lease -- \
+KEA_ROUNDS=${KEA_ROUNDS:-20} cargo test --release --locked --quiet -p pktc-kdc --test kea_lease -- \
   --ignored --nocapture --test-threads 1 measure_lease_to_acceptance

@@ -4,8 +4,8 @@
 
 bench_build() {
   echo "== building (release)" >&2
-  # BENCH_FEATURES, e.g. kdc/vendored-openssl (with its own CARGO_TARGET_DIR).
-  cargo build --release --quiet -p kdc -p eue-sim ${BENCH_FEATURES:+--features "$BENCH_FEATURES"}
+  # BENCH_FEATURES, e.g. pktc-kdc/vendored-openssl (with its own CARGO_TARGET_DIR).
+  cargo build --release --quiet -p pktc-kdc -p eue-sim ${BENCH_FEATURES:+--features "$BENCH_FEATURES"}
   local target_dir
   target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::bootstrap::{Client, Profile, summarize};
 use crate::cpu::{self, CpuUse};
-use kdc::dev::Manifest;
+use dev_realm_manifest::Manifest;
 
 #[derive(Debug, Args)]
 pub struct BootstrapLoadArgs {

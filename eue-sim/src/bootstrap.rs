@@ -17,7 +17,7 @@ use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 use serde_json::json;
 
-use kdc::dev::Manifest;
+use dev_realm_manifest::Manifest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Profile {
@@ -196,7 +196,10 @@ impl Client {
     }
 }
 
-fn pick_device<'m>(m: &'m Manifest, want: Option<&str>) -> anyhow::Result<&'m kdc::dev::Device> {
+fn pick_device<'m>(
+    m: &'m Manifest,
+    want: Option<&str>,
+) -> anyhow::Result<&'m dev_realm_manifest::Device> {
     let first = m.devices.first().context("the manifest lists no devices")?;
     let Some(want) = want else { return Ok(first) };
     let want = certs::parse_mac(want).map_err(|e| anyhow::anyhow!("--device: {e}"))?;

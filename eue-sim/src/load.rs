@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use kdc::dev::Manifest;
+use dev_realm_manifest::Manifest;
 use krb::client::{self, Credentials, RequestBody, TgsAuth};
 use krb::crypto::{EncType, Key};
 use krb::msg::{PrincipalName, time};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use certs::store::{CrlPolicy, TrustStore};
 use clap::ValueEnum;
-use kdc::dev::Manifest;
+use dev_realm_manifest::Manifest;
 use krb::client::{self, Credentials, RequestBody};
 use krb::crypto::EncType;
 use krb::msg::consts::{err, padata};
@@ -144,7 +144,7 @@ impl Realm {
         })
     }
 
-    fn load_device(&self, d: &kdc::dev::Device) -> anyhow::Result<Device> {
+    fn load_device(&self, d: &dev_realm_manifest::Device) -> anyhow::Result<Device> {
         let identity = DeviceIdentity::load(
             &self.dir.join(&d.cert),
             &self.dir.join(&d.key),

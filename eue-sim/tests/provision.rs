@@ -5,7 +5,7 @@
 //!
 //! `pktc-kdc` is another package's binary, so Cargo does not build it for
 //! `cargo test -p eue-sim`; it is looked up next to `eue-sim` in the target
-//! directory (`cargo test --workspace` builds it; otherwise `cargo build -p kdc`).
+//! directory (`cargo test --workspace` builds it; otherwise `cargo build -p pktc-kdc`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,7 +22,7 @@ fn kdc_binary() -> PathBuf {
     assert!(
         p.is_file(),
         "{} not found: these tests run the KDC binary of the kdc package; \
-         build it first with `cargo build -p kdc` (or run `cargo test --workspace`)",
+         build it first with `cargo build -p pktc-kdc` (or run `cargo test --workspace`)",
         p.display()
     );
     p

@@ -29,7 +29,7 @@ fn kdc_binary() -> PathBuf {
         .join(format!("pktc-kdc{}", std::env::consts::EXE_SUFFIX));
     assert!(
         p.is_file(),
-        "{} not found: build it first with `cargo build -p kdc` (or run `cargo test --workspace`)",
+        "{} not found: build it first with `cargo build -p pktc-kdc` (or run `cargo test --workspace`)",
         p.display()
     );
     p

@@ -2,7 +2,7 @@
 //! exchanges, KRB-ERROR construction. It must never panic and always reply;
 //! nor may the TGS check of client authorization data.
 //!
-//! Same realm, principals and passwords as `kdc/tests/fuzz_smoke.rs`, so the
+//! Same realm, principals and passwords as `pktc-kdc/tests/fuzz_smoke.rs`, so the
 //! seeds it writes (fuzz/corpus-seeds/kdc_request) decrypt here. The clock
 //! skew and ticket life are far beyond what `Config::validate` allows, so
 //! that committed seeds (timestamps, TGTs) stay valid and the fuzzer can
@@ -14,9 +14,9 @@
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
-use kdc::config::Config;
+use pktc_kdc::config::Config;
 use kdc::kdc::Kdc;
-use kdc::keytab_cli::{KeySource, add_keys};
+use pktc_kdc::cli::keytab::{KeySource, add_keys};
 use krb::crypto::EncType;
 use krb::keytab::Keytab;
 use krb::principal::Principal;
@@ -47,7 +47,7 @@ static KDC: LazyLock<Kdc> = LazyLock::new(|| {
     for (p, pw) in &principals {
         add_keys(&mut kt, p, &EncType::ALL, Some(1), &KeySource::Password(pw)).expect("keys");
     }
-    Kdc::new(&cfg, &kt).expect("KDC")
+    pktc_kdc::engine::new_kdc(&cfg, &kt).expect("KDC")
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -1,5 +1,5 @@
 //! `pktc-kdc lease-hook`'s reading of Kea's run_script variables
-//! (`kdc::lease_hook::plan`): every value comes from a DHCP client through
+//! (`pktc_kdc::cli::lease_hook::plan`): every value comes from a DHCP client through
 //! Kea. None may panic; whatever is planned is in shape (an FQDN the
 //! pkt-eue-7 codec takes, with a dot; an address in use), and a refusal
 //! message is one bounded line.
@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use kdc::lease_hook::{Change, plan};
+use pktc_kdc::cli::lease_hook::{Change, plan};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

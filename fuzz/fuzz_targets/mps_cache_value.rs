@@ -8,7 +8,7 @@
 use std::sync::LazyLock;
 
 use fqdn_map::cache::Cached;
-use kdc::shared_cache::SealKey;
+use pktc_kdc::shared_cache::SealKey;
 use libfuzzer_sys::fuzz_target;
 
 const MAC: [u8; 6] = [0, 0x10, 0x95, 0, 0, 1];

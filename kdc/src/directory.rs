@@ -106,17 +106,20 @@ pub struct StaticDirectory {
 }
 
 impl StaticDirectory {
-    pub fn from_config(devices: &[crate::config::DeviceEntry]) -> anyhow::Result<StaticDirectory> {
+    /// The table of `(MAC, FQDN)` rows (`[[pkinit.devices]]`).
+    pub fn from_rows<'a>(
+        devices: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> anyhow::Result<StaticDirectory> {
         let mut table = HashMap::new();
-        for d in devices {
-            let mac = certs::mac::parse_mac(&d.mac)
-                .map_err(|e| anyhow::anyhow!("pkinit.devices: MAC {:?}: {e}", d.mac))?;
+        for (mac_text, fqdn) in devices {
+            let mac = certs::mac::parse_mac(mac_text)
+                .map_err(|e| anyhow::anyhow!("pkinit.devices: MAC {mac_text:?}: {e}"))?;
             let binding = DeviceBinding {
-                fqdn: d.fqdn.trim_end_matches('.').to_string(),
+                fqdn: fqdn.trim_end_matches('.').to_string(),
                 addresses: Vec::new(),
             };
             if table.insert(mac, binding).is_some() {
-                anyhow::bail!("pkinit.devices: MAC {} listed twice", d.mac);
+                anyhow::bail!("pkinit.devices: MAC {mac_text} listed twice");
             }
         }
         Ok(StaticDirectory { table })

@@ -8,13 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use krb::crypto::EncType;
-use krb::keytab::Keytab;
 use krb::msg::consts::err;
 use krb::msg::raw;
 
-use crate::config::Config;
 use crate::db::PrincipalDb;
 use crate::kerr::{ErrorContext, KdcError, krb_error};
 use crate::lookaside::Lookaside;
@@ -98,73 +95,55 @@ pub struct Handled {
     pub outcome: Outcome,
 }
 
-impl Kdc {
-    pub fn from_config(cfg: &Config) -> anyhow::Result<Kdc> {
-        let keytab = Keytab::read_file(&cfg.keytab)
-            .with_context(|| format!("reading keytab {}", cfg.keytab.display()))?;
-        Kdc::new(cfg, &keytab)
-    }
+/// The realm settings the engine runs with; the service fills them from
+/// its configuration (`[policy]`, `[tickets]`, `[listen]`, `[cache]`).
+#[derive(Debug, Clone)]
+pub struct KdcSettings {
+    pub realm: String,
+    pub enctypes: Vec<EncType>,
+    pub clock_skew_secs: u64,
+    pub max_life_secs: u64,
+    pub max_renew_secs: u64,
+    pub require_preauth: bool,
+    pub max_request_bytes: usize,
+    pub max_udp_reply_bytes: usize,
+    pub lookaside_ttl_secs: u64,
+    pub lookaside_max_bytes: usize,
+    pub replay_max_entries: usize,
+}
 
-    /// A KDC for `cfg` with the keys of an already-read keytab.
-    pub fn new(cfg: &Config, keytab: &Keytab) -> anyhow::Result<Kdc> {
-        let enctypes = cfg.enctypes()?;
-        let (db, _skipped) = PrincipalDb::from_keytab(keytab, &cfg.realm, &enctypes)
-            .context("loading keys from the keytab")?;
-        let krbtgt = vec!["krbtgt".to_string(), cfg.realm.clone()];
-        if db.get(&krbtgt).is_none() {
-            anyhow::bail!(
-                "keytab {} has no key for krbtgt/{}@{} (add one with `pktc-kdc keytab add`)",
-                cfg.keytab.display(),
-                cfg.realm,
-                cfg.realm
-            );
-        }
-        let pkinit = match &cfg.pkinit {
-            None => None,
-            Some(p) => {
-                let directory: Option<std::sync::Arc<dyn crate::directory::DeviceDirectory>> =
-                    match &cfg.mps {
-                        Some(m) => Some(std::sync::Arc::new(
-                            crate::mps_directory::MpsDirectory::from_config(
-                                m,
-                                &cfg.redis,
-                                &cfg.realm,
-                                cfg.policy.clock_skew_secs as i64,
-                                &db,
-                            )?,
-                        )),
-                        None => None,
-                    };
-                Some(crate::pkinit_as::PkinitState::from_config(
-                    p,
-                    directory,
-                    crate::pool::serving_threads(cfg.listen.threads),
-                )?)
-            }
-        };
-        let skew = cfg.policy.clock_skew_secs as i64;
-        Ok(Kdc {
-            realm: cfg.realm.clone(),
+impl Kdc {
+    /// A KDC for `settings` with the principals of `db` (which must hold
+    /// `krbtgt/REALM`), the request rate limits and PKINIT when configured.
+    pub fn new(
+        settings: KdcSettings,
+        db: PrincipalDb,
+        rate_limit: crate::rate_limit::RateLimiter,
+        pkinit: Option<crate::pkinit_as::PkinitState>,
+    ) -> Kdc {
+        let s = settings;
+        Kdc {
+            realm: s.realm,
             db,
-            enctypes,
-            skew,
-            max_life: cfg.tickets.max_life_secs as i64,
-            max_renew: cfg.tickets.max_renew_secs as i64,
-            require_preauth: cfg.policy.require_preauth,
-            max_request: cfg.listen.max_request_bytes,
-            rate_limit: crate::rate_limit::RateLimiter::new(&cfg.rate_limit),
-            max_udp_reply: cfg.listen.max_udp_reply_bytes,
+            enctypes: s.enctypes,
+            skew: s.clock_skew_secs as i64,
+            max_life: s.max_life_secs as i64,
+            max_renew: s.max_renew_secs as i64,
+            require_preauth: s.require_preauth,
+            max_request: s.max_request_bytes,
+            rate_limit,
+            max_udp_reply: s.max_udp_reply_bytes,
             lookaside: Lookaside::new(
-                Duration::from_secs(cfg.cache.lookaside_ttl_secs),
-                cfg.cache.lookaside_max_bytes,
+                Duration::from_secs(s.lookaside_ttl_secs),
+                s.lookaside_max_bytes,
             ),
             replay: ReplayCache::new(
-                Duration::from_secs(2 * cfg.policy.clock_skew_secs),
-                cfg.cache.replay_max_entries,
+                Duration::from_secs(2 * s.clock_skew_secs),
+                s.replay_max_entries,
             ),
             pkinit,
             clock: Arc::new(SystemClock),
-        })
+        }
     }
 
     /// Answers one request. Never panics on input; every refusal becomes a

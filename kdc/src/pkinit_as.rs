@@ -11,18 +11,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
-use certs::store::{CrlPolicy, TrustStoreHandle};
+use certs::store::TrustStoreHandle;
 use krb::crypto::{EncType, Key};
 use krb::msg::consts::padata;
 use krb::msg::{PaData, raw};
 use krb::principal::Principal;
-use openssl::hash::MessageDigest;
-use openssl::symm::Cipher;
 use pkinit::server::{self, KeyDelivery, ReplyPolicy, RequestContext, VerifiedRequest};
 
 use crate::as_exchange::{AsRequest, Issued, PKINIT_TYPES, ReplyKey, etype_nosupp};
-use crate::directory::{DeviceDirectory, LookupError, StaticDirectory, same_fqdn};
+use crate::directory::{DeviceDirectory, LookupError, same_fqdn};
 use crate::kdc::{Kdc, Outcome, malformed};
 use crate::kerr::KdcError;
 use crate::pool::AdmissionGate;
@@ -31,7 +28,7 @@ use crate::reason::Reason;
 /// PKINIT configuration loaded once at start-up.
 pub struct PkinitState {
     /// The signing certificate, key and chain; reloadable.
-    pub identity: Arc<crate::kdc_identity::KdcIdentitySource>,
+    pub identity: Arc<dyn SigningIdentity>,
     /// Shared with the certificate-bootstrapping endpoint and the file watch.
     pub trust: Arc<TrustStoreHandle>,
     pub reply: ReplyPolicy,
@@ -44,44 +41,17 @@ pub struct PkinitState {
     pub gate: AdmissionGate,
 }
 
-impl PkinitState {
-    pub fn from_config(
-        p: &crate::config::Pkinit,
-        directory: Option<Arc<dyn DeviceDirectory>>,
-        serving_threads: usize,
-    ) -> anyhow::Result<PkinitState> {
-        // `serving_threads` as [`crate::pool::serving_threads`] resolves it.
-        let identity = Arc::new(crate::kdc_identity::KdcIdentitySource::open(p)?);
-        let policy = match p.crl_policy.as_str() {
-            "if-present" => CrlPolicy::IfPresent,
-            "off" => CrlPolicy::Off,
-            _ => CrlPolicy::Require,
-        };
-        let trust = TrustStoreHandle::open(&p.device_trust_dir, policy).with_context(|| {
-            format!("loading device trust from {}", p.device_trust_dir.display())
-        })?;
-        Ok(PkinitState {
-            identity,
-            trust: Arc::new(trust),
-            reply: ReplyPolicy {
-                packetcable_cipher: if p.packetcable_reply_cipher == "aes256-cbc" {
-                    Cipher::aes_256_cbc()
-                } else {
-                    Cipher::des_ede3_cbc()
-                },
-                packetcable_digest: MessageDigest::sha1(),
-            },
-            dh_min_bits: p.dh_min_bits,
-            dh_keys: server::DhKeys::new(p.dh_key_reuse_secs),
-            cert_cache: Arc::new(
-                pkinit::cms::CertCache::new(4096).with_device_capacity(p.device_cache_entries),
-            ),
-            directory: match directory {
-                Some(d) => d,
-                None => Arc::new(StaticDirectory::from_config(&p.devices)?),
-            },
-            gate: AdmissionGate::new(serving_threads, p.pool_queue),
-        })
+/// The KDC's PKINIT signing certificate, key and chain for one request.
+/// The service reloads them when their files change; a request keeps the
+/// identity it started with.
+pub trait SigningIdentity: Send + Sync {
+    fn load(&self) -> Arc<server::KdcIdentity>;
+
+    /// Re-reads the identity if its source changed (`force`: whether or
+    /// not). `Ok(true)`: a new identity is in use. A fixed identity never
+    /// changes.
+    fn refresh(&self, _force: bool) -> anyhow::Result<bool> {
+        Ok(false)
     }
 }
 

@@ -26,6 +26,9 @@ pub struct AdmissionGate {
     threads: usize,
     /// Admitted requests doing public-key work right now.
     running: AtomicUsize,
+    /// Told after each piece of public-key work: the service's dispatcher
+    /// then lets this thread take its next request.
+    after_work: fn(),
 }
 
 /// Why gated work did not produce a result.
@@ -56,7 +59,14 @@ impl AdmissionGate {
             threads,
             running: AtomicUsize::new(0),
             shed: AtomicUsize::new(0),
+            after_work: || {},
         }
+    }
+
+    /// Calls `hook` on the working thread after each piece of public-key work.
+    pub fn with_after_work(mut self, hook: fn()) -> AdmissionGate {
+        self.after_work = hook;
+        self
     }
 
     /// A permit for one request, or None (counted) when the queue is full.
@@ -112,7 +122,7 @@ impl AdmissionGate {
     fn end_turn(&self) {
         self.running.fetch_sub(1, Ordering::Relaxed);
         // This thread may take its next request from the backlog.
-        crate::overload::cpu_phase_done();
+        (self.after_work)();
     }
 }
 

@@ -15,8 +15,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::config::RateLimit;
-
 const SHARDS: usize = 16;
 
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +66,19 @@ impl Limited {
     }
 }
 
+/// The limits (`[rate_limit]`): a rate of 0 turns its bucket off.
+#[derive(Debug, Clone, Copy)]
+pub struct Rates {
+    /// Requests per second per source address, and the burst.
+    pub per_source_rate: f64,
+    pub per_source_burst: f64,
+    /// Requests per second over all sources, and the burst.
+    pub global_rate: f64,
+    pub global_burst: f64,
+    /// Source addresses tracked at once.
+    pub max_sources: usize,
+}
+
 pub struct RateLimiter {
     per_source: Option<(f64, f64)>,
     global: Option<(f64, f64)>,
@@ -78,7 +89,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(cfg: &RateLimit) -> RateLimiter {
+    pub fn new(cfg: &Rates) -> RateLimiter {
         let now = Instant::now();
         let on = |rate: f64, burst: f64| (rate > 0.0).then_some((rate, burst.max(1.0)));
         let global = on(cfg.global_rate, cfg.global_burst);
@@ -136,8 +147,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn cfg(rate: f64, burst: f64, global: f64, max_sources: usize) -> RateLimit {
-        RateLimit {
+    fn cfg(rate: f64, burst: f64, global: f64, max_sources: usize) -> Rates {
+        Rates {
             per_source_rate: rate,
             per_source_burst: burst,
             global_rate: global,

@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use kdc::config::Config;
-use kdc::kdc::{Clock, Kdc};
-use kdc::keytab_cli::{KeySource, add_keys};
+use kdc::db::PrincipalDb;
+use kdc::kdc::{Clock, Kdc, KdcSettings};
+use kdc::rate_limit::{RateLimiter, Rates};
 use kdc::reason::Reason;
 use krb::client::{self, Credentials, RequestBody, TgsAuth};
 use krb::crypto::{EncType, Key};
-use krb::keytab::Keytab;
+use krb::keytab::{Keytab, KeytabEntry};
 use krb::msg::flags::{Flags, bit};
 use krb::msg::time;
 use krb::principal::Principal;
@@ -56,38 +56,54 @@ pub enum Expect {
     },
 }
 
+/// Keys for `principal` in each of `etypes`: random, or from `password`.
+fn add_keys(kt: &mut Keytab, principal: &Principal, etypes: &[EncType], password: Option<&str>) {
+    for &etype in etypes {
+        let key = match password {
+            None => Key::random(etype),
+            Some(pw) => Key::from_password(etype, pw.as_bytes(), &principal.salt(), None).unwrap(),
+        };
+        kt.entries.push(KeytabEntry {
+            principal: principal.clone(),
+            timestamp: 0,
+            kvno: 1,
+            enctype: etype.as_i32(),
+            key: zeroize::Zeroizing::new(key.bytes().to_vec()),
+        });
+    }
+}
+
 pub fn engine() -> Engine {
-    let cfg: Config = toml::from_str(&format!(
-        "realm = \"{REALM}\"\n\
-         [policy]\nclock_skew_secs = {SKEW}\n\
-         enctypes = [\"aes256-cts-hmac-sha1-96\", \"aes128-cts-hmac-sha1-96\"]\n\
-         [tickets]\nmax_life_secs = {MAX_LIFE}\nmax_renew_secs = {MAX_RENEW}\n\
-         [cache]\nlookaside_max_bytes = 0\nreplay_max_entries = 10000\n"
-    ))
-    .unwrap();
+    let settings = KdcSettings {
+        realm: REALM.to_string(),
+        enctypes: vec![AES256, AES128],
+        clock_skew_secs: SKEW as u64,
+        max_life_secs: MAX_LIFE as u64,
+        max_renew_secs: MAX_RENEW as u64,
+        require_preauth: true,
+        max_request_bytes: 32 * 1024,
+        max_udp_reply_bytes: 65507,
+        lookaside_ttl_secs: 120,
+        lookaside_max_bytes: 0,
+        replay_max_entries: 10000,
+    };
     let client = Principal::parse(&format!("demo@{REALM}"), None).unwrap();
     let service = Principal::service_host("mtaprovsrvr", "mps.pktc.test", REALM);
     let mut kt = Keytab::new();
     let both = [AES256, AES128];
-    add_keys(
-        &mut kt,
-        &Principal::krbtgt(REALM),
-        &both,
-        Some(1),
-        &KeySource::Random,
-    )
-    .unwrap();
+    add_keys(&mut kt, &Principal::krbtgt(REALM), &both, None);
     // The service has an AES128 key only: etype choice follows it.
-    add_keys(&mut kt, &service, &[AES128], Some(1), &KeySource::Random).unwrap();
-    add_keys(
-        &mut kt,
-        &client,
-        &both,
-        Some(1),
-        &KeySource::Password(CLIENT_PW),
-    )
-    .unwrap();
-    let mut kdc = Kdc::new(&cfg, &kt).unwrap();
+    add_keys(&mut kt, &service, &[AES128], None);
+    add_keys(&mut kt, &client, &both, Some(CLIENT_PW));
+    let (db, _) = PrincipalDb::from_keytab(&kt, REALM, &settings.enctypes).unwrap();
+    let rates = Rates {
+        per_source_rate: 0.0,
+        per_source_burst: 0.0,
+        global_rate: 0.0,
+        global_burst: 0.0,
+        max_sources: 1,
+    };
+    let mut kdc = Kdc::new(settings, db, RateLimiter::new(&rates), None);
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
     kdc.clock = clock.clone();
     Engine {
