@@ -44,6 +44,11 @@ pub struct Kdc {
 pub trait Clock: Send + Sync {
     /// Unix seconds.
     fn now(&self) -> i64;
+
+    /// Unix seconds and microseconds (a KRB-ERROR's stime and susec).
+    fn now_micros(&self) -> (i64, u32) {
+        (self.now(), 0)
+    }
 }
 
 /// The system's clock.
@@ -52,6 +57,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
         krb::msg::time::now().0
+    }
+
+    fn now_micros(&self) -> (i64, u32) {
+        krb::msg::time::now()
     }
 }
 
@@ -202,7 +211,7 @@ impl Kdc {
                 outcome.reason = e.reason;
                 // A shed request must be retried for real, not answered from cache.
                 (
-                    krb_error(&self.realm, &e, &ctx).into(),
+                    krb_error(&self.realm, &e, &ctx, self.clock.now_micros()).into(),
                     e.code != err::KDC_ERR_SVC_UNAVAILABLE,
                 )
             }
@@ -226,7 +235,12 @@ impl Kdc {
     /// A KRB-ERROR for a refusal decided before the request was read (e.g.
     /// by the transport).
     pub fn error_reply(&self, e: &KdcError) -> Vec<u8> {
-        krb_error(&self.realm, e, &ErrorContext::default())
+        krb_error(
+            &self.realm,
+            e,
+            &ErrorContext::default(),
+            self.clock.now_micros(),
+        )
     }
 }
 

@@ -44,9 +44,10 @@ pub struct ErrorContext {
     pub sname: Option<PrincipalName>,
 }
 
-/// Encodes a KRB-ERROR for `err` from the KDC of `realm`.
-pub fn krb_error(realm: &str, err: &KdcError, ctx: &ErrorContext) -> Vec<u8> {
-    let (now, usec) = time::now();
+/// Encodes a KRB-ERROR for `err` from the KDC of `realm`, stamped `now`
+/// (Unix seconds and microseconds, from the KDC's clock).
+pub fn krb_error(realm: &str, err: &KdcError, ctx: &ErrorContext, now: (i64, u32)) -> Vec<u8> {
+    let (now, usec) = now;
     let sname = ctx.sname.clone().unwrap_or_else(|| PrincipalName {
         r#type: krb::principal::name_type::SRV_INST,
         string: vec![msg::kstring("krbtgt"), msg::kstring(realm)],

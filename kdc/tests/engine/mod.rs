@@ -214,6 +214,8 @@ pub fn check(
             assert_eq!((code, reason), (want.code(), *want), "{name}");
             let e = client::krb_error(&reply).unwrap_or_else(|| panic!("{name}: not a KRB-ERROR"));
             assert_eq!(e.error_code, want.code(), "{name}");
+            // Stamped by the KDC's clock, not the system's.
+            assert_eq!(time::to_unix(&e.stime), now, "{name}: stime");
         }
         Expect::Issued {
             end,
