@@ -76,15 +76,19 @@ impl Lookaside {
     }
 
     pub fn get(&self, d: &RequestDigest) -> Option<Arc<[u8]>> {
+        self.get_at(d, Instant::now())
+    }
+
+    /// [`Lookaside::get`] at `now` (tests move time instead of sleeping).
+    pub fn get_at(&self, d: &RequestDigest, now: Instant) -> Option<Arc<[u8]>> {
         if self.max_bytes == 0 {
             return None;
         }
         let hit = {
             let inner = self.lock();
-            inner
-                .map
-                .get(d)
-                .and_then(|e| (e.at.elapsed() < self.ttl).then(|| e.reply.clone()))
+            inner.map.get(d).and_then(|e| {
+                (now.saturating_duration_since(e.at) < self.ttl).then(|| e.reply.clone())
+            })
         };
         if hit.is_some() {
             self.counted.0.increment(1);
@@ -95,11 +99,15 @@ impl Lookaside {
     }
 
     pub fn insert(&self, d: RequestDigest, reply: Arc<[u8]>) {
+        self.insert_at(d, reply, Instant::now());
+    }
+
+    /// [`Lookaside::insert`] at `now`.
+    pub fn insert_at(&self, d: RequestDigest, reply: Arc<[u8]>, now: Instant) {
         let size = reply.len() + ENTRY_OVERHEAD;
         if size > self.max_bytes / 4 {
             return;
         }
-        let now = Instant::now();
         let mut inner = self.lock();
         while let Some(&(old, at)) = inner.order.front() {
             if now.duration_since(at) < self.ttl && inner.bytes + size <= self.max_bytes {
@@ -134,21 +142,32 @@ mod tests {
 
     #[test]
     fn hit_miss_expiry_and_bound() {
-        let c = Lookaside::new(Duration::from_millis(50), 8192);
+        let ttl = Duration::from_millis(50);
+        let c = Lookaside::new(ttl, 8192);
+        let t0 = Instant::now();
         let d1 = c.digest(b"req-1", HERE);
-        c.insert(d1, Arc::from(&b"rep-1"[..]));
-        assert_eq!(&*c.get(&c.digest(b"req-1", HERE)).unwrap(), b"rep-1");
-        assert!(c.get(&c.digest(b"req-2", HERE)).is_none());
+        c.insert_at(d1, Arc::from(&b"rep-1"[..]), t0);
+        assert_eq!(&*c.get_at(&c.digest(b"req-1", HERE), t0).unwrap(), b"rep-1");
+        assert!(c.get_at(&c.digest(b"req-2", HERE), t0).is_none());
         assert_ne!(c.digest(b"req-1", HERE), c.digest(b"req-2", HERE));
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(c.get(&d1).is_none());
+        let just_before = t0 + ttl - Duration::from_millis(1);
+        assert!(c.get_at(&d1, just_before).is_some());
+        let later = t0 + ttl;
+        assert!(c.get_at(&d1, later).is_none());
         for i in 0..1000u32 {
-            c.insert(c.digest(&i.to_be_bytes(), HERE), Arc::from(&[0u8; 100][..]));
+            c.insert_at(
+                c.digest(&i.to_be_bytes(), HERE),
+                Arc::from(&[0u8; 100][..]),
+                later,
+            );
         }
         let (n, bytes) = c.size();
         assert!(bytes <= 8192, "{bytes}");
         assert!(n < 1000);
-        assert!(c.get(&c.digest(&999u32.to_be_bytes(), HERE)).is_some());
+        assert!(
+            c.get_at(&c.digest(&999u32.to_be_bytes(), HERE), later)
+                .is_some()
+        );
     }
 
     #[test]

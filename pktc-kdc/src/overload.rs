@@ -454,9 +454,20 @@ mod tests {
 
     #[test]
     fn newest_first_when_behind_and_stale_dropped() {
-        let b = Backlog::new(Some(Duration::from_millis(500)), 100);
-        assert!(push(&b, b"old", 1, 450));
-        std::thread::sleep(Duration::from_millis(100));
+        let budget = Duration::from_millis(500);
+        let b = Backlog::new(Some(budget), 100);
+        let old_arrived = Instant::now() - (budget - Duration::from_millis(2));
+        assert!(b.push(
+            Arc::from(&b"old"[..]),
+            addr(1),
+            old_arrived,
+            ReplyTo::Udp(0)
+        ));
+        // Until "old" has waited past the budget (a few ms, bounded).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while old_arrived.elapsed() <= budget && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         // Behind: the oldest waiting has waited more than a fifth of the budget.
         assert!(push(&b, b"a", 2, 300));
         assert!(push(&b, b"b", 3, 200));
