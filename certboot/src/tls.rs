@@ -50,14 +50,6 @@ pub enum MinVersion {
 }
 
 impl MinVersion {
-    pub fn parse(s: &str) -> Option<MinVersion> {
-        match s {
-            "1.0" => Some(MinVersion::Tls10),
-            "1.1" => Some(MinVersion::Tls11),
-            "1.2" => Some(MinVersion::Tls12),
-            _ => None,
-        }
-    }
     fn openssl(self) -> SslVersion {
         match self {
             MinVersion::Tls10 => SslVersion::TLS1,

@@ -83,7 +83,7 @@ pub fn start(
         max_connections_per_source: c.max_connections_per_source.max(1),
         write_timeout: Duration::from_millis(c.write_timeout_ms.max(1)),
     };
-    let min_version = MinVersion::parse(&c.min_tls_version).context("certboot.min_tls_version")?;
+    let min_version = c.min_tls_version.version();
     let observer: Arc<dyn Observer> = Arc::new(AuditObserver);
     let mut endpoints = Vec::new();
     for (profile, addrs) in [

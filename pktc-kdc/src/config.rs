@@ -18,7 +18,7 @@ mod redis_options;
 mod validation;
 pub use crate::mps_directory::OnTimeout;
 pub use certboot::{Certboot, Reload};
-pub use choices::{BusyReply, CrlPolicySetting, LogFormat, ReplyCipher};
+pub use choices::{BusyReply, CrlPolicySetting, LogFormat, ReplyCipher, TlsMinVersion};
 pub use crl_fetch::CrlFetch;
 use krb::crypto::EncType;
 pub use ops::{Admin, MetricsConfig, RateLimit};

@@ -3,7 +3,6 @@
 //! the line naming the problem. Peers are real: `pktc-kdc mps-responder`
 //! for the pkt-eue-7 probe, redis-server for PING.
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -168,6 +167,11 @@ fn a_bad_choice_is_refused_with_the_valid_values() {
             "on_timeout = \"refuse\"",
             "on_timeout = \"allow\"",
             "unknown variant `allow`, expected `refuse` or `allow-if-cached`",
+        ),
+        (
+            "min_tls_version = \"1.2\"",
+            "min_tls_version = \"1.3\"",
+            "unknown variant `1.3`, expected one of `1.0`, `1.1`, `1.2`",
         ),
     ] {
         realm.edit_config(|c| {
@@ -710,12 +714,12 @@ fn mps_probe() {
             "mps.servers mps.pktc.test {mps} answered pkt-eue-7"
         )],
     );
-    let mut log = String::new();
-    std::fs::File::open(realm.path("mps.log"))
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    assert!(log.contains("mac=02:70:6B:74:63:00"), "{log}");
+    // The stand-in logs the request after it has answered: wait for it.
+    let read_log = || std::fs::read_to_string(realm.path("mps.log")).unwrap_or_default();
+    let logged = testkit::wait_until(Duration::from_secs(10), || {
+        read_log().contains("mac=02:70:6B:74:63:00")
+    });
+    assert!(logged, "{}", read_log());
 }
 
 #[test]

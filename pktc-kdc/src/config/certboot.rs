@@ -32,8 +32,8 @@ pub struct Certboot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_policy: Option<super::CrlPolicySetting>,
     /// Oldest TLS version of the PacketCable profile: `1.2` (default), `1.1`, `1.0`.
-    #[serde(default = "defaults::min_tls_version")]
-    pub min_tls_version: String,
+    #[serde(default)]
+    pub min_tls_version: super::TlsMinVersion,
     /// OpenSSL security level: 2 (default), 1 admits RSA-1024 device
     /// certificates, 0 also SHA-1-signed ones and TLS 1.0/1.1.
     #[serde(default = "defaults::security_level")]

@@ -67,6 +67,29 @@ pub enum BusyReply {
     Error,
 }
 
+/// `certboot.min_tls_version`: the oldest TLS version of the PacketCable
+/// profile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsMinVersion {
+    #[serde(rename = "1.0")]
+    Tls10,
+    #[serde(rename = "1.1")]
+    Tls11,
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+}
+
+impl TlsMinVersion {
+    pub fn version(self) -> certboot::tls::MinVersion {
+        match self {
+            TlsMinVersion::Tls10 => certboot::tls::MinVersion::Tls10,
+            TlsMinVersion::Tls11 => certboot::tls::MinVersion::Tls11,
+            TlsMinVersion::Tls12 => certboot::tls::MinVersion::Tls12,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +117,15 @@ mod tests {
         ] {
             let row: toml::Value = toml::from_str(&format!("v = {text:?}")).unwrap();
             let got: ReplyCipher = row["v"].clone().try_into().unwrap();
+            assert_eq!(got, want, "{text}");
+        }
+        for (text, want) in [
+            ("1.0", TlsMinVersion::Tls10),
+            ("1.1", TlsMinVersion::Tls11),
+            ("1.2", TlsMinVersion::Tls12),
+        ] {
+            let row: toml::Value = toml::from_str(&format!("v = {text:?}")).unwrap();
+            let got: TlsMinVersion = row["v"].clone().try_into().unwrap();
             assert_eq!(got, want, "{text}");
         }
     }

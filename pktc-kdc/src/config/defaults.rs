@@ -90,9 +90,6 @@ pub fn mps_recheck_interval_secs() -> u64 {
 pub fn enterprise() -> u32 {
     fqdn_map::codec::DEFAULT_ENTERPRISE
 }
-pub fn min_tls_version() -> String {
-    "1.2".into()
-}
 pub fn security_level() -> u32 {
     2
 }

@@ -138,18 +138,13 @@ impl Config {
         if c.device_trust_dir.is_none() && self.pkinit.is_none() {
             problems.push("certboot.device_trust_dir is required without [pkinit]".to_string());
         }
-        match ::certboot::tls::MinVersion::parse(&c.min_tls_version) {
-            None => problems.push("certboot.min_tls_version must be 1.0, 1.1 or 1.2".to_string()),
-            Some(v) => {
-                let settings = ::certboot::tls::TlsSettings {
-                    profile: ::certboot::tls::TlsProfile::Pktc,
-                    min_version: v,
-                    security_level: c.security_level,
-                };
-                if let Err(e) = settings.check() {
-                    problems.push(format!("certboot: {e}"));
-                }
-            }
+        let settings = ::certboot::tls::TlsSettings {
+            profile: ::certboot::tls::TlsProfile::Pktc,
+            min_version: c.min_tls_version.version(),
+            security_level: c.security_level,
+        };
+        if let Err(e) = settings.check() {
+            problems.push(format!("certboot: {e}"));
         }
         if c.credentials_file.is_some() == c.credentials_redis.is_some() {
             problems.push(
