@@ -154,6 +154,11 @@ fn rows() -> Vec<Row> {
             sha(MessageDigest::sha1()),
         ),
         ok(
+            "SHA-224 with sha224WithRSAEncryption",
+            "0",
+            sha(MessageDigest::sha224()),
+        ),
+        ok(
             "SHA-384 with sha384WithRSAEncryption",
             "0",
             sha(MessageDigest::sha384()),
@@ -366,6 +371,33 @@ fn rows() -> Vec<Row> {
             p(|p| p.pk_nonce = Some(7)),
             false,
         ),
+        // Issue 16: a pure-Python client of the kind AD tooling uses
+        // (minikerberos 0.4.9), its whole request shape in one row.
+        dh(
+            "minikerberos: SHA-1 rsaEncryption, issuerAndSerial, leaf only, MODP 2048, \
+             octetstring2key, 32-byte clientDHNonce, its own PKAuthenticator nonce",
+            Group::Modp2048,
+            p(|p| {
+                p.digest = MessageDigest::sha1();
+                p.signature = SignatureAlg::RsaEncryption;
+                p.certs = CertSet::Leaf;
+                p.client_dh_nonce = Some(vec![0x6d; 32]);
+                p.pk_nonce = Some(0x1234_5678);
+            }),
+            false,
+        ),
+        Row {
+            device: "ec-p256",
+            ..dh(
+                "ecdsa-with-SHA1, P-256 device, ECDH P-256",
+                Group::P256,
+                p(|p| {
+                    p.signature = SignatureAlg::Ecdsa;
+                    p.digest = MessageDigest::sha1();
+                }),
+                false,
+            )
+        },
         Row {
             spki: drop_q,
             ..dh(
@@ -382,6 +414,23 @@ fn rows() -> Vec<Row> {
                 "MODP 2048 with q = 0: unknown group",
                 Group::Modp2048,
                 Profile::default(),
+                false,
+            )
+        },
+        Row {
+            expect: Expect::Refused(
+                pkinit::server::KDC_ERR_NO_ACCEPTABLE_KDF,
+                "pkinit_no_acceptable_kdf",
+            ),
+            ..dh(
+                "MODP 2048, only a KDF we do not know",
+                Group::Modp2048,
+                p(|p| {
+                    p.unknown_kdfs = vec![
+                        rasn::types::ObjectIdentifier::new(vec![1, 3, 6, 1, 5, 2, 3, 6, 99])
+                            .unwrap(),
+                    ];
+                }),
                 false,
             )
         },

@@ -21,7 +21,9 @@ use rasn::types::Oid;
 use sha1::{Digest, Sha1};
 
 use super::{ClientError, DeviceIdentity, enc};
-use crate::asn1::{AuthPack, ExternalPrincipalIdentifier, PaPkAsReq, PkAuthenticator, oid};
+use crate::asn1::{
+    AuthPack, ExternalPrincipalIdentifier, KdfAlgorithmId, PaPkAsReq, PkAuthenticator, oid,
+};
 use crate::dh::Kdf;
 
 /// The signatureAlgorithm of the SignerInfo.
@@ -95,6 +97,12 @@ pub struct Profile {
     /// Bytes sent instead of a signature (hostile-request tests: a
     /// certificate whose key the sender does not have).
     pub forged_signature: Option<Vec<u8>>,
+    /// KDF OIDs we do not support, listed after `kdfs` (a client that
+    /// offers only these must get KDC_ERR_NO_ACCEPTABLE_KDF).
+    pub unknown_kdfs: Vec<rasn::types::ObjectIdentifier>,
+    /// The SignedData's eContentType when it is not id-pkinit-authData
+    /// (refusal tests).
+    pub econtent_type: Option<&'static Oid>,
 }
 
 impl Default for Profile {
@@ -114,6 +122,8 @@ impl Default for Profile {
             kdfs: None,
             pk_nonce: None,
             forged_signature: None,
+            unknown_kdfs: Vec::new(),
+            econtent_type: None,
         }
     }
 }
@@ -341,6 +351,20 @@ pub fn signed_data(
     ))
 }
 
+/// supportedKDFs: the profile's KDFs, then the unknown ones; absent when
+/// neither is given.
+fn supported_kdfs(profile: &Profile) -> Option<Vec<KdfAlgorithmId>> {
+    if profile.kdfs.is_none() && profile.unknown_kdfs.is_empty() {
+        return None;
+    }
+    let known = profile.kdfs.iter().flatten().map(|k| k.algorithm_id());
+    let unknown = profile
+        .unknown_kdfs
+        .iter()
+        .map(|o| KdfAlgorithmId { kdf_id: o.clone() });
+    Some(known.chain(unknown).collect())
+}
+
 /// An RFC 4556 PA-PK-AS-REQ (16) built as `profile` says, for RSA key
 /// transport (`client_public_value` None) or DH/ECDH.
 pub fn rfc4556_padata_with(
@@ -368,13 +392,11 @@ pub fn rfc4556_padata_with(
         client_public_value,
         supported_cms_types: profile.supported_cms_types.then(|| vec![sha256_rsa]),
         client_dh_nonce: profile.client_dh_nonce.clone().map(Into::into),
-        supported_kdfs: profile
-            .kdfs
-            .as_ref()
-            .map(|k| k.iter().map(|k| k.algorithm_id()).collect()),
+        supported_kdfs: supported_kdfs(profile),
     };
     let der = msg::encode("AuthPack", &pack).map_err(enc)?;
-    let signed = signed_data(oid::AUTH_DATA, &der, dev, profile)?;
+    let content_type = profile.econtent_type.unwrap_or(oid::AUTH_DATA);
+    let signed = signed_data(content_type, &der, dev, profile)?;
     let trusted = profile.trusted_certifiers.then(|| {
         vec![ExternalPrincipalIdentifier {
             subject_name: Some(dev.cert.issuer_name().to_der().unwrap_or_default().into()),
