@@ -10,23 +10,18 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use testkit::kea::{DhcpClient, Kea, Lease, run_script_library};
 use testkit::{DevKdc, Redis, TempDir};
 
-const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
+mod common;
+use common::{KDC, repo};
+
 const MAC: [u8; 6] = [0x00, 0x10, 0x95, 0x00, 0x00, 0x01];
 const KEY: &str = "pktc-mps:device:001095000001";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn hash(redis: &Redis, key: &str) -> HashMap<String, String> {
     let mut conn = redis::Client::open(redis.url())
