@@ -12,9 +12,9 @@
 # Usage: bash bench/kea-lease.sh
 # Environment: KEA_ROUNDS (default 20) lease/release rounds for the hook timings.
 # Needs what `bash .ci/run` installs (kea-dhcp4-server, redis-server,
-# krb5-user, krb5-pkinit). Takes under a minute after a release build of
-# the test: the two just-refused devices each wait out the 5 s re-check
-# interval, not the 30 s negative cache.
+# krb5-user, krb5-pkinit). Runs after a release build of the test; its
+# longest waits are the two just-refused devices, about 5 s each (the
+# re-check interval; before the re-check, the 30 s negative cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
