@@ -256,7 +256,10 @@ pub fn init_series(cfg: &crate::config::Config) {
         }
     }
     if cfg.certboot.is_some() {
-        metrics::counter!("pktc_certboot_connections_rejected_total").increment(0);
+        for reason in ["too_many_connections", "rate_limited"] {
+            metrics::counter!("pktc_certboot_connections_rejected_total", "reason" => reason)
+                .increment(0);
+        }
         metrics::counter!("pktc_certboot_connections_evicted_total", "reason" => "oldest_idle")
             .increment(0);
         for (status, reason) in [
