@@ -327,18 +327,15 @@ impl Endpoint {
             store: self.store.clone(),
             mac,
         };
-        let refused = serve_http_in(
+        serve_http_in(
             stream,
             peer,
             ctx,
             &self.limits,
             self.observer.clone(),
-            Some(slot),
+            Some((slot, &self.failures)),
         )
         .await;
-        if refused.is_some() {
-            self.failures.charge(peer.ip());
-        }
     }
 }
 
@@ -359,20 +356,27 @@ where
     serve_http_in(io, peer, ctx, limits, observer, None).await
 }
 
+/// The slot of an endpoint's connection, and the budget its refused
+/// requests are charged to.
+type Accepted<'a> = (Arc<Slot>, &'a FailureBudget);
+
 /// [`serve_http`] in a connection slot, marked busy while a request is
-/// being answered (an idle keep-alive connection can be evicted).
+/// being answered (an idle keep-alive connection can be evicted); a
+/// refused request is charged before it is reported, so whoever sees the
+/// report sees the charge.
 async fn serve_http_in<I>(
     io: I,
     peer: SocketAddr,
     ctx: RequestContext,
     limits: &Limits,
     observer: Arc<dyn Observer>,
-    slot: Option<Arc<Slot>>,
+    accepted: Option<Accepted<'_>>,
 ) -> Option<HttpRefusal>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mac = ctx.mac;
+    let (slot, failures) = accepted.unzip();
     let ctx = Arc::new(ctx);
     let answered = Arc::new(AtomicUsize::new(0));
     let (answered_in, observer_in) = (answered.clone(), observer.clone());
@@ -412,6 +416,9 @@ where
         .await
         .err()?;
     let refusal = HttpRefusal::of(&e, answered.load(Ordering::Relaxed))?;
+    if let Some(f) = failures {
+        f.charge(peer.ip());
+    }
     observer.event(Event::HttpRefused {
         peer,
         mac,

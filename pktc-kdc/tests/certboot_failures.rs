@@ -2,6 +2,8 @@
 //! connections from 127.0.0.1 that send bytes that are not TLS use up that
 //! address's budget; then a device's `curl` from 127.0.0.1 is closed at
 //! accept, while the same device from 127.0.0.2 still gets its profile.
+//! Requests refused by the HTTP layer (431, from `curl` with a device
+//! certificate) use up a budget the same way.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -42,6 +44,10 @@ fn garbage_from(src: Ipv4Addr, to: SocketAddr) {
 
 /// curl with the realm's first device from `src`: (HTTP code, curl exit code).
 fn curl_from(kdc: &DevKdc, src: &str) -> (String, Option<i32>) {
+    curl_with(kdc, src, &[])
+}
+
+fn curl_with(kdc: &DevKdc, src: &str, extra: &[&str]) -> (String, Option<i32>) {
     let dev = &kdc.manifest["devices"][0];
     let path = |k: &str| kdc.realm_path(dev[k].as_str().expect(k));
     let out = Command::new(require_tool("curl", "curl"))
@@ -60,6 +66,7 @@ fn curl_from(kdc: &DevKdc, src: &str) -> (String, Option<i32>) {
         .arg(path("cert"))
         .arg("--key")
         .arg(path("key"))
+        .args(extra)
         .arg(kdc.get("certboot_url"))
         .output()
         .expect("running curl");
@@ -95,6 +102,7 @@ fn junk_connections_use_up_their_source_budget_only() {
     for _ in 1..BURST {
         garbage_from(local, addr);
     }
+    // Each failure is charged before its audit line is written.
     let failed = |l: &str| {
         l.contains("exchange=\"certboot\"")
             && l.contains("step=\"handshake\"")
@@ -142,6 +150,39 @@ fn junk_connections_use_up_their_source_budget_only() {
         kdc.wait_audit(
             |l| l.contains("reason=\"profile_served\"") && l.contains("source=127.0.0.2:")
         ),
+        "{}",
+        kdc.audit_lines().join("\n")
+    );
+
+    // Requests the HTTP layer refuses cost the same: oversized headers
+    // from 127.0.0.3, over a good handshake, answered 431.
+    let big = format!("X-Big: {}", "a".repeat(16 * 1024));
+    for _ in 0..BURST {
+        assert_eq!(curl_with(&kdc, "127.0.0.3", &["-H", &big]).0, "431");
+    }
+    // Each refusal is charged before its audit line is written.
+    let too_large = |l: &String| {
+        l.contains("exchange=\"certboot\"")
+            && l.contains("reason=\"headers_too_large\"")
+            && l.contains("source=127.0.0.3:")
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            kdc.audit_lines().iter().filter(|l| too_large(l)).count() >= BURST
+        }),
+        "{}",
+        kdc.audit_lines().join("\n")
+    );
+    assert_eq!(
+        kdc.metric("pktc_certboot_requests_total{status=\"431\",reason=\"headers_too_large\"}"),
+        BURST as f64,
+        "{}",
+        kdc.metrics()
+    );
+    assert_eq!(curl_from(&kdc, "127.0.0.3").0, "000");
+    assert!(
+        kdc.wait_audit(|l| l.contains("reason=\"rate_limited\"")
+            && l.contains("source=127.0.0.3:")),
         "{}",
         kdc.audit_lines().join("\n")
     );
