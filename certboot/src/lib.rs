@@ -4,6 +4,7 @@
 
 pub mod conn_limits;
 pub mod creds;
+pub mod failures;
 pub mod http;
 pub mod profile;
 pub mod rotation;

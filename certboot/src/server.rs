@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use certs::store::{ChainError, CrlPolicy};
@@ -19,6 +20,7 @@ use tokio_openssl::SslStream;
 use crate::conn_limits::{Evicted, Slot, Slots, WriteDeadline};
 
 use crate::creds::CredentialStore;
+use crate::failures::FailureBudget;
 use crate::http::{self, RequestContext, RequestOutcome};
 use crate::rotation::Contexts;
 use crate::tls::TlsError;
@@ -98,12 +100,69 @@ pub struct RequestEvent {
     pub latency: Duration,
 }
 
+/// Why hyper ended a connection on a request it would not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpRefusal {
+    /// Not HTTP/1.1 it can parse: answered 400.
+    Malformed,
+    /// Request line and headers over `max_header_bytes`: answered 431.
+    HeadersTooLarge,
+    /// Headers not complete within `header_read_timeout` (and no request
+    /// answered yet on the connection): closed.
+    HeaderTimeout,
+}
+
+impl HttpRefusal {
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpRefusal::Malformed => "malformed_request",
+            HttpRefusal::HeadersTooLarge => "headers_too_large",
+            HttpRefusal::HeaderTimeout => "header_timeout",
+        }
+    }
+
+    /// The status hyper sent, if any.
+    pub fn status(self) -> Option<u16> {
+        match self {
+            HttpRefusal::Malformed => Some(400),
+            HttpRefusal::HeadersTooLarge => Some(431),
+            HttpRefusal::HeaderTimeout => None,
+        }
+    }
+
+    /// `None`: the connection ended for another reason (the client closed,
+    /// or idled out after its requests were answered).
+    fn of(e: &hyper::Error, answered: usize) -> Option<HttpRefusal> {
+        if e.is_parse_too_large() {
+            Some(HttpRefusal::HeadersTooLarge)
+        } else if e.is_parse() {
+            Some(HttpRefusal::Malformed)
+        } else if e.is_timeout() && answered == 0 {
+            Some(HttpRefusal::HeaderTimeout)
+        } else {
+            None
+        }
+    }
+}
+
 /// What the endpoint reports; the binary turns these into audit lines,
 /// logs and metrics.
 #[derive(Debug)]
 pub enum Event<'a> {
     Handshake(&'a HandshakeEvent),
     Request(&'a RequestEvent),
+    /// A request hyper refused before it reached the handler.
+    HttpRefused {
+        peer: SocketAddr,
+        mac: [u8; 6],
+        refusal: HttpRefusal,
+        detail: String,
+    },
+    /// A connection was closed at accept, before TLS: its source used up
+    /// its failure budget (`failures_per_source_per_sec`, `failure_burst`).
+    RateLimited {
+        peer: SocketAddr,
+    },
     /// A connection was closed at accept: every slot (of its source) is
     /// answering a request.
     Overloaded {
@@ -136,6 +195,9 @@ pub struct Endpoint {
     pub limits: Limits,
     pub observer: Arc<dyn Observer>,
     connections: Arc<Slots>,
+    /// Shared by the endpoints of one service: failing on one listener
+    /// counts against the others.
+    failures: Arc<FailureBudget>,
 }
 
 impl Endpoint {
@@ -145,6 +207,7 @@ impl Endpoint {
         path: &str,
         limits: Limits,
         observer: Arc<dyn Observer>,
+        failures: Arc<FailureBudget>,
     ) -> Endpoint {
         Endpoint {
             contexts,
@@ -153,6 +216,7 @@ impl Endpoint {
             connections: Slots::new(limits.max_connections, limits.max_connections_per_source),
             limits,
             observer,
+            failures,
         }
     }
 
@@ -167,6 +231,11 @@ impl Endpoint {
                     continue;
                 }
             };
+            // Before the slot (it evicts nobody) and before any TLS work.
+            if !self.failures.admits(peer.ip()) {
+                self.observer.event(Event::RateLimited { peer });
+                continue;
+            }
             let slot = match self.connections.admit(peer.ip()) {
                 Ok((slot, evicted)) => {
                     if evicted != Evicted::None {
@@ -201,6 +270,9 @@ impl Endpoint {
             self.observer.event(Event::ContextError { profile, error });
         });
         let report = |result: Result<Negotiated, Failure>| {
+            if result.is_err() {
+                self.failures.charge(peer.ip());
+            }
             self.observer.event(Event::Handshake(&HandshakeEvent {
                 peer,
                 profile,
@@ -261,43 +333,57 @@ impl Endpoint {
             ctx,
             &self.limits,
             self.observer.clone(),
-            Some(slot),
+            Some((slot, &self.failures)),
         )
         .await;
     }
 }
 
 /// HTTP/1.1 on an established (TLS) connection for the device `ctx.mac`,
-/// under the header size and read-time limits. Public so the limits can be
-/// exercised without TLS.
+/// under the header size and read-time limits; says whether the connection
+/// ended on a refused request. Public so the limits can be exercised
+/// without TLS.
 pub async fn serve_http<I>(
     io: I,
     peer: SocketAddr,
     ctx: RequestContext,
     limits: &Limits,
     observer: Arc<dyn Observer>,
-) where
+) -> Option<HttpRefusal>
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     serve_http_in(io, peer, ctx, limits, observer, None).await
 }
 
+/// The slot of an endpoint's connection, and the budget its refused
+/// requests are charged to.
+type Accepted<'a> = (Arc<Slot>, &'a FailureBudget);
+
 /// [`serve_http`] in a connection slot, marked busy while a request is
-/// being answered (an idle keep-alive connection can be evicted).
+/// being answered (an idle keep-alive connection can be evicted); a
+/// refused request is charged before it is reported, so whoever sees the
+/// report sees the charge.
 async fn serve_http_in<I>(
     io: I,
     peer: SocketAddr,
     ctx: RequestContext,
     limits: &Limits,
     observer: Arc<dyn Observer>,
-    slot: Option<Arc<Slot>>,
-) where
+    accepted: Option<Accepted<'_>>,
+) -> Option<HttpRefusal>
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let mac = ctx.mac;
+    let (slot, failures) = accepted.unzip();
     let ctx = Arc::new(ctx);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (answered_in, observer_in) = (answered.clone(), observer.clone());
     let service = service_fn(move |req| {
         let ctx = ctx.clone();
-        let observer = observer.clone();
+        let observer = observer_in.clone();
+        let answered = answered_in.clone();
         let slot = slot.clone();
         async move {
             let t = Instant::now();
@@ -308,6 +394,7 @@ async fn serve_http_in<I>(
             if let Some(s) = &slot {
                 s.set_busy(false);
             }
+            answered.fetch_add(1, Ordering::Relaxed);
             observer.event(Event::Request(&RequestEvent {
                 peer,
                 mac: ctx.mac,
@@ -321,12 +408,24 @@ async fn serve_http_in<I>(
             Ok::<_, Infallible>(a.response)
         }
     });
-    let _ = http1::Builder::new()
+    let e = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .serve_connection(TokioIo::new(io), service)
-        .await;
+        .await
+        .err()?;
+    let refusal = HttpRefusal::of(&e, answered.load(Ordering::Relaxed))?;
+    if let Some(f) = failures {
+        f.charge(peer.ip());
+    }
+    observer.event(Event::HttpRefused {
+        peer,
+        mac,
+        refusal,
+        detail: e.to_string(),
+    });
+    Some(refusal)
 }
 
 fn printable(s: &str) -> String {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use certboot::creds::{CredentialStore, LookupFuture};
 use certboot::http::RequestContext;
 use certboot::profile::{CredsType, DeviceCredentials};
-use certboot::server::{Event, Limits, Observer, serve_http};
+use certboot::server::{Event, HttpRefusal, Limits, Observer, serve_http};
 use testkit::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
@@ -59,8 +59,9 @@ fn limits() -> Limits {
 
 /// Serves one connection, writes `chunks` (sleeping `gap` between them),
 /// closes the write side two seconds later and returns everything the
-/// server sent.
-async fn exchange(chunks: Vec<Vec<u8>>, gap: Duration) -> (Vec<u8>, Vec<u16>) {
+/// server sent, with the statuses the handler gave and the refusal
+/// `serve_http` reported (what certboot charges to the source).
+async fn exchange(chunks: Vec<Vec<u8>>, gap: Duration) -> (Vec<u8>, Vec<u16>, Option<HttpRefusal>) {
     let (client, server) = tokio::io::duplex(1 << 20);
     let observer = Arc::new(Statuses::default());
     let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
@@ -90,13 +91,13 @@ async fn exchange(chunks: Vec<Vec<u8>>, gap: Duration) -> (Vec<u8>, Vec<u16>) {
         .await
         .expect("server kept the connection open past every limit")
         .ok();
-    tokio::time::timeout(Duration::from_secs(120), task)
+    let refusal = tokio::time::timeout(Duration::from_secs(120), task)
         .await
         .expect("serve_http did not return")
         .expect("serve_http panicked");
     writer.abort();
     let statuses = observer.0.lock().unwrap().clone();
-    (out, statuses)
+    (out, statuses, refusal)
 }
 
 fn status_of(resp: &[u8]) -> Option<u16> {
@@ -107,7 +108,7 @@ fn status_of(resp: &[u8]) -> Option<u16> {
 #[tokio::test(start_paused = true)]
 async fn a_good_request_gets_the_profile() {
     let req = format!("GET {PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let (resp, statuses) = exchange(vec![req.into_bytes()], Duration::ZERO).await;
+    let (resp, statuses, refusal) = exchange(vec![req.into_bytes()], Duration::ZERO).await;
     assert_eq!(
         status_of(&resp),
         Some(200),
@@ -116,13 +117,32 @@ async fn a_good_request_gets_the_profile() {
     );
     assert!(String::from_utf8_lossy(&resp).contains("<MacAddress>00:10:95:00:00:01</MacAddress>"));
     assert_eq!(statuses, [200]);
+    assert_eq!(refusal, None);
+}
+
+/// Bytes that are not HTTP get hyper's 400 and are reported as refused.
+#[tokio::test(start_paused = true)]
+async fn garbage_gets_400_and_is_a_refusal() {
+    let (resp, statuses, refusal) = exchange(
+        vec![b"\x16\x03\x01 not http\r\n\r\n".to_vec()],
+        Duration::ZERO,
+    )
+    .await;
+    assert_eq!(
+        status_of(&resp),
+        Some(400),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    assert!(statuses.is_empty());
+    assert_eq!(refusal, Some(HttpRefusal::Malformed));
 }
 
 #[tokio::test(start_paused = true)]
 async fn oversized_headers_get_431() {
     let big = "a".repeat(64 * 1024);
     let req = format!("GET {PATH} HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
-    let (resp, statuses) = exchange(vec![req.into_bytes()], Duration::ZERO).await;
+    let (resp, statuses, refusal) = exchange(vec![req.into_bytes()], Duration::ZERO).await;
     assert_eq!(
         status_of(&resp),
         Some(431),
@@ -130,6 +150,7 @@ async fn oversized_headers_get_431() {
         String::from_utf8_lossy(&resp)
     );
     assert!(statuses.is_empty(), "the handler never saw it");
+    assert_eq!(refusal, Some(HttpRefusal::HeadersTooLarge));
 }
 
 /// A client dribbling its headers one byte at a time is cut off by the
@@ -142,7 +163,7 @@ async fn slowloris_is_cut_off() {
     );
     let chunks: Vec<Vec<u8>> = req.bytes().map(|b| vec![b]).collect();
     let started = tokio::time::Instant::now();
-    let (resp, statuses) = exchange(chunks, Duration::from_millis(100)).await;
+    let (resp, statuses, refusal) = exchange(chunks, Duration::from_millis(100)).await;
     // 250 bytes at 10/s would take 25 s; the limit is 0.5 s.
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -155,6 +176,7 @@ async fn slowloris_is_cut_off() {
         "{}",
         String::from_utf8_lossy(&resp)
     );
+    assert_eq!(refusal, Some(HttpRefusal::HeaderTimeout));
 }
 
 /// Idle keep-alive connections are closed too.
@@ -164,9 +186,11 @@ async fn idle_keepalive_is_closed() {
     // One request, then silence (the write side stays open for 60 s).
     let chunks = vec![req.into_bytes(), Vec::new()];
     let started = tokio::time::Instant::now();
-    let (resp, statuses) = exchange(chunks, Duration::from_secs(60)).await;
+    let (resp, statuses, refusal) = exchange(chunks, Duration::from_secs(60)).await;
     assert_eq!(status_of(&resp), Some(200));
     assert_eq!(statuses, [200]);
+    // The end of a keep-alive connection, not a refused request.
+    assert_eq!(refusal, None);
     // Closed by the server at the header read timeout, not by the client's
     // shutdown 62 s in.
     assert!(
@@ -236,7 +260,7 @@ async fn random_requests_stay_within_limits() {
             .chunks(1 + rng.below(5000))
             .map(<[u8]>::to_vec)
             .collect();
-        let (resp, statuses) = exchange(chunks, gap).await;
+        let (resp, statuses, _) = exchange(chunks, gap).await;
         if resp.is_empty() {
             continue;
         }

@@ -2,53 +2,16 @@
 //! one global, checked on the message type alone, before any decoding or
 //! public-key work.
 //!
-//! Source buckets live in sharded maps bounded by `max_sources`. When a
-//! shard is full, buckets that have refilled completely (idle sources: the
-//! same state as a new one) are dropped; if that frees nothing the shard is
-//! cleared. A flood of spoofed sources therefore costs memory bounded by
-//! `max_sources` and cannot lock out a real device for long; the global
-//! bucket still applies.
+//! Source buckets are a bounded table (crate `source-buckets`, shared with
+//! certboot's failure budget): a flood of spoofed sources costs memory
+//! bounded by `max_sources` and cannot lock out a real device for long; the
+//! global bucket still applies.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-const SHARDS: usize = 16;
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn full(burst: f64, now: Instant) -> Bucket {
-        Bucket {
-            tokens: burst,
-            at: now,
-        }
-    }
-
-    /// Refills for the time since the last take, then takes one token.
-    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn refilled(&self, rate: f64, burst: f64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens + elapsed * rate >= burst
-    }
-}
+use source_buckets::{Bucket, SourceBuckets};
 
 /// Which bucket refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,25 +43,23 @@ pub struct Rates {
 }
 
 pub struct RateLimiter {
-    per_source: Option<(f64, f64)>,
+    per_source: Option<SourceBuckets>,
     global: Option<(f64, f64)>,
-    per_shard: usize,
-    hasher: RandomState,
-    shards: Vec<Mutex<HashMap<IpAddr, Bucket>>>,
     global_bucket: Mutex<Bucket>,
 }
 
 impl RateLimiter {
     pub fn new(cfg: &Rates) -> RateLimiter {
         let now = Instant::now();
-        let on = |rate: f64, burst: f64| (rate > 0.0).then_some((rate, burst.max(1.0)));
-        let global = on(cfg.global_rate, cfg.global_burst);
+        let global =
+            (cfg.global_rate > 0.0).then_some((cfg.global_rate, cfg.global_burst.max(1.0)));
         RateLimiter {
-            per_source: on(cfg.per_source_rate, cfg.per_source_burst),
+            per_source: SourceBuckets::new(
+                cfg.per_source_rate,
+                cfg.per_source_burst,
+                cfg.max_sources,
+            ),
             global,
-            per_shard: cfg.max_sources.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             global_bucket: Mutex::new(Bucket::full(global.map_or(0.0, |g| g.1), now)),
         }
     }
@@ -107,26 +68,14 @@ impl RateLimiter {
     /// is empty (the source's is checked first and charged even when the
     /// global one then refuses).
     pub fn check(&self, source: IpAddr) -> Result<(), Limited> {
-        let now = Instant::now();
-        if let Some((rate, burst)) = self.per_source {
-            let shard = &self.shards[self.hasher.hash_one(source) as usize % SHARDS];
-            let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-            if !map.contains_key(&source) && map.len() >= self.per_shard {
-                map.retain(|_, b| !b.refilled(rate, burst, now));
-                if map.len() >= self.per_shard {
-                    map.clear();
-                }
-            }
-            let bucket = map
-                .entry(source)
-                .or_insert_with(|| Bucket::full(burst, now));
-            if !bucket.take(rate, burst, now) {
-                return Err(Limited::Source);
-            }
+        if let Some(t) = &self.per_source
+            && !t.take(source)
+        {
+            return Err(Limited::Source);
         }
         if let Some((rate, burst)) = self.global {
             let mut g = self.global_bucket.lock().unwrap_or_else(|e| e.into_inner());
-            if !g.take(rate, burst, now) {
+            if !g.take(rate, burst, Instant::now()) {
                 return Err(Limited::Global);
             }
         }
@@ -135,17 +84,13 @@ impl RateLimiter {
 
     /// Source addresses tracked now.
     pub fn sources(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+        self.per_source.as_ref().map_or(0, SourceBuckets::len)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn cfg(rate: f64, burst: f64, global: f64, max_sources: usize) -> Rates {
         Rates {
@@ -155,18 +100,6 @@ mod tests {
             global_burst: global * 2.0,
             max_sources,
         }
-    }
-
-    #[test]
-    fn bucket_refills_at_its_rate() {
-        let now = Instant::now();
-        let mut b = Bucket::full(2.0, now);
-        assert!(b.take(1.0, 2.0, now));
-        assert!(b.take(1.0, 2.0, now));
-        assert!(!b.take(1.0, 2.0, now));
-        assert!(!b.take(1.0, 2.0, now + Duration::from_millis(500)));
-        assert!(b.take(1.0, 2.0, now + Duration::from_millis(1600)));
-        assert!(b.refilled(1.0, 2.0, now + Duration::from_secs(10)));
     }
 
     #[test]
@@ -199,7 +132,11 @@ mod tests {
         for i in 0..10_000u32 {
             let _ = l.check(IpAddr::from(i.to_be_bytes()));
         }
-        assert!(l.sources() <= 64 + SHARDS, "{}", l.sources());
+        assert!(
+            l.sources() <= 64 + source_buckets::SHARDS,
+            "{}",
+            l.sources()
+        );
     }
 
     #[test]

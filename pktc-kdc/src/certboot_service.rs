@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use certboot::creds::{CredentialStore, FileStore, RedisStore};
+use certboot::failures::FailureBudget;
 use certboot::rotation::{Contexts, IdentitySource};
 use certboot::server::{Endpoint, Event, Limits, Observer};
 use certboot::tls::{MinVersion, TlsProfile, TlsSettings};
@@ -85,6 +86,10 @@ pub fn start(
     };
     let min_version = c.min_tls_version.version();
     let observer: Arc<dyn Observer> = Arc::new(AuditObserver);
+    let failures = Arc::new(FailureBudget::new(
+        c.failures_per_source_per_sec,
+        c.failure_burst,
+    ));
     let mut endpoints = Vec::new();
     for (profile, addrs) in [
         (TlsProfile::Pktc, &c.listen),
@@ -112,6 +117,7 @@ pub fn start(
             &c.path,
             limits,
             observer.clone(),
+            failures.clone(),
         ));
         for addr in addrs {
             endpoints.push((endpoint.clone(), bind(*addr)?));
@@ -304,8 +310,27 @@ fn record_metrics(event: &Event<'_>) {
             )
             .increment(1);
         }
+        Event::HttpRefused { refusal, .. } => {
+            metrics::counter!(
+                "pktc_certboot_requests_total",
+                "status" => refusal.status().map_or("-", status_label),
+                "reason" => refusal.name(),
+            )
+            .increment(1);
+        }
         Event::Overloaded { .. } => {
-            metrics::counter!("pktc_certboot_connections_rejected_total").increment(1);
+            metrics::counter!(
+                "pktc_certboot_connections_rejected_total",
+                "reason" => "too_many_connections",
+            )
+            .increment(1);
+        }
+        Event::RateLimited { .. } => {
+            metrics::counter!(
+                "pktc_certboot_connections_rejected_total",
+                "reason" => "rate_limited",
+            )
+            .increment(1);
         }
         Event::Evicted { same_source, .. } => {
             let reason = if *same_source {
@@ -323,8 +348,10 @@ fn record_metrics(event: &Event<'_>) {
 fn status_label(status: u16) -> &'static str {
     match status {
         200 => "200",
+        400 => "400",
         404 => "404",
         405 => "405",
+        431 => "431",
         503 => "503",
         _ => "other",
     }
@@ -375,6 +402,30 @@ impl Observer for AuditObserver {
                 reason = r.outcome.name(),
                 detail = r.detail.as_deref().unwrap_or("-"),
                 latency_us = r.latency.as_micros() as u64,
+            ),
+            Event::HttpRefused {
+                peer,
+                mac,
+                refusal,
+                detail,
+            } => tracing::info!(
+                target: "audit",
+                exchange = "certboot",
+                step = "request",
+                source = %peer,
+                mac = %certs::mac::format_mac(mac),
+                status = %refusal.status().map_or_else(|| "-".to_string(), |s| s.to_string()),
+                outcome = "error",
+                reason = refusal.name(),
+                detail = %detail,
+            ),
+            Event::RateLimited { peer } => tracing::info!(
+                target: "audit",
+                exchange = "certboot",
+                step = "accept",
+                source = %peer,
+                outcome = "error",
+                reason = "rate_limited",
             ),
             Event::Overloaded { peer } => tracing::info!(
                 target: "audit",

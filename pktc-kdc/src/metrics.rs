@@ -102,7 +102,7 @@ fn describe() {
     );
     describe_counter!(
         "pktc_tcp_closed_total",
-        "Kerberos TCP connections closed by a bound (lifetime, write timeout, invalid frame)"
+        "Kerberos TCP connections closed by a bound (lifetime, frame timeout, idle, write timeout, invalid frame)"
     );
     describe_counter!(
         "pktc_requests_dropped_total",
@@ -235,7 +235,13 @@ pub fn init_series(cfg: &crate::config::Config) {
         }
     }
     metrics::counter!("pktc_tcp_evicted_total", "reason" => "oldest_idle").increment(0);
-    for reason in ["lifetime", "write_timeout", "invalid_frame"] {
+    for reason in [
+        "lifetime",
+        "frame_timeout",
+        "idle",
+        "write_timeout",
+        "invalid_frame",
+    ] {
         metrics::counter!("pktc_tcp_closed_total", "reason" => reason).increment(0);
     }
     let mut reloadable = vec![];
@@ -256,7 +262,10 @@ pub fn init_series(cfg: &crate::config::Config) {
         }
     }
     if cfg.certboot.is_some() {
-        metrics::counter!("pktc_certboot_connections_rejected_total").increment(0);
+        for reason in ["too_many_connections", "rate_limited"] {
+            metrics::counter!("pktc_certboot_connections_rejected_total", "reason" => reason)
+                .increment(0);
+        }
         metrics::counter!("pktc_certboot_connections_evicted_total", "reason" => "oldest_idle")
             .increment(0);
         for (status, reason) in [

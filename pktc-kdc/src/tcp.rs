@@ -54,6 +54,19 @@ fn count_closed(reason: &'static str) {
     metrics::counter!("pktc_tcp_closed_total", "reason" => reason).increment(1);
 }
 
+/// A connection cut short by a time bound: the metric and an audit line.
+fn closed_by_bound(source: SocketAddr, reason: &'static str) {
+    count_closed(reason);
+    tracing::info!(
+        target: "audit",
+        exchange = "connection",
+        transport = "tcp",
+        source = %source,
+        outcome = "closed",
+        reason,
+    );
+}
+
 /// Accepts one connection, not registered with the reactor (the listener
 /// is non-blocking; the accepted socket is blocking until registered, and
 /// read before that with MSG_DONTWAIT only).
@@ -305,8 +318,20 @@ enum Frame {
     Request(Vec<u8>, Instant),
     /// The length prefix is over the limit (or has the reserved bit).
     Oversized,
-    /// End of stream, an error, or a deadline passed (true: the lifetime).
-    Closed(bool),
+    /// End of stream, an error, or a deadline passed.
+    Closed(Closed),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    /// End of stream or an error.
+    Peer,
+    /// No byte of a next frame within `tcp_idle_timeout_secs`.
+    Idle,
+    /// A frame begun but not whole within `tcp_idle_timeout_secs`.
+    FrameTimeout,
+    /// `tcp_max_connection_secs` reached.
+    Lifetime,
 }
 
 /// Reads length-prefixed frames with the kernel's receive timestamps.
@@ -420,8 +445,12 @@ impl FrameReader {
                         deadline = (Instant::now() + idle).min(end_of_life);
                     }
                 }
-                Err(_) => return Frame::Closed(Instant::now() >= end_of_life),
-                Ok(_) => return Frame::Closed(false),
+                Err(_) if Instant::now() >= end_of_life => {
+                    return Frame::Closed(Closed::Lifetime);
+                }
+                Err(_) if started => return Frame::Closed(Closed::FrameTimeout),
+                Err(_) => return Frame::Closed(Closed::Idle),
+                Ok(_) => return Frame::Closed(Closed::Peer),
             }
         }
     }
@@ -452,7 +481,7 @@ async fn connection(
     } = ctx;
     let end_of_life = Instant::now() + s.lifetime;
     if let Some((handled, arrived)) = first {
-        write_reply(&mut stream, &handled.reply, s.write_timeout).await?;
+        write_reply(&mut stream, source, &handled.reply, s.write_timeout).await?;
         audit(&handled, source, "tcp", arrived);
         slot.set_busy(false);
     }
@@ -466,9 +495,13 @@ async fn connection(
         };
         let (request, arrived) = match frame {
             Frame::Request(r, arrived) => (r, arrived),
-            Frame::Closed(lifetime) => {
-                if lifetime {
-                    count_closed("lifetime");
+            Frame::Closed(why) => {
+                match why {
+                    Closed::Lifetime => closed_by_bound(source, "lifetime"),
+                    Closed::FrameTimeout => closed_by_bound(source, "frame_timeout"),
+                    // Not a refusal: a client done with its connection.
+                    Closed::Idle => count_closed("idle"),
+                    Closed::Peer => {}
                 }
                 return Ok(());
             }
@@ -484,7 +517,7 @@ async fn connection(
                         ..Outcome::default()
                     },
                 };
-                write_reply(&mut stream, &handled.reply, s.write_timeout).await?;
+                write_reply(&mut stream, source, &handled.reply, s.write_timeout).await?;
                 audit(&handled, source, "tcp", Instant::now());
                 return Ok(());
             }
@@ -537,7 +570,7 @@ async fn connection(
         } else {
             kdc.handle(&request, source).await
         };
-        write_reply(&mut stream, &handled.reply, s.write_timeout).await?;
+        write_reply(&mut stream, source, &handled.reply, s.write_timeout).await?;
         audit(&handled, source, "tcp", arrived);
         slot.set_busy(false);
         if !is_request {
@@ -553,7 +586,12 @@ fn reset(stream: &impl std::os::fd::AsFd) {
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
-async fn write_reply(stream: &mut TcpStream, reply: &[u8], limit: Duration) -> anyhow::Result<()> {
+async fn write_reply(
+    stream: &mut TcpStream,
+    source: SocketAddr,
+    reply: &[u8],
+    limit: Duration,
+) -> anyhow::Result<()> {
     // Set here, not at accept: a connection dropped unanswered never needs it.
     stream.set_nodelay(true)?;
     let mut out = Vec::with_capacity(4 + reply.len());
@@ -562,7 +600,7 @@ async fn write_reply(stream: &mut TcpStream, reply: &[u8], limit: Duration) -> a
     match tokio::time::timeout(limit, stream.write_all(&out)).await {
         Ok(r) => Ok(r?),
         Err(_) => {
-            count_closed("write_timeout");
+            closed_by_bound(source, "write_timeout");
             anyhow::bail!("reply write timed out")
         }
     }

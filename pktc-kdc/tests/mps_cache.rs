@@ -6,6 +6,8 @@
 //!   provisioning server again, so a moved or newly added device gets its
 //!   ticket at once, and a flood of refused requests costs at most one
 //!   query per MAC per `mps.recheck_interval_secs`;
+//!   the re-check's answer replaces the one in Redis, which a second
+//!   replica then uses;
 //! * `pktc-kdc mps forget` drops a device from one replica and Redis;
 //! * values in Redis that the KDC did not seal are ignored;
 //! * AUTH and TLS apply to every Redis connection.
@@ -13,7 +15,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use testkit::{DevKdc, Redis, TempDir};
+use testkit::{DevKdc, Redis, TempDir, wait_until};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
 const DEVICE0: &str = "00:10:95:00:00:01";
@@ -167,6 +169,81 @@ fn a_flood_of_refused_requests_costs_one_mps_query_per_interval() {
     let (ok, _) = kinit(&kdc, &conf, 0, None);
     assert!(!ok);
     assert_eq!(kdc.mps_answers(asked + 1), asked + 1);
+}
+
+/// A re-check replaces the cached answer in Redis too: device 0's answer
+/// (an old address) is shared through a real redis-server and refuses MIT
+/// kinit; the stand-in's table moves the device to the address kinit
+/// comes from; the re-check accepts, rewrites the Redis value, and a
+/// second replica started afterwards accepts the device from that value
+/// without asking the stand-in.
+#[test]
+fn a_recheck_replaces_the_answer_in_redis() {
+    let redis = Redis::start();
+    let a = DevKdc::start_prepared(Path::new(KDC), |dir, cfg| {
+        let url = redis.url();
+        *cfg = cfg.replacen("[mps]\n", &format!("[mps]\nredis = \"{url}\"\n"), 1);
+        set_mps(cfg, "recheck_interval_secs", "1");
+        let table = std::fs::read_to_string(dir.join("mps-table.toml")).unwrap();
+        let table = table.replacen(
+            "addresses = [\"127.0.0.1\"]",
+            "addresses = [\"10.9.9.9\"]",
+            1,
+        );
+        std::fs::write(dir.join("mps-table.toml"), table).unwrap();
+    });
+    let conf_a = a.realm_path(&a.get("krb5_conf"));
+
+    // The old address: refused, and the answer is in Redis.
+    let (ok, out) = kinit(&a, &conf_a, 0, None);
+    assert!(
+        !ok,
+        "accepted at an address the MPS does not give it: {out}"
+    );
+    assert_eq!(a.mps_answers(1), 1);
+    let old = redis.cli(&["GET", DEVICE0_KEY]);
+    assert!(!old.is_empty(), "no shared answer for device 0");
+
+    // The lease moves the device to 127.0.0.1. Refusals within the
+    // re-check interval stand; the first one after it asks again.
+    edit_table(&a, |t| {
+        t.replacen(
+            "addresses = [\"10.9.9.9\"]",
+            "addresses = [\"127.0.0.1\"]",
+            1,
+        )
+    });
+    let accepted = wait_until(Duration::from_secs(20), || kinit(&a, &conf_a, 0, None).0);
+    assert!(accepted, "never accepted after the move:\n{}", a.log());
+    assert_eq!(a.mps_answers(2), 2, "one re-check");
+    assert_eq!(
+        a.metric("pktc_mps_rechecks_total{outcome=\"accepted\"}"),
+        1.0
+    );
+    let new = redis.cli(&["GET", DEVICE0_KEY]);
+    assert!(!new.is_empty(), "the re-check dropped the shared answer");
+    assert_ne!(new, old, "the re-check left the old answer in Redis");
+
+    // A replica that never asked: Redis's answer admits the device, and
+    // the stand-in hears nothing more.
+    let b = a.start_replica("b");
+    let (ok, out) = kinit(&a, &b.krb5_conf, 0, None);
+    assert!(ok, "replica refused the moved device: {out}\n{}", b.log());
+    assert_eq!(a.mps_answers(3), 2, "the replica asked the stand-in");
+    let from_redis = |l: &String| {
+        l.contains("exchange=\"lookup\"")
+            && l.contains(&format!("mac={DEVICE0}"))
+            && l.contains("reason=\"hit\"")
+            && l.contains("recheck=\"-\"")
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || b
+            .audit_lines()
+            .iter()
+            .any(from_redis)),
+        "no cache-hit lookup on the replica:\n{}",
+        b.log()
+    );
 }
 
 /// `pktc-kdc mps forget` across two `serve` processes sharing a real

@@ -63,6 +63,15 @@ pub struct Certboot {
     /// A response write that makes no progress for this long closes the connection.
     #[serde(default = "super::overload::certboot_write_timeout_ms")]
     pub write_timeout_ms: u64,
+    /// Failed connections (TLS handshake failed or timed out, HTTP request
+    /// malformed, oversized or too slow) a source is allowed per second,
+    /// on average; a source over its budget has new connections closed
+    /// before TLS. 0 = no budget.
+    #[serde(default = "super::overload::certboot_failures_per_source_per_sec")]
+    pub failures_per_source_per_sec: f64,
+    /// Failures a source may have in a row before the rate applies.
+    #[serde(default = "super::overload::certboot_failure_burst")]
+    pub failure_burst: f64,
 }
 
 /// `[reload]`: picking up changed files without a restart.

@@ -78,6 +78,14 @@ pub(crate) fn tcp_write_timeout_secs() -> u64 {
 pub(crate) fn certboot_write_timeout_ms() -> u64 {
     10_000
 }
+// A device retrying a failing fetch every few seconds stays far inside
+// these; a flood of junk connections from one address does not.
+pub(crate) fn certboot_failures_per_source_per_sec() -> f64 {
+    1.0
+}
+pub(crate) fn certboot_failure_burst() -> f64 {
+    60.0
+}
 
 /// Checks of the `[listen]` keys above.
 pub(crate) fn validate_listen(l: &super::Listen, problems: &mut Vec<String>) {

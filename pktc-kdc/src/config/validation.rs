@@ -160,6 +160,12 @@ impl Config {
         if c.max_connections == 0 {
             problems.push("certboot.max_connections must be at least 1".to_string());
         }
+        if !(c.failures_per_source_per_sec.is_finite() && c.failures_per_source_per_sec >= 0.0) {
+            problems.push("certboot.failures_per_source_per_sec must be a number >= 0".to_string());
+        }
+        if !(c.failure_burst.is_finite() && c.failure_burst >= 1.0) {
+            problems.push("certboot.failure_burst must be at least 1".to_string());
+        }
         for (name, v) in [
             ("handshake_timeout_ms", c.handshake_timeout_ms),
             ("header_read_timeout_ms", c.header_read_timeout_ms),
