@@ -2,7 +2,7 @@
 //! for `ttl`, "unknown MAC" for the shorter `negative_ttl`, bounded by
 //! `capacity` (expired entries go first, then everything). This is one
 //! process's memory cache; on a miss the KDC asks the Redis store its
-//! replicas share (kdc `shared_cache`). The `_at` methods take the clock as
+//! replicas share (`pktc_kdc::shared_cache`). The `_at` methods take the clock as
 //! an argument, so tests move time instead of sleeping.
 
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! Which FQDN (and addresses) belong to a device MAC: the static table from
 //! the config (here) or the provisioning server's pkt-eue-7 lookup
-//! (`mps_directory`).
+//! (`pktc_kdc::mps_directory`).
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -24,7 +24,8 @@ pub enum Form {
     Rfc4556,
 }
 
-/// Why a PKINIT padata is refused before any signature check.
+/// Why a PKINIT padata is refused before any signature check (its code
+/// and labels: [`crate::server::Refusal`], through `PkinitError::Request`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     #[error("malformed PA-PK-AS-REQ: {0}")]
@@ -33,27 +34,6 @@ pub enum RequestError {
     Draft9,
     #[error("padata type {0} is not a PKINIT request")]
     NotPkinit(i32),
-}
-
-impl RequestError {
-    /// The KRB-ERROR code for this refusal.
-    pub fn krb_error_code(&self) -> i32 {
-        use krb::msg::consts::err;
-        match self {
-            // A PKINIT padata we recognise but cannot read: pre-authentication failed.
-            RequestError::Malformed(_) => err::KDC_ERR_PREAUTH_FAILED,
-            RequestError::Draft9 | RequestError::NotPkinit(_) => err::KDC_ERR_PADATA_TYPE_NOSUPP,
-        }
-    }
-
-    /// Short label for audit logs and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            RequestError::Malformed(_) => "pkinit_malformed",
-            RequestError::Draft9 => "pkinit_draft9_unsupported",
-            RequestError::NotPkinit(_) => "pkinit_padata_unsupported",
-        }
-    }
 }
 
 /// A PKINIT request's signed part, ready for CMS verification.

@@ -318,25 +318,9 @@ impl CrlFetcher {
                 .get(url)
                 .map_or((0, None), |s| (s.consecutive_failures, s.issuer.clone()))
         };
-        let mut secs = match outcome {
-            Outcome::Failed { .. } => {
-                let doublings = failures.saturating_sub(1).min(20);
-                cfg.retry_min_secs
-                    .saturating_mul(1 << doublings)
-                    .min(cfg.retry_max_secs)
-                    .min(cfg.refresh_secs)
-            }
-            _ => cfg.refresh_secs,
-        };
-        // Closer to nextUpdate, try more often: at most half the time left.
-        if let Some(left) = issuer.and_then(|i| self.next_update(&i)).map(|n| n - now())
-            && left > 0
-        {
-            let half = u64::try_from(left / 2).unwrap_or(0).max(cfg.retry_min_secs);
-            secs = secs.min(half);
-        }
-        let jitter = f64::from(cfg.jitter_percent) / 100.0 * random_fraction();
-        Duration::from_secs_f64(secs as f64 * (1.0 - jitter))
+        let failed = matches!(outcome, Outcome::Failed { .. });
+        let left = issuer.and_then(|i| self.next_update(&i)).map(|n| n - now());
+        fetch_delay(cfg, failed, failures, left, random_fraction())
     }
 
     /// The earliest nextUpdate of `issuer`'s CRL in the stores.
@@ -531,6 +515,39 @@ pub fn cache_path(dir: &Path, issuer: &str) -> PathBuf {
     dir.join(format!("{}.crl", hex::encode(&digest[..8])))
 }
 
+/// The wait before the next fetch of a source: `refresh_secs` after a
+/// success; after the n-th failure in a row `retry_min_secs` doubled n-1
+/// times, capped by `retry_max_secs` and `refresh_secs`; never more than
+/// half the `left` seconds to the issuer's nextUpdate (but at least
+/// `retry_min_secs`); shortened by up to `jitter_percent` (`jitter` in
+/// [0, 1)).
+fn fetch_delay(
+    cfg: &CrlFetch,
+    failed: bool,
+    failures: u32,
+    left: Option<i64>,
+    jitter: f64,
+) -> Duration {
+    let mut secs = if failed {
+        let doublings = failures.saturating_sub(1).min(20);
+        cfg.retry_min_secs
+            .saturating_mul(1 << doublings)
+            .min(cfg.retry_max_secs)
+            .min(cfg.refresh_secs)
+    } else {
+        cfg.refresh_secs
+    };
+    // Closer to nextUpdate, try more often: at most half the time left.
+    if let Some(left) = left
+        && left > 0
+    {
+        let half = u64::try_from(left / 2).unwrap_or(0).max(cfg.retry_min_secs);
+        secs = secs.min(half);
+    }
+    let jitter = f64::from(cfg.jitter_percent) / 100.0 * jitter;
+    Duration::from_secs_f64(secs as f64 * (1.0 - jitter))
+}
+
 /// Uniform in [0, 1), for jitter.
 fn random_fraction() -> f64 {
     let mut b = [0u8; 4];
@@ -538,4 +555,55 @@ fn random_fraction() -> f64 {
         return 0.5;
     }
     f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(refresh: u64, retry_min: u64, retry_max: u64, jitter_percent: u32) -> CrlFetch {
+        let mut c: CrlFetch = toml::from_str("").unwrap();
+        c.refresh_secs = refresh;
+        c.retry_min_secs = retry_min;
+        c.retry_max_secs = retry_max;
+        c.jitter_percent = jitter_percent;
+        c
+    }
+
+    fn secs(d: Duration) -> f64 {
+        d.as_secs_f64()
+    }
+
+    #[test]
+    fn success_waits_refresh_failures_back_off_to_their_cap() {
+        let c = cfg(3600, 30, 600, 0);
+        assert_eq!(secs(fetch_delay(&c, false, 0, None, 0.0)), 3600.0);
+        let backoff: Vec<f64> = (1..=7)
+            .map(|n| secs(fetch_delay(&c, true, n, None, 0.0)))
+            .collect();
+        assert_eq!(backoff, [30.0, 60.0, 120.0, 240.0, 480.0, 600.0, 600.0]);
+        // Never longer than a success's wait, however many failures.
+        let short = cfg(100, 30, 600, 0);
+        assert_eq!(secs(fetch_delay(&short, true, 40, None, 0.0)), 100.0);
+    }
+
+    #[test]
+    fn near_next_update_at_most_half_the_time_left_but_not_below_retry_min() {
+        let c = cfg(3600, 30, 600, 0);
+        assert_eq!(secs(fetch_delay(&c, false, 0, Some(1000), 0.0)), 500.0);
+        assert_eq!(secs(fetch_delay(&c, true, 5, Some(400), 0.0)), 200.0);
+        assert_eq!(secs(fetch_delay(&c, false, 0, Some(20), 0.0)), 30.0);
+        // Already past nextUpdate: the normal schedule (the failure back-off).
+        assert_eq!(secs(fetch_delay(&c, true, 1, Some(-5), 0.0)), 30.0);
+        assert_eq!(secs(fetch_delay(&c, false, 0, Some(100_000), 0.0)), 3600.0);
+    }
+
+    #[test]
+    fn jitter_only_shortens_by_up_to_its_percent() {
+        let c = cfg(1000, 30, 600, 10);
+        assert_eq!(secs(fetch_delay(&c, false, 0, None, 0.0)), 1000.0);
+        let most = secs(fetch_delay(&c, false, 0, None, 0.999_999));
+        assert!((900.0..1000.0).contains(&most), "{most}");
+        assert!((0.0..1.0).contains(&random_fraction()));
+    }
 }

@@ -8,6 +8,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::overload::Dropped;
+use crate::tcp::CloseReason;
 use anyhow::Context;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -227,22 +229,16 @@ pub fn init_series(cfg: &crate::config::Config) {
         metrics::counter!("pktc_rate_limited_total", "scope" => scope).increment(0);
     }
     for transport in ["udp", "tcp"] {
-        for reason in ["age", "queue_full", "busy_silent"] {
+        for reason in Dropped::ALL {
             metrics::counter!(
-                "pktc_requests_dropped_total", "transport" => transport, "reason" => reason
+                "pktc_requests_dropped_total", "transport" => transport, "reason" => reason.label()
             )
             .increment(0);
         }
     }
     metrics::counter!("pktc_tcp_evicted_total", "reason" => "oldest_idle").increment(0);
-    for reason in [
-        "lifetime",
-        "frame_timeout",
-        "idle",
-        "write_timeout",
-        "invalid_frame",
-    ] {
-        metrics::counter!("pktc_tcp_closed_total", "reason" => reason).increment(0);
+    for reason in CloseReason::ALL {
+        metrics::counter!("pktc_tcp_closed_total", "reason" => reason.label()).increment(0);
     }
     let mut reloadable = vec![];
     if cfg.pkinit.is_some() {

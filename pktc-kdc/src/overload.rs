@@ -108,11 +108,58 @@ impl Drop for Claim {
     }
 }
 
+/// Why a request was read and not answered (docs/metrics.md,
+/// `pktc_requests_dropped_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Waited past `max_queue_delay_ms`.
+    Age,
+    /// The oldest when `max_waiting` were waiting.
+    QueueFull,
+    /// The oldest waiting TCP request, giving its slot to a new connection.
+    TcpSlots,
+    /// A retransmission of a request in progress.
+    Duplicate,
+    /// A TCP client that closed while its request waited.
+    ClientGone,
+    /// A busy refusal kept from a PKINIT device (`pkinit_busy_reply = "silent"`).
+    BusySilent,
+    /// Junk over the source's token bucket.
+    RateLimited,
+}
+
+impl Dropped {
+    pub const ALL: [Dropped; 7] = [
+        Dropped::Age,
+        Dropped::QueueFull,
+        Dropped::TcpSlots,
+        Dropped::Duplicate,
+        Dropped::ClientGone,
+        Dropped::BusySilent,
+        Dropped::RateLimited,
+    ];
+
+    /// The metric's `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Dropped::Age => "age",
+            Dropped::QueueFull => "queue_full",
+            Dropped::TcpSlots => "tcp_slots",
+            Dropped::Duplicate => "duplicate",
+            Dropped::ClientGone => "client_gone",
+            Dropped::BusySilent => "busy_silent",
+            Dropped::RateLimited => "rate_limited",
+        }
+    }
+}
+
 /// `pktc_requests_dropped_total{transport, reason}`: requests the KDC
 /// read and did not answer (docs/metrics.md).
-pub fn count_drop(transport: &'static str, reason: &'static str) {
-    metrics::counter!("pktc_requests_dropped_total", "transport" => transport, "reason" => reason)
-        .increment(1);
+pub fn count_drop(transport: &'static str, reason: Dropped) {
+    metrics::counter!(
+        "pktc_requests_dropped_total", "transport" => transport, "reason" => reason.label()
+    )
+    .increment(1);
 }
 
 /// Requests dropped unanswered lately, by (bytes hash, source address),
@@ -224,12 +271,12 @@ impl Backlog {
     pub fn drop_unqueued(&self, request: &[u8], source: SocketAddr, transport: &'static str) {
         self.recent()
             .insert((self.hasher.hash_one(request), source.ip()));
-        count_drop(transport, "age");
+        count_drop(transport, Dropped::Age);
     }
 
     /// Counts dropped jobs (outside the queue lock: dropping a TCP job
     /// wakes its connection) and remembers them.
-    fn dropped(&self, jobs: Vec<(Job, &'static str)>) {
+    fn dropped(&self, jobs: Vec<(Job, Dropped)>) {
         if jobs.is_empty() {
             return;
         }
@@ -262,7 +309,7 @@ impl Backlog {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key)
         {
-            count_drop(reply.transport(), "duplicate");
+            count_drop(reply.transport(), Dropped::Duplicate);
             return false;
         }
         let retry = self.recent().contains(&(hash, source.ip()));
@@ -278,7 +325,7 @@ impl Backlog {
             }),
         };
         if self.stale(arrived) {
-            self.dropped(vec![(job, "age")]);
+            self.dropped(vec![(job, Dropped::Age)]);
             return false;
         }
         let dropped = {
@@ -287,7 +334,7 @@ impl Backlog {
             let mut dropped = Vec::new();
             for d in [&mut q.fresh, &mut q.retries] {
                 while d.front().is_some_and(|j| self.stale(j.arrived)) {
-                    dropped.extend(d.pop_front().map(|j| (j, "age")));
+                    dropped.extend(d.pop_front().map(|j| (j, Dropped::Age)));
                 }
             }
             if q.len() >= self.max_waiting {
@@ -295,7 +342,7 @@ impl Backlog {
                     Some(j) => Some(j),
                     None => q.fresh.pop_front(),
                 };
-                dropped.extend(oldest.map(|j| (j, "queue_full")));
+                dropped.extend(oldest.map(|j| (j, Dropped::QueueFull)));
             }
             if retry {
                 q.retries.push_back(job);
@@ -331,7 +378,7 @@ impl Backlog {
             oldest
         };
         let dropped = oldest.is_some();
-        self.dropped(oldest.map(|j| (j, "tcp_slots")).into_iter().collect());
+        self.dropped(oldest.map(|j| (j, Dropped::TcpSlots)).into_iter().collect());
         dropped
     }
 
@@ -358,13 +405,13 @@ impl Backlog {
                 };
                 while let Some(j) = next(d) {
                     if self.stale(j.arrived) {
-                        dropped.push((j, "age"));
+                        dropped.push((j, Dropped::Age));
                         if !keeping_up {
                             // Everything older waited longer still.
-                            dropped.extend(d.drain(..).map(|j| (j, "age")));
+                            dropped.extend(d.drain(..).map(|j| (j, Dropped::Age)));
                         }
                     } else if j.reply.abandoned() {
-                        dropped.push((j, "client_gone"));
+                        dropped.push((j, Dropped::ClientGone));
                     } else {
                         found = Some(j);
                         break;

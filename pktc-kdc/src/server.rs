@@ -19,7 +19,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use crate::config::Config;
-use crate::overload::{Backlog, Job, ReplyTo, count_drop};
+use crate::overload::{Backlog, Dropped, Job, ReplyTo, count_drop};
 use kdc::kdc::{Handled, Kdc, Outcome};
 use kdc::kerr::KdcError;
 use kdc::reason::Reason;
@@ -167,7 +167,7 @@ pub(crate) fn busy_and_silent(h: &Handled, silent: bool) -> bool {
 
 /// The audit line and the count of a request left unanswered on purpose.
 pub(crate) fn audit_drop(h: &Handled, source: SocketAddr, transport: &'static str) {
-    count_drop(transport, "busy_silent");
+    count_drop(transport, Dropped::BusySilent);
     tracing::info!(
         target: "audit",
         exchange = h.outcome.exchange,
@@ -364,7 +364,7 @@ async fn udp_loop(kdc: Arc<Kdc>, u: UdpIn, backlog: Arc<Backlog>) {
             if kdc.routes_to_pkinit(request) {
                 backlog.drop_unqueued(request, source, "udp");
             } else {
-                count_drop("udp", "age");
+                count_drop("udp", Dropped::Age);
             }
             continue;
         }
@@ -381,7 +381,7 @@ async fn udp_loop(kdc: Arc<Kdc>, u: UdpIn, backlog: Arc<Backlog>) {
             && kdc.rate_limit.check(source.ip()).is_err()
         {
             // Junk is charged to the source's bucket like a request.
-            count_drop("udp", "rate_limited");
+            count_drop("udp", Dropped::RateLimited);
             continue;
         }
         if kdc.routes_to_pkinit(request) {

@@ -35,7 +35,7 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use crate::overload::{Backlog, ReplyTo, count_drop};
+use crate::overload::{Backlog, Dropped, ReplyTo, count_drop};
 use crate::server::{audit, audit_drop, busy_and_silent, rate_limited};
 use kdc::kdc::{Handled, Kdc, Outcome};
 use kdc::kerr::KdcError;
@@ -50,12 +50,48 @@ pub struct TcpSettings {
     pub silent: bool,
 }
 
-fn count_closed(reason: &'static str) {
-    metrics::counter!("pktc_tcp_closed_total", "reason" => reason).increment(1);
+/// Why the KDC closed a TCP connection (`pktc_tcp_closed_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// `tcp_max_connection_secs` reached.
+    Lifetime,
+    /// A frame begun but not whole within `tcp_idle_timeout_secs`.
+    FrameTimeout,
+    /// No byte of a next frame within `tcp_idle_timeout_secs`.
+    Idle,
+    /// A reply write made no progress for `tcp_write_timeout_secs`.
+    WriteTimeout,
+    /// A frame that is not a KDC request.
+    InvalidFrame,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 5] = [
+        CloseReason::Lifetime,
+        CloseReason::FrameTimeout,
+        CloseReason::Idle,
+        CloseReason::WriteTimeout,
+        CloseReason::InvalidFrame,
+    ];
+
+    /// The metric's `reason` label (and the audit line's).
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::Lifetime => "lifetime",
+            CloseReason::FrameTimeout => "frame_timeout",
+            CloseReason::Idle => "idle",
+            CloseReason::WriteTimeout => "write_timeout",
+            CloseReason::InvalidFrame => "invalid_frame",
+        }
+    }
+}
+
+fn count_closed(reason: CloseReason) {
+    metrics::counter!("pktc_tcp_closed_total", "reason" => reason.label()).increment(1);
 }
 
 /// A connection cut short by a time bound: the metric and an audit line.
-fn closed_by_bound(source: SocketAddr, reason: &'static str) {
+fn closed_by_bound(source: SocketAddr, reason: CloseReason) {
     count_closed(reason);
     tracing::info!(
         target: "audit",
@@ -63,7 +99,7 @@ fn closed_by_bound(source: SocketAddr, reason: &'static str) {
         transport = "tcp",
         source = %source,
         outcome = "closed",
-        reason,
+        reason = reason.label(),
     );
 }
 
@@ -497,10 +533,10 @@ async fn connection(
             Frame::Request(r, arrived) => (r, arrived),
             Frame::Closed(why) => {
                 match why {
-                    Closed::Lifetime => closed_by_bound(source, "lifetime"),
-                    Closed::FrameTimeout => closed_by_bound(source, "frame_timeout"),
+                    Closed::Lifetime => closed_by_bound(source, CloseReason::Lifetime),
+                    Closed::FrameTimeout => closed_by_bound(source, CloseReason::FrameTimeout),
                     // Not a refusal: a client done with its connection.
-                    Closed::Idle => count_closed("idle"),
+                    Closed::Idle => count_closed(CloseReason::Idle),
                     Closed::Peer => {}
                 }
                 return Ok(());
@@ -527,7 +563,7 @@ async fn connection(
             if kdc.routes_to_pkinit(&request) {
                 backlog.drop_unqueued(&request, source, "tcp");
             } else {
-                count_drop("tcp", "age");
+                count_drop("tcp", Dropped::Age);
             }
             reset(&stream);
             return Ok(());
@@ -535,9 +571,9 @@ async fn connection(
         let is_request = matches!(request.first(), Some(0x6a | 0x6c));
         let handled = if !is_request {
             // Junk costs the source a token, and the connection.
-            count_closed("invalid_frame");
+            count_closed(CloseReason::InvalidFrame);
             if kdc.rate_limit.check(source.ip()).is_err() {
-                count_drop("tcp", "rate_limited");
+                count_drop("tcp", Dropped::RateLimited);
                 reset(&stream);
                 return Ok(());
             }
@@ -600,7 +636,7 @@ async fn write_reply(
     match tokio::time::timeout(limit, stream.write_all(&out)).await {
         Ok(r) => Ok(r?),
         Err(_) => {
-            closed_by_bound(source, "write_timeout");
+            closed_by_bound(source, CloseReason::WriteTimeout);
             anyhow::bail!("reply write timed out")
         }
     }
