@@ -74,6 +74,11 @@ fn add_keys(kt: &mut Keytab, principal: &Principal, etypes: &[EncType], password
 }
 
 pub fn engine() -> Engine {
+    engine_with(None)
+}
+
+/// The engine, with PKINIT when `pkinit` is given.
+pub fn engine_with(pkinit: Option<kdc::pkinit_as::PkinitState>) -> Engine {
     let settings = KdcSettings {
         realm: REALM.to_string(),
         enctypes: vec![AES256, AES128],
@@ -103,7 +108,7 @@ pub fn engine() -> Engine {
         global_burst: 0.0,
         max_sources: 1,
     };
-    let mut kdc = Kdc::new(settings, db, RateLimiter::new(&rates), None);
+    let mut kdc = Kdc::new(settings, db, RateLimiter::new(&rates), pkinit);
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
     kdc.clock = clock.clone();
     Engine {

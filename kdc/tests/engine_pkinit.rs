@@ -1,103 +1,123 @@
-//! The PKINIT mechanism in process: a dev realm's KDC (its device
-//! directory the static table) answering requests built with
-//! `pkinit::client` at a clock the test sets; each row expects an AS-REP
-//! or an exact KRB-ERROR code and Reason. Refusals that need no socket:
+//! The PKINIT mechanism in process: the engine's KDC with PKINIT, its
+//! trust and signing identity made here (`certs::pki`), its device
+//! directory the static table, answering requests built with
+//! `pkinit::client` at a clock each row sets; each row expects an AS-REP or
+//! an exact KRB-ERROR code and Reason. Refusals that need no socket:
 //! signature, digest, content type, clock skew, chain validity, directory
 //! answers, DH groups and KDFs.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+mod engine;
 
-use kdc::kdc::{Clock, Kdc};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use certs::pki::{self, CertSpec};
+use certs::store::{CrlPolicy, TrustStoreHandle};
+use engine::*;
+use kdc::directory::StaticDirectory;
+use kdc::kdc::Kdc;
+use kdc::pkinit_as::{PkinitState, SigningIdentity};
+use kdc::pool::AdmissionGate;
 use kdc::reason::Reason;
 use krb::client::{self, RequestBody};
-use krb::crypto::EncType;
 use krb::msg;
 use krb::principal::{Principal, name_type};
 use openssl::hash::MessageDigest;
 use pkinit::asn1::oid;
 use pkinit::client::{DeviceIdentity, Profile};
 use pkinit::dh::{ClientKey, Group, Kdf};
-use pkinit::server::{Refusal, TD_DH_PARAMETERS};
+use pkinit::server::{self, KdcIdentity, Refusal, ReplyPolicy, TD_DH_PARAMETERS};
 use rasn_pkix::SubjectPublicKeyInfo;
 
-mod pklab;
-use pktc_kdc::config::{Config, DeviceEntry};
+const MAC: [u8; 6] = [0x00, 0x10, 0x95, 0x00, 0x00, 0x01];
+const FQDN: &str = "mta1.pktc.test";
+const YEAR: i64 = 365 * 86400;
 
-/// The clock the KDC reads; each row sets it.
-struct TestClock(AtomicI64);
+/// The KDC's signing identity, fixed for the test.
+struct Fixed(Arc<KdcIdentity>);
 
-impl Clock for TestClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
+impl SigningIdentity for Fixed {
+    fn load(&self) -> Arc<KdcIdentity> {
+        self.0.clone()
     }
 }
 
-struct Realm {
+/// A device PKI (MTA root, manufacturer CA, one device) and the KDC's
+/// (service-provider chain), made once.
+struct Pki {
     _dir: testkit::TempDir,
-    cfg: Config,
+    trust: Arc<TrustStoreHandle>,
+    identity: Arc<KdcIdentity>,
     device: DeviceIdentity,
-    mac: String,
-    principal: Principal,
-    service: Principal,
 }
 
-fn realm() -> Realm {
+fn pki() -> Pki {
     let dir = testkit::TempDir::new("engine-pkinit");
-    let (config, _) = pktc_kdc::dev::init(dir.root(), 0).unwrap();
-    let manifest = pktc_kdc::dev::Manifest::load(dir.root()).unwrap();
-    let d = &manifest.devices[0];
-    let p = |rel: &str| dir.root().join(rel);
-    let device = DeviceIdentity::load(&p(&d.cert), &p(&d.key), Some(&p(&d.chain))).unwrap();
-    let mut cfg = Config::load(&config).unwrap();
-    // The static table, not the provisioning server: no socket.
-    cfg.mps = None;
-    Realm {
-        cfg,
-        device,
-        mac: d.mac.clone(),
-        principal: Principal::new(
-            name_type::SRV_HST,
-            vec!["mta".into(), d.fqdn.clone()],
-            &manifest.realm,
-        ),
-        service: Principal::parse(&manifest.service_principal, None).unwrap(),
+    let root = pki::mta_root(CertSpec::new()).unwrap();
+    let manufacturer = pki::manufacturer_ca(&root, CertSpec::new()).unwrap();
+    let device = pki::device_cert(&manufacturer, MAC, CertSpec::new()).unwrap();
+    let trust_dir = dir.path("trust");
+    std::fs::create_dir_all(&trust_dir).unwrap();
+    // Only the certificates are trust; the keys written beside them go.
+    for (ca, stem) in [(&root, "mta-root"), (&manufacturer, "manufacturer-ca")] {
+        let (_, key) = ca.write_pem(&trust_dir, stem).unwrap();
+        std::fs::remove_file(key).unwrap();
+    }
+    let trust = TrustStoreHandle::open(&trust_dir, CrlPolicy::Off).unwrap();
+    let sp_root = pki::sp_root(CertSpec::new()).unwrap();
+    let sp_ca = pki::sp_ca(&sp_root, CertSpec::new()).unwrap();
+    let local = pki::local_system_ca(&sp_ca, CertSpec::new()).unwrap();
+    let kdc = pki::kdc_cert(&local, REALM, "CableLabs", "kdc.pktc.test", CertSpec::new()).unwrap();
+    let identity = KdcIdentity::new(kdc.cert, kdc.key, vec![local.cert, sp_ca.cert]).unwrap();
+    Pki {
         _dir: dir,
+        trust: Arc::new(trust),
+        identity: Arc::new(identity),
+        device: DeviceIdentity {
+            cert: device.cert,
+            key: device.key,
+            chain: vec![manufacturer.cert],
+        },
     }
 }
 
-impl Realm {
-    /// A KDC whose static table binds the device's MAC to `fqdn` (None: not listed).
-    fn kdc(&self, fqdn: Option<&str>) -> (Kdc, Arc<TestClock>) {
-        let mut cfg = self.cfg.clone();
-        let pk = cfg.pkinit.as_mut().expect("the dev realm has PKINIT");
-        pk.devices = fqdn
-            .map(|f| DeviceEntry {
-                mac: self.mac.clone(),
-                fqdn: f.to_string(),
-            })
-            .into_iter()
-            .collect();
-        let mut kdc = pktc_kdc::engine::kdc_from_config(&cfg).unwrap();
-        let clock = Arc::new(TestClock(AtomicI64::new(0)));
-        kdc.clock = clock.clone();
-        (kdc, clock)
+impl Pki {
+    /// The engine with PKINIT, its static table binding the device's MAC to
+    /// `fqdn` (None: not listed).
+    fn engine(&self, fqdn: Option<&str>) -> Engine {
+        let mac = certs::mac::format_mac(MAC);
+        let directory = StaticDirectory::from_rows(fqdn.map(|f| (mac.as_str(), f))).unwrap();
+        let state = PkinitState {
+            identity: Arc::new(Fixed(self.identity.clone())),
+            trust: self.trust.clone(),
+            reply: ReplyPolicy {
+                packetcable_cipher: openssl::symm::Cipher::des_ede3_cbc(),
+                packetcable_digest: MessageDigest::sha1(),
+            },
+            dh_min_bits: 2048,
+            dh_keys: server::DhKeys::new(0),
+            cert_cache: Arc::new(pkinit::cms::CertCache::new(64)),
+            directory: Arc::new(directory),
+            gate: AdmissionGate::new(1, 16),
+        };
+        engine_with(Some(state))
     }
 
-    /// An RFC 4556 AS-REQ made at `at` as `profile` says, with
-    /// `client_public_value` for DH.
+    /// An RFC 4556 AS-REQ for the MPS ticket made at `at` as `profile`
+    /// says, with `client_public_value` for DH.
     fn request(
         &self,
+        kdc: &Engine,
         nonce: u32,
         at: i64,
         profile: &Profile,
         client_public_value: Option<SubjectPublicKeyInfo>,
     ) -> Vec<u8> {
+        let device = Principal::new(name_type::SRV_HST, vec!["mta".into(), FQDN.into()], REALM);
         let body = RequestBody {
-            client: Some(&self.principal),
-            server: &self.service,
-            etypes: &EncType::ALL,
+            client: Some(&device),
+            server: &kdc.service,
+            etypes: &[AES256, AES128],
             nonce,
             till: at + 3600,
             rtime: None,
@@ -115,30 +135,6 @@ impl Realm {
         .unwrap();
         client::as_req(&body, vec![pa]).unwrap()
     }
-
-    fn fqdn(&self) -> String {
-        self.principal.components[1].clone()
-    }
-}
-
-fn source() -> SocketAddr {
-    SocketAddr::from(([192, 0, 2, 9], 88))
-}
-
-const YEAR: i64 = 365 * 86400;
-
-/// One request: what the directory says, the request's and the KDC's
-/// times, the client's choices, its DH group, and the expected reply.
-struct Row<'a> {
-    name: &'static str,
-    directory: Option<&'a str>,
-    at: i64,
-    clock_at: i64,
-    profile: Profile,
-    /// DH: the group and a change to the public value's parameters.
-    dh: Option<(Group, ChangeSpki)>,
-    /// None: an AS-REP.
-    expect: Option<Reason>,
 }
 
 /// A change made to the client's public value before it is sent.
@@ -158,21 +154,35 @@ fn zero_q(spki: &mut SubjectPublicKeyInfo) {
 }
 
 /// Whether a KRB-ERROR's e-data carries TD-DH-PARAMETERS.
-fn has_td_dh_parameters(reply: &[u8]) -> bool {
-    pklab::typed_data(reply)
-        .iter()
-        .any(|(t, _)| *t == TD_DH_PARAMETERS)
+fn has_td_dh_parameters(e: &msg::KrbError) -> bool {
+    e.e_data.as_ref().is_some_and(|data| {
+        rasn::der::decode::<Vec<rasn_kerberos::TypedDataItem>>(data)
+            .is_ok_and(|items| items.iter().any(|t| t.r#type == TD_DH_PARAMETERS))
+    })
+}
+
+/// One request: what the directory says, the request's and the KDC's
+/// times, the client's choices, its DH group, and the expected reply.
+struct Row<'a> {
+    name: &'static str,
+    directory: Option<&'a str>,
+    at: i64,
+    clock_at: i64,
+    profile: Profile,
+    /// DH: the group and a change to the public value's parameters.
+    dh: Option<(Group, ChangeSpki)>,
+    /// None: an AS-REP.
+    expect: Option<Reason>,
 }
 
 #[tokio::test]
 async fn pkinit_table() {
-    let r = realm();
+    let pki = pki();
     let now = msg::time::now().0;
-    let fqdn = r.fqdn();
-    let shouted = format!("{}.", fqdn.to_uppercase());
+    let shouted = format!("{}.", FQDN.to_uppercase());
     let good = |name, profile, expect| Row {
         name,
-        directory: Some(&fqdn),
+        directory: Some(FQDN),
         at: now,
         clock_at: now,
         profile,
@@ -307,14 +317,15 @@ async fn pkinit_table() {
     ];
     for (i, row) in rows.iter().enumerate() {
         let name = row.name;
-        let (kdc, clock) = r.kdc(row.directory);
-        clock.0.store(row.clock_at, Ordering::Relaxed);
+        let e = pki.engine(row.directory);
+        e.clock.0.store(row.clock_at, Ordering::Relaxed);
         let public = row.dh.map(|(group, change)| {
             let mut spki = ClientKey::generate(group).unwrap().spki();
             change(&mut spki);
             spki
         });
-        let request = r.request(100 + i as u32, row.at, &row.profile, public);
+        let request = pki.request(&e, 100 + i as u32, row.at, &row.profile, public);
+        let kdc: &Kdc = &e.kdc;
         assert!(kdc.routes_to_pkinit(&request), "{name}");
         let h = kdc.handle(&request, source()).await;
         assert_eq!(h.outcome.exchange, "pkinit", "{name}");
@@ -339,14 +350,18 @@ async fn pkinit_table() {
                     (want.code(), want),
                     "{name}"
                 );
-                let e =
+                let err =
                     client::krb_error(&h.reply).unwrap_or_else(|| panic!("{name}: no KRB-ERROR"));
-                assert_eq!(e.error_code, want.code(), "{name}");
-                assert_eq!(msg::time::to_unix(&e.stime), row.clock_at, "{name}: stime");
+                assert_eq!(err.error_code, want.code(), "{name}");
+                assert_eq!(
+                    msg::time::to_unix(&err.stime),
+                    row.clock_at,
+                    "{name}: stime"
+                );
                 // RFC 4556 §3.2.1: a refused group comes with the ones we accept.
                 let wants_groups = want == Reason::Pkinit(Refusal::DhGroupRefused);
                 assert_eq!(
-                    has_td_dh_parameters(&h.reply),
+                    has_td_dh_parameters(&err),
                     wants_groups,
                     "{name}: TD-DH-PARAMETERS"
                 );
