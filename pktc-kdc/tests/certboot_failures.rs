@@ -8,11 +8,10 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-use testkit::{DevKdc, require_tool, wait_until};
+use testkit::{DevKdc, wait_until};
 
 const KDC: &str = env!("CARGO_BIN_EXE_pktc-kdc");
 const BURST: usize = 3;
@@ -50,30 +49,8 @@ fn curl_from(kdc: &DevKdc, src: &str) -> (String, Option<i32>) {
 fn curl_with(kdc: &DevKdc, src: &str, extra: &[&str]) -> (String, Option<i32>) {
     let dev = &kdc.manifest["devices"][0];
     let path = |k: &str| kdc.realm_path(dev[k].as_str().expect(k));
-    let out = Command::new(require_tool("curl", "curl"))
-        .args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .args(["--interface", src, "--cacert"])
-        .arg(kdc.realm_path(&kdc.get("certboot_ca")))
-        .arg("--cert")
-        .arg(path("cert"))
-        .arg("--key")
-        .arg(path("key"))
-        .args(extra)
-        .arg(kdc.get("certboot_url"))
-        .output()
-        .expect("running curl");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        out.status.code(),
-    )
+    let args = [&["--interface", src][..], extra].concat();
+    kdc.certboot_curl(&path("cert"), &path("key"), &args)
 }
 
 #[test]

@@ -425,6 +425,13 @@ impl DevKdc {
     /// HTTP status of one certificate-bootstrapping profile fetch by `curl`
     /// with this certificate and key ("000" when the handshake is refused).
     pub fn certboot_status(&self, cert: &Path, key: &Path) -> String {
+        self.certboot_curl(cert, key, &[]).0
+    }
+
+    /// One profile fetch by `curl` with this certificate and key and `extra`
+    /// curl arguments (a source `--interface`, headers): the HTTP status
+    /// ("000" when refused before HTTP) and curl's exit code.
+    pub fn certboot_curl(&self, cert: &Path, key: &Path, extra: &[&str]) -> (String, Option<i32>) {
         let out = Command::new(crate::require_tool("curl", "curl"))
             .args([
                 "-sS",
@@ -441,10 +448,14 @@ impl DevKdc {
             .arg(cert)
             .arg("--key")
             .arg(key)
+            .args(extra)
             .arg(self.get("certboot_url"))
             .output()
             .expect("running curl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code(),
+        )
     }
 
     /// The value of one series (`name{labels}` exactly as exposed), 0 if absent.

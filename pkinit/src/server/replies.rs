@@ -10,7 +10,7 @@ use openssl::symm::Cipher;
 use super::errors::dh_error;
 use super::{DhRequest, KdcIdentity, PkinitError, VerifiedRequest};
 use crate::asn1::{self, PaPkAsRep, ReplyKeyPack, ReplyKeyPack19, oid};
-use crate::dh::{self, DhError, Group, Kdf, ServerKey};
+use crate::dh::{self, Agreement, ClientPublic, DhError, Group, Kdf, ServerKey};
 use crate::reply;
 use crate::request::Form;
 
@@ -142,6 +142,38 @@ impl DhKeys {
         slots.push((group, key.clone(), expires));
         Ok((key, Some(expires)))
     }
+
+    /// The agreement with `client` at Unix time `now`, and the key's
+    /// expiration when it is a reused one.
+    ///
+    /// A shared secret whose first byte is zero is agreed again with a
+    /// fresh key (never kept). RFC 4556 §3.2.3.1 pads ZZ to the modulus
+    /// size, and we do, but Heimdal's client (7.8) hands octetstring2key the
+    /// unpadded length of its padded buffer (the tail is cut) and Heimdal's
+    /// KDC strips the zeros: with a Heimdal client one DH exchange in 256
+    /// would fail ("Password incorrect"). When the first byte is not zero,
+    /// every one of these readings is the same bytes. The KDC's key is its
+    /// own choice, so this stays within the RFC; it costs one more key in
+    /// 256 exchanges.
+    pub fn agree(
+        &self,
+        client: &ClientPublic,
+        now: i64,
+        client_allows_reuse: bool,
+    ) -> Result<(Agreement, Option<i64>), DhError> {
+        let (key, mut expires) = self.get(client.group, now, client_allows_reuse)?;
+        let mut agreement = key.agree(client)?;
+        // Each try is a fresh 1-in-256 chance; after four (2^-32) the
+        // padded secret is used as the RFC says.
+        for _ in 1..4 {
+            if agreement.shared_secret.first() != Some(&0) {
+                break;
+            }
+            agreement = ServerKey::generate(client.group)?.agree(client)?;
+            expires = None;
+        }
+        Ok((agreement, expires))
+    }
 }
 
 /// Names the RFC 8636 KDF binds the key to: cname/crealm and sname/realm
@@ -162,15 +194,8 @@ pub fn dh_reply(
     keys: &DhKeys,
 ) -> Result<(PaData, Key), PkinitError> {
     let client_nonce = dh_req.client_dh_nonce.as_deref();
-    let (server_key, expires) = keys
-        .get(
-            dh_req.client_public.group,
-            time::now().0,
-            client_nonce.is_some(),
-        )
-        .map_err(|e| dh_error(e, 0))?;
-    let agreement = server_key
-        .agree(&dh_req.client_public)
+    let (agreement, expires) = keys
+        .agree(&dh_req.client_public, time::now().0, client_nonce.is_some())
         .map_err(|e| dh_error(e, 0))?;
     let info = asn1::KdcDhKeyInfo {
         subject_public_key: rasn::types::BitString::from_vec(agreement.server_public.clone()),
