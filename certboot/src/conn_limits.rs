@@ -8,51 +8,94 @@
 //! address cannot take more than its share. Only when every connection is
 //! busy is the new one refused.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
 struct Entry {
     source: IpAddr,
-    opened: Instant,
     busy: bool,
     close: Arc<Notify>,
 }
 
+/// One source's connections: how many, and which are idle.
+#[derive(Default)]
+struct SourceConns {
+    open: usize,
+    idle: BTreeSet<u64>,
+}
+
+/// Ids grow with each admission, so the smallest idle id is the oldest
+/// idle connection: eviction takes the first of an ordered set instead of
+/// scanning every connection (in a storm every admission evicts).
 #[derive(Default)]
 struct Inner {
     next_id: u64,
     conns: HashMap<u64, Entry>,
-    per_source: HashMap<IpAddr, usize>,
+    idle: BTreeSet<u64>,
+    per_source: HashMap<IpAddr, SourceConns>,
 }
 
 impl Inner {
+    fn insert(&mut self, id: u64, entry: Entry) {
+        let source = self.per_source.entry(entry.source).or_default();
+        source.open += 1;
+        source.idle.insert(id);
+        self.idle.insert(id);
+        self.conns.insert(id, entry);
+    }
+
     fn remove(&mut self, id: u64) -> Option<Entry> {
         let e = self.conns.remove(&id)?;
-        if let Some(n) = self.per_source.get_mut(&e.source) {
-            *n -= 1;
-            if *n == 0 {
+        self.idle.remove(&id);
+        if let Some(source) = self.per_source.get_mut(&e.source) {
+            source.open -= 1;
+            source.idle.remove(&id);
+            if source.open == 0 {
                 self.per_source.remove(&e.source);
             }
         }
         Some(e)
     }
 
+    fn set_busy(&mut self, id: u64, busy: bool) {
+        let Some(e) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if e.busy == busy {
+            return;
+        }
+        e.busy = busy;
+        let source = self.per_source.get_mut(&e.source);
+        if busy {
+            self.idle.remove(&id);
+            source.map(|s| s.idle.remove(&id));
+        } else {
+            self.idle.insert(id);
+            source.map(|s| s.idle.insert(id));
+        }
+    }
+
+    fn open_from(&self, source: IpAddr) -> usize {
+        self.per_source.get(&source).map_or(0, |s| s.open)
+    }
+
     /// Closes the oldest connection not working on a request (of `source`
     /// only, when given); false if there is none.
     fn evict_oldest_idle(&mut self, source: Option<IpAddr>) -> bool {
-        let victim = self
-            .conns
-            .iter()
-            .filter(|(_, e)| !e.busy && source.is_none_or(|s| e.source == s))
-            .min_by_key(|(_, e)| e.opened)
-            .map(|(id, _)| *id);
+        let victim = match source {
+            None => self.idle.first().copied(),
+            Some(s) => self
+                .per_source
+                .get(&s)
+                .and_then(|s| s.idle.first().copied()),
+        };
         match victim.and_then(|id| self.remove(id)) {
             Some(e) => {
                 e.close.notify_one();
@@ -106,7 +149,7 @@ impl Slots {
     pub fn admit(self: &Arc<Self>, source: IpAddr) -> Result<(Slot, Evicted), Refused> {
         let mut inner = self.lock();
         let mut evicted = Evicted::None;
-        if inner.per_source.get(&source).copied().unwrap_or(0) >= self.max_per_source {
+        if inner.open_from(source) >= self.max_per_source {
             if !inner.evict_oldest_idle(Some(source)) {
                 return Err(Refused::PerSource);
             }
@@ -121,16 +164,14 @@ impl Slots {
         let id = inner.next_id;
         inner.next_id += 1;
         let close = Arc::new(Notify::new());
-        inner.conns.insert(
+        inner.insert(
             id,
             Entry {
                 source,
-                opened: Instant::now(),
                 busy: false,
                 close: close.clone(),
             },
         );
-        *inner.per_source.entry(source).or_default() += 1;
         Ok((
             Slot {
                 slots: self.clone(),
@@ -157,9 +198,7 @@ pub struct Slot {
 impl Slot {
     /// Marks the connection as working on a request (not evictable) or not.
     pub fn set_busy(&self, busy: bool) {
-        if let Some(e) = self.slots.lock().conns.get_mut(&self.id) {
-            e.busy = busy;
-        }
+        self.slots.lock().set_busy(self.id, busy);
     }
 
     /// Resolves when the slot was taken for a newer connection.
@@ -289,6 +328,87 @@ mod tests {
         let _ = x1;
         let (_y, ev) = s.admit(ip(2)).unwrap();
         assert_eq!(ev, Evicted::None);
+    }
+
+    /// The ordered idle sets against a plain scan of every connection
+    /// (what eviction did before): random admissions, busy marks and drops.
+    #[test]
+    fn eviction_takes_the_oldest_idle_as_a_scan_would() {
+        let s = Slots::new(16, 4);
+        let mut open: Vec<(u64, IpAddr, Slot)> = Vec::new();
+        let mut busy = std::collections::HashSet::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5000 {
+            // Drop connections the slots evicted (their Slot lives on).
+            let live: std::collections::HashSet<u64> = s.lock().conns.keys().copied().collect();
+            open.retain(|(id, _, _)| live.contains(id));
+            match next() % 4 {
+                0 | 1 => {
+                    let src = ip((next() % 6) as u8);
+                    let idle = |src: Option<IpAddr>| {
+                        open.iter()
+                            .filter(|(id, s2, _)| {
+                                !busy.contains(id) && src.is_none_or(|s| *s2 == s)
+                            })
+                            .map(|(id, _, _)| *id)
+                            .min()
+                    };
+                    let from_src = open.iter().filter(|(_, s2, _)| *s2 == src).count();
+                    let expect_victim = if from_src >= 4 {
+                        idle(Some(src))
+                    } else if open.len() >= 16 {
+                        idle(None)
+                    } else {
+                        None
+                    };
+                    match s.admit(src) {
+                        Ok((slot, ev)) => {
+                            let live = s.lock().conns.keys().copied().collect::<Vec<_>>();
+                            if let Some(v) = expect_victim {
+                                assert_ne!(ev, Evicted::None);
+                                assert!(!live.contains(&v), "oldest idle {v} not evicted");
+                            } else {
+                                assert_eq!(ev, Evicted::None);
+                            }
+                            open.push((slot.id, src, slot));
+                        }
+                        Err(_) => assert_eq!(expect_victim, None),
+                    }
+                }
+                2 if !open.is_empty() => {
+                    let i = (next() as usize) % open.len();
+                    let id = open[i].0;
+                    let b = !busy.contains(&id);
+                    open[i].2.set_busy(b);
+                    if b {
+                        busy.insert(id);
+                    } else {
+                        busy.remove(&id);
+                    }
+                }
+                3 if !open.is_empty() => {
+                    let i = (next() as usize) % open.len();
+                    busy.remove(&open.remove(i).0);
+                }
+                _ => {}
+            }
+            let inner = s.lock();
+            let want: BTreeSet<u64> = inner
+                .conns
+                .iter()
+                .filter(|(_, e)| !e.busy)
+                .map(|(id, _)| *id)
+                .collect();
+            assert_eq!(inner.idle, want);
+            let by_source: usize = inner.per_source.values().map(|s| s.open).sum();
+            assert_eq!(by_source, inner.conns.len());
+        }
     }
 
     #[tokio::test]
