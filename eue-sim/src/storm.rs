@@ -365,6 +365,9 @@ struct Summary {
     ok: usize,
     ok_second_half: usize,
     latencies_us: Vec<u32>,
+    /// Answers by the number of transmissions made when they came: 1 is
+    /// the first try, more means the device had already retried.
+    answered_after_sends: BTreeMap<u32, u64>,
     try_timeouts: u64,
     gave_up: usize,
     unanswered: usize,
@@ -388,6 +391,7 @@ impl Summary {
             ok: 0,
             ok_second_half: 0,
             latencies_us: Vec::new(),
+            answered_after_sends: BTreeMap::new(),
             try_timeouts: 0,
             gave_up: 0,
             unanswered: 0,
@@ -420,6 +424,7 @@ impl Summary {
                     }
                     s.latencies_us
                         .push(lat.as_micros().min(u32::MAX as u128) as u32);
+                    *s.answered_after_sends.entry(r.sends).or_default() += 1;
                 }
                 End::KrbError(code) => *s.krb_errors.entry(code).or_default() += 1,
                 End::Other => s.other += 1,
@@ -456,6 +461,11 @@ impl Summary {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
+        let by_sends: BTreeMap<String, u64> = self
+            .answered_after_sends
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
         json!({
             "transport": args.transport.name(),
             "form": args.form.name(),
@@ -469,6 +479,7 @@ impl Summary {
             "answered_ok": self.ok,
             "goodput_per_s": self.per_s(self.ok as f64),
             "goodput_second_half_per_s": self.ok_second_half as f64 / (self.window / 2.0),
+            "answered_after_sends": by_sends,
             "latency_ms": {"p50": ms(0.50), "p99": ms(0.99), "max": self.latencies_us.last().map(|v| *v as f64 / 1000.0)},
             "try_timeouts_per_s": self.per_s(self.try_timeouts as f64),
             "gave_up_per_s": self.per_s(self.gave_up as f64),
@@ -525,6 +536,10 @@ fn human(j: &serde_json::Value) -> String {
         lat("p50"),
         lat("p99"),
         lat("max")
+    );
+    s += &format!(
+        "  answered after 1, 2, ... transmissions: {}\n",
+        j["answered_after_sends"]
     );
     s += &format!(
         "  try timeouts {}/s, given up {}/s, unanswered when the clients left {}, KRB-ERRORs {}\n",

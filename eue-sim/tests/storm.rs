@@ -214,6 +214,13 @@ fn stalled_storm(transport: &str) {
     assert_eq!(report["krb_errors"], serde_json::json!({}), "{report}");
     assert_eq!(report["other_replies"], 0, "{report}");
     assert!(report["answered_ok"].as_u64().expect("answered") >= 1);
+    let by_try: u64 = report["answered_after_sends"]
+        .as_object()
+        .expect("answered_after_sends")
+        .values()
+        .map(|v| v.as_u64().expect("count"))
+        .sum();
+    assert_eq!(Some(by_try), report["answered_ok"].as_u64(), "{report}");
 
     // The newest first: the requests still within the budget when the KDC
     // resumed were answered in reverse order of arrival, so the sequence
