@@ -78,11 +78,15 @@ impl DevKdc {
     }
 
     fn spawn(&mut self) {
-        for _ in 0..3 {
+        // Every attempt's log, for the panic: a port taken three times in a
+        // row says more about the machine than the last log alone.
+        let mut attempts = String::new();
+        for attempt in 1..=5 {
             self.spawn_once();
             if self.wait_ready_or_bind_failure() {
                 return;
             }
+            attempts.push_str(&format!("--- attempt {attempt}:\n{}\n", self.log()));
             // A port taken since the realm was made: move it and try again.
             let old = self.taken_port().unwrap_or(self.addr.port());
             let new = self.relocate_port(old);
@@ -90,7 +94,7 @@ impl DevKdc {
                 self.addr.set_port(new);
             }
         }
-        panic!("pktc-kdc could not bind its ports; log:\n{}", self.log());
+        panic!("pktc-kdc could not bind its ports in 5 attempts; logs:\n{attempts}");
     }
 
     /// The port of the "binding ADDR" error in the log (KDC or certboot).
@@ -112,8 +116,9 @@ impl DevKdc {
         let free = |p: u16| {
             std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
                 && UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && (std::net::TcpListener::bind(("::1", p)).is_ok()
-                    || UdpSocket::bind("[::1]:0").is_err())
+                && (UdpSocket::bind("[::1]:0").is_err()
+                    || (std::net::TcpListener::bind(("::1", p)).is_ok()
+                        && UdpSocket::bind(("::1", p)).is_ok()))
         };
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
