@@ -24,7 +24,8 @@
 #              per transport), KDC_LOG (default warn),
 #              PIN (default 1), KDC_BIN / SIM_BIN (prebuilt binaries: e.g.
 #              an older pktc-kdc with this branch's eue-sim; no build then),
-#              TCP_BACKLOG ([listen] tcp_backlog; default: the KDC's).
+#              TCP_BACKLOG ([listen] tcp_backlog; default: the KDC's),
+#              JSON_OUT (a file to append each level's JSON report to).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -109,6 +110,7 @@ for t in $TRANSPORTS; do
     echo "== $t ${level}×C = $rate/s for ${SECONDS_STORM}s" >&2
     out=$(storm "$t" "$rate" "$SECONDS_STORM")
     echo "$out" >>"$work/storm.jsonl"
+    [ -z "${JSON_OUT:-}" ] || echo "$out" >>"$JSON_OUT"
     rows+=("$(echo "$out" | jq -r --arg l "$level" --argjson c "$c" '
       def r: if . == null then "-" else (. * 10 | round / 10 | tostring) end;
       def ms: if . == null then "-" elif . >= 1000 then ((. / 100 | round / 10 | tostring) + " s") else ((. | round | tostring) + " ms") end;

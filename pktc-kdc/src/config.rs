@@ -232,6 +232,10 @@ pub struct Listen {
     /// TCP listen backlog (connections the kernel completes before accept).
     #[serde(default = "overload::tcp_backlog")]
     pub tcp_backlog: u32,
+    /// TCP_DEFER_ACCEPT: the kernel hands over a connection only once its
+    /// first bytes have come (or after this many seconds); 0 turns it off.
+    #[serde(default = "overload::tcp_defer_accept_secs")]
+    pub tcp_defer_accept_secs: u32,
     /// Open TCP connections per source address; beyond it the source's
     /// oldest idle connection is closed, or the new one if none is idle.
     #[serde(default = "overload::max_tcp_connections_per_source")]

@@ -59,9 +59,42 @@ impl Listeners {
             // Accepted connections inherit the timestamps.
             crate::recv_stamp::enable(&s).context("SO_TIMESTAMPNS on a TCP socket")?;
             s.listen(cfg.listen.tcp_backlog.min(i32::MAX as u32) as i32)?;
+            if cfg.listen.tcp_defer_accept_secs > 0 {
+                defer_accept(&s, cfg.listen.tcp_defer_accept_secs)
+                    .context("TCP_DEFER_ACCEPT on a TCP socket")?;
+            }
             tcp.push(s.into());
         }
         Ok(Listeners { udp, tcp })
+    }
+}
+
+/// TCP_DEFER_ACCEPT on a listening socket: the kernel completes the
+/// handshake but queues the connection for accept only when data comes (or
+/// after `secs`). Every Kerberos client sends its request at once, so an
+/// accepted connection has its first request to read, and a connection
+/// that sent nothing takes no slot (docs/benchmarks.md, "TCP_DEFER_ACCEPT").
+/// Neither socket2 nor nix wraps this option on Linux: the one setsockopt
+/// is done here.
+fn defer_accept(s: &Socket, secs: u32) -> std::io::Result<()> {
+    #![allow(unsafe_code)]
+    use std::os::fd::AsRawFd;
+    let secs = secs.min(i32::MAX as u32) as i32;
+    // SAFETY: the option value is a live i32 on our stack and its size is
+    // passed with it; the kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

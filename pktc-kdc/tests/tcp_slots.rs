@@ -146,8 +146,14 @@ fn slow_client_flood_does_not_lock_mit_kinit_out_of_tcp() {
 
     // One address beyond its share: its own oldest idle connection goes.
     let one = Ipv4Addr::new(127, 3, 0, 1);
+    // Each sends a byte: a silent one would wait in the kernel
+    // (TCP_DEFER_ACCEPT) and take no slot.
     let mut mine: Vec<TcpStream> = (0..PER_SOURCE + 1)
-        .map(|_| connect_from(one, kdc.addr).expect("connect"))
+        .map(|_| {
+            let mut s = connect_from(one, kdc.addr).expect("connect");
+            s.write_all(&[0]).expect("first byte");
+            s
+        })
         .collect();
     let evicted = Instant::now() + Duration::from_secs(5);
     while !closed_by_server(&mut mine[0]) {
@@ -158,6 +164,57 @@ fn slow_client_flood_does_not_lock_mit_kinit_out_of_tcp() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(kdc.metric("pktc_tcp_evicted_total{reason=\"same_source\"}") >= 1.0);
+}
+
+/// The KDC with `max_tcp_connections = 8`, 24 silent connections from as
+/// many addresses, then three MIT kinits over TCP: how many slots did the
+/// silent connections take from the kinits (evictions of idle ones)?
+/// Also returns the KDC's metrics and log, for the assertion's message.
+fn evictions_by_silent_connections(defer_secs: u32) -> (f64, String) {
+    let kdc = DevKdc::start_with(Path::new(KDC), |cfg| {
+        let before = cfg.clone();
+        *cfg = cfg
+            .replace("max_tcp_connections = 1024", "max_tcp_connections = 8")
+            .replace(
+                "tcp_defer_accept_secs = 3",
+                &format!("tcp_defer_accept_secs = {defer_secs}"),
+            );
+        assert!(cfg.contains(&format!("tcp_defer_accept_secs = {defer_secs}")));
+        assert_ne!(*cfg, before);
+    });
+    let silent: Vec<TcpStream> = (0..24u8)
+        .filter_map(|i| connect_from(Ipv4Addr::new(127, 5, 0, i + 1), kdc.addr))
+        .collect();
+    assert_eq!(silent.len(), 24, "the silent clients could not connect");
+    for n in 0..3 {
+        let cc = kdc.dir.path(&format!("cc{n}"));
+        let (ok, out) = kdc.kinit_device("krb5_conf_tcp", 0, &["-X", "flag_RSA_PROTOCOL=yes"], &cc);
+        assert!(
+            ok,
+            "kinit over TCP beside silent connections: {out}\n{}",
+            kdc.log()
+        );
+    }
+    let evicted = kdc.metric("pktc_tcp_evicted_total{reason=\"oldest_idle\"}");
+    drop(silent);
+    (evicted, format!("{}\n{}", kdc.metrics(), kdc.log()))
+}
+
+/// With TCP_DEFER_ACCEPT (the default) a connection that has sent nothing
+/// stays in the kernel and takes no slot: in a storm, connections accepted
+/// before their request arrived were evicted as idle, and their devices
+/// were answered only on a retry (docs/benchmarks.md, "TCP_DEFER_ACCEPT").
+/// Turned off, the same silent connections fill the slots and the kinits
+/// evict them.
+#[test]
+fn silent_tcp_connections_take_no_slot_with_defer_accept() {
+    let (deferred, state) = evictions_by_silent_connections(30);
+    assert_eq!(deferred, 0.0, "evictions with TCP_DEFER_ACCEPT:\n{state}");
+    let (accepted, state) = evictions_by_silent_connections(0);
+    assert!(
+        accepted >= 16.0,
+        "evictions without it: {accepted}\n{state}"
+    );
 }
 
 /// The certificate-bootstrapping endpoint under the same flood: idle

@@ -121,6 +121,7 @@ impl Default for Listen {
             max_udp_reply_bytes: defaults::max_udp_reply_bytes(),
             udp_recv_buffer_bytes: overload::udp_recv_buffer_bytes(),
             tcp_backlog: overload::tcp_backlog(),
+            tcp_defer_accept_secs: overload::tcp_defer_accept_secs(),
             max_tcp_connections_per_source: overload::max_tcp_connections_per_source(),
             tcp_max_connection_secs: overload::tcp_max_connection_secs(),
             tcp_write_timeout_secs: overload::tcp_write_timeout_secs(),

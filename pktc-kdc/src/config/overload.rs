@@ -66,6 +66,11 @@ pub(crate) fn udp_recv_buffer_bytes() -> usize {
 pub(crate) fn tcp_backlog() -> u32 {
     256
 }
+// Kerberos clients send their request with the handshake's last ACK; one
+// that has sent nothing after this long is accepted anyway.
+pub(crate) fn tcp_defer_accept_secs() -> u32 {
+    3
+}
 pub(crate) fn max_tcp_connections_per_source() -> usize {
     32
 }
@@ -94,6 +99,9 @@ pub(crate) fn validate_listen(l: &super::Listen, problems: &mut Vec<String>) {
     }
     if !(1..=65535).contains(&l.tcp_backlog) {
         problems.push("listen.tcp_backlog must be 1..=65535".to_string());
+    }
+    if l.tcp_defer_accept_secs > 60 {
+        problems.push("listen.tcp_defer_accept_secs must be 0..=60".to_string());
     }
     if l.max_tcp_connections == 0 || l.max_tcp_connections_per_source == 0 {
         problems.push(
