@@ -264,6 +264,87 @@ fn stalled_kdc_closes_stale_tcp_requests_and_serves_the_newest() {
     stalled_storm("tcp");
 }
 
+/// The same stall over TCP with `tcp_reset_unread_at = 8`: when the KDC
+/// resumes, the connections that waited in the kernel come at once, and
+/// from 8 waiting requests the next ones that open with an AS-REQ are
+/// reset before they are read (`pktc_tcp_rejected_total{reason="backlog"}`)
+/// instead of being read, parked and dropped later; their devices see the
+/// connection fail. Those admitted are served, stale ones are still dropped
+/// for age, and nobody gets a KRB-ERROR.
+#[test]
+fn stalled_kdc_resets_excess_tcp_connections_unread() {
+    let kdc = storm_realm(&[("tcp_reset_unread_at = 256", "tcp_reset_unread_at = 8")]);
+    let pid = kdc.pid().expect("KDC pid");
+    let rejected = "pktc_tcp_rejected_total{reason=\"backlog\"}";
+    let aged = "pktc_requests_dropped_total{transport=\"tcp\",reason=\"age\"}";
+    assert_eq!(kdc.metric(rejected), 0.0, "series registered at zero");
+    let realm = kdc.realm_path("");
+    let storm = std::thread::spawn({
+        let realm = realm.to_str().expect("path").to_string();
+        move || {
+            Command::new(SIM)
+                .args([
+                    "storm",
+                    "--realm-dir",
+                    &realm,
+                    "--rate",
+                    "20",
+                    "--seconds",
+                    "8",
+                ])
+                .args(["--arrivals", "even", "--transport", "tcp", "--ladder", "60"])
+                .arg("--json")
+                .output()
+                .expect("running eue-sim storm")
+        }
+    });
+    let begun = Instant::now() + Duration::from_secs(60);
+    while !kdc
+        .audit_lines()
+        .iter()
+        .any(|l| answered_index(l).is_some())
+    {
+        assert!(
+            Instant::now() < begun,
+            "no storm request answered:\n{}",
+            kdc.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The scenario, as in stalled_storm: a second of service, a 3 s freeze.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(kdc.metric(rejected), 0.0, "reset unread while keeping up");
+    signal(pid, "-STOP");
+    std::thread::sleep(Duration::from_secs(3));
+    signal(pid, "-CONT");
+    let out = storm.join().expect("storm thread");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "eue-sim storm failed: {stdout}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("storm JSON");
+
+    let reset = kdc.metric(rejected);
+    assert!(
+        reset >= 1.0,
+        "no connection reset unread: {report}\n{}",
+        kdc.log()
+    );
+    let failed = report["tcp_failed_connections"].as_u64().expect("failed");
+    assert!(
+        failed as f64 >= reset,
+        "{reset} reset unread but the devices saw {failed} fail: {report}"
+    );
+    assert!(
+        kdc.metric(aged) >= 1.0,
+        "no request dropped for age: {report}"
+    );
+    assert_eq!(report["krb_errors"], serde_json::json!({}), "{report}");
+    assert_eq!(report["other_replies"], 0, "{report}");
+    let answered = report["answered_ok"].as_u64().expect("answered");
+    let unanswered = report["unanswered_at_end"].as_u64().expect("unanswered");
+    assert!(answered >= 1, "{report}");
+    assert!(unanswered as f64 >= reset, "{report}");
+}
+
 /// Over a (global) token bucket, PKINIT devices get no answer by default,
 /// counted as `busy_silent`, and KDC_ERR_SVC_UNAVAILABLE only with
 /// `pkinit_busy_reply = "error"`.

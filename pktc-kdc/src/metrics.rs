@@ -92,7 +92,7 @@ fn describe() {
     describe_gauge!("pktc_tcp_connections", "Open Kerberos TCP connections");
     describe_counter!(
         "pktc_tcp_rejected_total",
-        "Kerberos TCP connections closed at accept (limit)"
+        "Kerberos TCP connections reset at accept: every slot busy (slots), or PKINIT requests backlogged (backlog)"
     );
     describe_counter!(
         "pktc_tcp_unregistered_total",
@@ -216,10 +216,12 @@ pub fn init_series(cfg: &crate::config::Config) {
     for name in [
         "pktc_lookaside_hits_total",
         "pktc_udp_too_big_total",
-        "pktc_tcp_rejected_total",
         "pktc_tcp_unregistered_total",
     ] {
         metrics::counter!(name).increment(0);
+    }
+    for reason in ["slots", "backlog"] {
+        metrics::counter!("pktc_tcp_rejected_total", "reason" => reason).increment(0);
     }
     metrics::gauge!("pktc_tcp_connections").set(0.0);
     for reason in ["cpu_pool", "mps_in_flight"] {

@@ -162,12 +162,13 @@ pub fn count_drop(transport: &'static str, reason: Dropped) {
     .increment(1);
 }
 
-/// Requests dropped unanswered lately, by (bytes hash, source address),
+/// Requests dropped unanswered lately, by a key (bytes hash and source
+/// address; or the source address alone for TCP connections reset unread),
 /// to recognise their retransmissions (over TCP they come from another
 /// port). Bounded in entries and age.
-struct Recent {
-    seen: HashMap<(u64, IpAddr), Instant>,
-    order: VecDeque<((u64, IpAddr), Instant)>,
+struct Recent<K> {
+    seen: HashMap<K, Instant>,
+    order: VecDeque<(K, Instant)>,
 }
 
 /// Entries and age bounds of [`Recent`] (16 bytes + overhead each; the
@@ -175,8 +176,15 @@ struct Recent {
 const RECENT_MAX: usize = 65_536;
 const RECENT_TTL: Duration = Duration::from_secs(120);
 
-impl Recent {
-    fn insert(&mut self, key: (u64, IpAddr)) {
+impl<K: std::hash::Hash + Eq + Copy> Recent<K> {
+    fn new() -> Recent<K> {
+        Recent {
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, key: K) {
         let now = Instant::now();
         while let Some(&(k, at)) = self.order.front() {
             if self.order.len() < RECENT_MAX && now.duration_since(at) < RECENT_TTL {
@@ -191,7 +199,7 @@ impl Recent {
         self.order.push_back((key, now));
     }
 
-    fn contains(&self, key: &(u64, IpAddr)) -> bool {
+    fn contains(&self, key: &K) -> bool {
         self.seen
             .get(key)
             .is_some_and(|at| at.elapsed() < RECENT_TTL)
@@ -218,7 +226,11 @@ pub struct Backlog {
     budget: Option<Duration>,
     max_waiting: usize,
     in_progress: Arc<Mutex<HashSet<(u64, SocketAddr)>>>,
-    recent: Mutex<Recent>,
+    recent: Mutex<Recent<(u64, IpAddr)>>,
+    /// Sources whose TCP connection was reset unread lately.
+    reset_unread: Mutex<Recent<IpAddr>>,
+    /// `[overload] tcp_reset_unread_at`; see [`Backlog::reset_unread`].
+    reset_unread_at: usize,
     hasher: RandomState,
     waiting: metrics::Gauge,
     delay: metrics::Histogram,
@@ -234,14 +246,51 @@ impl Backlog {
             budget,
             max_waiting: max_waiting.max(1),
             in_progress: Arc::new(Mutex::new(HashSet::new())),
-            recent: Mutex::new(Recent {
-                seen: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            recent: Mutex::new(Recent::new()),
+            reset_unread: Mutex::new(Recent::new()),
+            reset_unread_at: 0,
             hasher: RandomState::new(),
             waiting: metrics::gauge!("pktc_requests_waiting"),
             delay: metrics::histogram!("pktc_queue_delay_seconds"),
         }
+    }
+
+    /// Resets new TCP connections unread from `waiting` waiting requests
+    /// (`[overload] tcp_reset_unread_at`; 0: never); see
+    /// [`Backlog::reset_unread`].
+    pub fn with_tcp_reset_unread_at(mut self, waiting: usize) -> Backlog {
+        self.reset_unread_at = waiting;
+        self
+    }
+
+    /// Whether a new TCP connection from `source` whose first request is
+    /// an AS-REQ (`is_as_req` peeks, and is called only when it matters)
+    /// should be reset before it is read.
+    ///
+    /// Under a storm most new connections cannot be answered in time, and
+    /// reading, hashing and parking each only to drop it later costs
+    /// several times what accept and close do (docs/benchmarks.md, "Reset
+    /// unread"). So from `tcp_reset_unread_at` waiting requests (more than
+    /// the KDC can serve within the budget, not a burst at normal load) a
+    /// new connection is reset unread. A source reset this way lately is
+    /// reset from half as many: its retransmissions come after first
+    /// tries, as in the queues. Counts and remembers the refusal.
+    pub fn reset_unread(&self, source: IpAddr, is_as_req: impl FnOnce() -> bool) -> bool {
+        if self.reset_unread_at == 0 {
+            return false;
+        }
+        let waiting = self.len();
+        if waiting < (self.reset_unread_at / 2).max(1) || !is_as_req() {
+            return false;
+        }
+        let mut recent = self.reset_unread.lock().unwrap_or_else(|e| e.into_inner());
+        if waiting < self.reset_unread_at && !recent.contains(&source) {
+            return false;
+        }
+        recent.insert(source);
+        drop(recent);
+        metrics::counter!("pktc_tcp_rejected_total", "reason" => "backlog").increment(1);
+        true
     }
 
     /// Whether a request received at `arrived` has waited too long.
@@ -253,15 +302,19 @@ impl Backlog {
     /// KDC keeping up: waited at most a fifth of the budget (without a
     /// budget, 100 ms).
     fn keeping_up(&self, arrived: Instant) -> bool {
-        let limit = self.budget.map_or(Duration::from_millis(100), |b| b / 5);
-        arrived.elapsed() <= limit
+        arrived.elapsed() <= self.behind_after()
+    }
+
+    /// The wait of the oldest request past which the KDC is behind.
+    fn behind_after(&self) -> Duration {
+        self.budget.map_or(Duration::from_millis(100), |b| b / 5)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent<(u64, IpAddr)>> {
         self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -523,6 +576,45 @@ mod tests {
         assert_eq!(&*b.pop().unwrap().request, b"b");
         assert_eq!(&*b.pop().unwrap().request, b"a");
         assert!(b.pop().is_none());
+    }
+
+    #[test]
+    fn tcp_connections_reset_unread_only_when_backlogged_and_retries_first() {
+        let b = Backlog::new(Some(Duration::from_millis(500)), 100).with_tcp_reset_unread_at(4);
+        let (fresh, again) = (IpAddr::from([127, 0, 0, 9]), IpAddr::from([127, 0, 0, 10]));
+        let peeked = std::cell::Cell::new(0);
+        let as_req = || {
+            peeked.set(peeked.get() + 1);
+            true
+        };
+        // Below half the mark: admitted without even a peek.
+        assert!(push(&b, b"1", 1, 0));
+        assert!(!b.reset_unread(fresh, as_req));
+        assert_eq!(peeked.get(), 0);
+        assert!(push(&b, b"2", 2, 0));
+        assert!(push(&b, b"3", 3, 0));
+        // Half the mark: a first try is admitted, and a TGS-REQ always.
+        assert!(!b.reset_unread(fresh, as_req));
+        assert!(!b.reset_unread(again, || false));
+        assert!(push(&b, b"4", 4, 0));
+        // At the mark: reset unread, and remembered.
+        assert!(b.reset_unread(again, as_req));
+        assert!(!b.reset_unread(again, || false), "not an AS-REQ");
+        assert!(b.pop().is_some());
+        assert_eq!(b.len(), 3);
+        // Below the mark again: a first try is admitted, a source reset
+        // lately (its retransmission) is not until fewer than half wait.
+        assert!(!b.reset_unread(fresh, as_req));
+        assert!(b.reset_unread(again, as_req));
+        assert!(b.pop().is_some());
+        assert!(b.pop().is_some());
+        assert!(!b.reset_unread(again, as_req));
+        // Off: never.
+        let off = Backlog::new(None, 100);
+        for port in 0..50 {
+            assert!(push(&off, &[port as u8], port, 0));
+        }
+        assert!(!off.reset_unread(fresh, || panic!("no peek when off")));
     }
 
     #[test]

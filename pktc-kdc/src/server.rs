@@ -272,7 +272,10 @@ pub fn start(kdc: Arc<Kdc>, listeners: Listeners, cfg: &Config) -> anyhow::Resul
     );
     let budget = (cfg.overload.max_queue_delay_ms > 0)
         .then(|| Duration::from_millis(cfg.overload.max_queue_delay_ms));
-    let backlog = Arc::new(Backlog::new(budget, cfg.overload.max_waiting));
+    let backlog = Arc::new(
+        Backlog::new(budget, cfg.overload.max_waiting)
+            .with_tcp_reset_unread_at(cfg.overload.tcp_reset_unread_at),
+    );
     let silent = cfg.overload.silent();
     let tcp_settings = crate::tcp::TcpSettings {
         idle: Duration::from_secs(cfg.listen.tcp_idle_timeout_secs),

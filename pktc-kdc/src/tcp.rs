@@ -149,6 +149,14 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        if ctx
+            .backlog
+            .reset_unread(source.ip(), || opens_with_as_req(&stream))
+        {
+            tracing::debug!(%source, "pkinit requests backlogged; resetting unread");
+            // Closed with its request unread, the connection is reset.
+            continue;
+        }
         let mut admitted = slots.admit(source.ip());
         if matches!(admitted, Err(Refused::Full)) && ctx.backlog.drop_oldest_tcp() {
             // Every slot held a request; the oldest waiting one gave its own.
@@ -167,7 +175,7 @@ pub async fn accept_loop(
                 slot
             }
             Err(refused) => {
-                metrics::counter!("pktc_tcp_rejected_total").increment(1);
+                metrics::counter!("pktc_tcp_rejected_total", "reason" => "slots").increment(1);
                 tracing::debug!(%source, ?refused, "tcp connections all busy; resetting");
                 // A reset, not a FIN: the client fails now instead of waiting.
                 reset(&stream);
@@ -195,6 +203,21 @@ pub async fn accept_loop(
             _ => {}
         }
     }
+}
+
+/// Whether the connection's first bytes (peeked, not read) are a length
+/// prefix and an AS-REQ's tag: a request that goes to the backlog if it
+/// is PKINIT. A TGS-REQ, or bytes not there yet, is not reset unread.
+fn opens_with_as_req(stream: &std::net::TcpStream) -> bool {
+    let mut head = [0u8; 5];
+    matches!(
+        nix::sys::socket::recv(
+            stream.as_raw_fd(),
+            &mut head,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        ),
+        Ok(5) if head[4] == 0x6a
+    )
 }
 
 /// An accepted connection and what it holds.
@@ -639,5 +662,46 @@ async fn write_reply(
             closed_by_bound(source, CloseReason::WriteTimeout);
             anyhow::bail!("reply write timed out")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A connected pair: the client's stream and the accepted one.
+    fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (c, s)
+    }
+
+    /// Writes `bytes` and waits (bounded) until all of them can be peeked.
+    fn arrived(c: &mut std::net::TcpStream, s: &std::net::TcpStream, bytes: &[u8]) {
+        c.write_all(bytes).unwrap();
+        let mut buf = vec![0u8; bytes.len()];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while s.peek(&mut buf).unwrap() < bytes.len() {
+            assert!(Instant::now() < deadline, "bytes never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn only_an_as_req_is_a_candidate_for_reset_unread_and_nothing_is_read() {
+        let (_c, s) = pair();
+        assert!(!opens_with_as_req(&s), "nothing there yet");
+        let (mut c, s) = pair();
+        arrived(&mut c, &s, &[0, 0, 1, 0]);
+        assert!(!opens_with_as_req(&s), "prefix only");
+        arrived(&mut c, &s, &[0x6a, 0x82]);
+        assert!(opens_with_as_req(&s));
+        let mut all = [0u8; 6];
+        assert_eq!(s.peek(&mut all).unwrap(), 6, "peeked, not read");
+        let (mut c, s) = pair();
+        arrived(&mut c, &s, &[0, 0, 1, 0, 0x6c, 0x82]);
+        assert!(!opens_with_as_req(&s), "a TGS-REQ");
     }
 }
