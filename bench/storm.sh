@@ -56,7 +56,10 @@ if [ -n "${TCP_BACKLOG:-}" ]; then
   sed -i "s/^tcp_backlog = .*/tcp_backlog = $TCP_BACKLOG/" "$work/realm/config.toml"
   echo "== tcp_backlog = $TCP_BACKLOG (net.ipv4.tcp_abort_on_overflow = $(sysctl -n net.ipv4.tcp_abort_on_overflow 2>/dev/null || echo ?))" >&2
 fi
-# One socket per exchange in flight (the KDC inherits the limit too).
+# One socket per exchange in flight (the KDC inherits the limit too). Over
+# UDP an unanswered exchange holds its socket for the whole window: with a
+# hard limit below rate × SECONDS_STORM, eue-sim warns, reports not_sent and
+# the row says "generator behind: yes" (shorten SECONDS_STORM then).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 bench_openssl_speed 2 1

@@ -184,14 +184,17 @@ fn pregenerate(realm: &Realm, form: Form, n: usize) -> anyhow::Result<Vec<Vec<u8
 }
 
 /// Lets this process hold one socket per exchange in flight.
-fn raise_fd_limit() {
+/// Raises the open-file limit as far as allowed; returns the limit now.
+fn raise_fd_limit() -> Option<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        // As root the hard limit can go up too; otherwise up to the hard one.
-        if setrlimit(Resource::RLIMIT_NOFILE, 1 << 18, 1 << 18).is_err() && soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    // As root the hard limit can go up too; otherwise up to the hard one.
+    if setrlimit(Resource::RLIMIT_NOFILE, 1 << 18, 1 << 18).is_err() && soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
 }
 
 pub fn run(args: &StormArgs) -> anyhow::Result<()> {
@@ -209,7 +212,21 @@ pub fn run(args: &StormArgs) -> anyhow::Result<()> {
             args.max_exchanges
         );
     }
-    raise_fd_limit();
+    let fd_limit = raise_fd_limit();
+    // Over UDP every exchange keeps its socket until answered or the window
+    // ends (a late answer to an earlier try still counts): in a storm the
+    // unanswered ones pile up. Warn before the window, not only after it.
+    if let Some(limit) = fd_limit
+        && args.transport == Transport::Udp
+        && args.rate * args.seconds > limit as f64
+    {
+        eprintln!(
+            "eue-sim storm: up to {:.0} UDP sockets may be open at once but the open-file \
+             limit is {limit}: exchanges past it are not sent (reported as not_sent); raise \
+             the hard limit or shorten --seconds",
+            args.rate * args.seconds
+        );
+    }
     let realm = Realm::load(&args.realm_dir, args.kdc)?;
     let kdc_stat = cpu::kdc_stat_path(args.kdc_pid)?;
 
@@ -255,6 +272,15 @@ pub fn run(args: &StormArgs) -> anyhow::Result<()> {
         println!("{j}");
     } else {
         print!("{}", human(&j));
+    }
+    if r.not_sent > 0 {
+        eprintln!(
+            "eue-sim storm: {} exchanges were never sent (no socket: open-file limit {}): \
+             the offered load was lower than asked; raise the hard limit (ulimit -Hn) or \
+             shorten --seconds",
+            r.not_sent,
+            fd_limit.map_or("unknown".to_string(), |l| l.to_string())
+        );
     }
     if r.lag_p99 > Duration::from_millis(20) {
         eprintln!(
@@ -382,6 +408,12 @@ struct Summary {
 }
 
 impl Summary {
+    /// Whether the generator could not offer what was asked: it started
+    /// exchanges late, or could not start some at all (no socket).
+    fn behind(&self) -> bool {
+        self.lag_p99 > Duration::from_millis(20) || self.not_sent > 0
+    }
+
     fn new(records: &[Record], schedule: &[f64], window: f64) -> Summary {
         let mut s = Summary {
             n: records.len(),
@@ -491,7 +523,7 @@ impl Summary {
             "tcp_slow_connects": self.slow_connects,
             "local_errors": self.local_errors,
             "start_lag_ms": {"p99": self.lag_p99.as_secs_f64() * 1e3, "max": self.lag_max.as_secs_f64() * 1e3},
-            "behind_schedule": self.lag_p99 > Duration::from_millis(20),
+            "behind_schedule": self.behind(),
             "pregeneration_s": build_s,
             "kdc_pid": args.kdc_pid,
             "kdc_cpu_ms": cpu_use.kdc_cpu_ms,
@@ -576,4 +608,36 @@ fn human(j: &serde_json::Value) -> String {
         j["pregeneration_s"].as_f64().unwrap_or(0.0)
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(end: End, lag_ms: Option<u64>) -> Record {
+        Record {
+            end,
+            lag: lag_ms.map(Duration::from_millis),
+            latency: matches!(end, End::AsRep).then(|| Duration::from_millis(5)),
+            sends: u32::from(lag_ms.is_some()),
+            try_timeouts: 0,
+            failed_connections: 0,
+            slow_connects: 0,
+            local_errors: u32::from(lag_ms.is_none()),
+        }
+    }
+
+    #[test]
+    fn exchanges_never_sent_mean_the_generator_was_behind() {
+        let on_time: Vec<Record> = (0..100).map(|_| record(End::AsRep, Some(1))).collect();
+        let schedule = vec![0.1; 100];
+        assert!(!Summary::new(&on_time, &schedule, 1.0).behind());
+        let mut no_socket = on_time.clone();
+        no_socket[99] = record(End::NotSent, None);
+        let s = Summary::new(&no_socket, &schedule, 1.0);
+        assert_eq!(s.not_sent, 1);
+        assert!(s.behind(), "an exchange without a socket was not offered");
+        let late: Vec<Record> = (0..100).map(|_| record(End::AsRep, Some(50))).collect();
+        assert!(Summary::new(&late, &schedule, 1.0).behind());
+    }
 }
