@@ -128,49 +128,39 @@ fn storm(kdc: &DevKdc, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).expect("storm JSON")
 }
 
-/// Connection slots over TCP: fewer than the requests still within the
-/// budget when the KDC resumes, so the oldest waiting ones give theirs.
-const TCP_SLOTS: usize = 12;
-
-fn stalled_storm(transport: &str) {
-    let slots = format!("max_tcp_connections = {TCP_SLOTS}");
-    let kdc = if transport == "tcp" {
-        storm_realm(&[("max_tcp_connections = 1024", &slots)])
-    } else {
-        storm_realm(&[])
-    };
-    let pid = kdc.pid().expect("KDC pid");
-    let dropped =
-        format!("pktc_requests_dropped_total{{transport=\"{transport}\",reason=\"age\"}}");
-    let dropped_before = kdc.metric(&dropped);
+/// Starts a slow storm (20 exchanges a second, evenly, for `seconds`, no
+/// retry within the window: an unanswered try stays unanswered) in a
+/// thread, and returns once the KDC has answered storm requests.
+fn storm_in_background(
+    kdc: &DevKdc,
+    transport: &str,
+    seconds: &str,
+) -> std::thread::JoinHandle<std::process::Output> {
     let realm = kdc.realm_path("");
-    let storm = std::thread::spawn({
-        let args: Vec<String> = [
-            "storm",
-            "--realm-dir",
-            realm.to_str().expect("path"),
-            "--rate",
-            "20",
-            "--seconds",
-            "9",
-            "--arrivals",
-            "even",
-            "--transport",
-            transport,
-            // No retry within the window: an unanswered try stays unanswered.
-            "--ladder",
-            "60",
-            "--json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        move || {
-            Command::new(SIM)
-                .args(&args)
-                .output()
-                .expect("running eue-sim storm")
-        }
+    let args: Vec<String> = [
+        "storm",
+        "--realm-dir",
+        realm.to_str().expect("path"),
+        "--rate",
+        "20",
+        "--seconds",
+        seconds,
+        "--arrivals",
+        "even",
+        "--transport",
+        transport,
+        "--ladder",
+        "60",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let storm = std::thread::spawn(move || {
+        Command::new(SIM)
+            .args(&args)
+            .output()
+            .expect("running eue-sim storm")
     });
     // The window has begun once storm requests are answered.
     let begun = Instant::now() + Duration::from_secs(60);
@@ -186,6 +176,25 @@ fn stalled_storm(transport: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    storm
+}
+
+/// Connection slots over TCP: fewer than the requests still within the
+/// budget when the KDC resumes, so the oldest waiting ones give theirs.
+const TCP_SLOTS: usize = 12;
+
+fn stalled_storm(transport: &str) {
+    let slots = format!("max_tcp_connections = {TCP_SLOTS}");
+    let kdc = if transport == "tcp" {
+        storm_realm(&[("max_tcp_connections = 1024", &slots)])
+    } else {
+        storm_realm(&[])
+    };
+    let pid = kdc.pid().expect("KDC pid");
+    let dropped =
+        format!("pktc_requests_dropped_total{{transport=\"{transport}\",reason=\"age\"}}");
+    let dropped_before = kdc.metric(&dropped);
+    let storm = storm_in_background(&kdc, transport, "9");
     // These sleeps are the scenario, not a wait for an event: the storm runs
     // against a serving KDC for a second, then the KDC is frozen for 3 s of
     // real time while the devices keep sending, so requests age in its queue.
@@ -278,39 +287,7 @@ fn stalled_kdc_resets_excess_tcp_connections_unread() {
     let rejected = "pktc_tcp_rejected_total{reason=\"backlog\"}";
     let aged = "pktc_requests_dropped_total{transport=\"tcp\",reason=\"age\"}";
     assert_eq!(kdc.metric(rejected), 0.0, "series registered at zero");
-    let realm = kdc.realm_path("");
-    let storm = std::thread::spawn({
-        let realm = realm.to_str().expect("path").to_string();
-        move || {
-            Command::new(SIM)
-                .args([
-                    "storm",
-                    "--realm-dir",
-                    &realm,
-                    "--rate",
-                    "20",
-                    "--seconds",
-                    "8",
-                ])
-                .args(["--arrivals", "even", "--transport", "tcp", "--ladder", "60"])
-                .arg("--json")
-                .output()
-                .expect("running eue-sim storm")
-        }
-    });
-    let begun = Instant::now() + Duration::from_secs(60);
-    while !kdc
-        .audit_lines()
-        .iter()
-        .any(|l| answered_index(l).is_some())
-    {
-        assert!(
-            Instant::now() < begun,
-            "no storm request answered:\n{}",
-            kdc.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let storm = storm_in_background(&kdc, "tcp", "8");
     // The scenario, as in stalled_storm: a second of service, a 3 s freeze.
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(kdc.metric(rejected), 0.0, "reset unread while keeping up");

@@ -231,6 +231,8 @@ pub struct Backlog {
     reset_unread: Mutex<Recent<IpAddr>>,
     /// `[overload] tcp_reset_unread_at`; see [`Backlog::reset_unread`].
     reset_unread_at: usize,
+    /// `pktc_tcp_rejected_total{reason="backlog"}`, registered once.
+    reset_unread_count: metrics::Counter,
     hasher: RandomState,
     waiting: metrics::Gauge,
     delay: metrics::Histogram,
@@ -249,6 +251,7 @@ impl Backlog {
             recent: Mutex::new(Recent::new()),
             reset_unread: Mutex::new(Recent::new()),
             reset_unread_at: 0,
+            reset_unread_count: metrics::counter!("pktc_tcp_rejected_total", "reason" => "backlog"),
             hasher: RandomState::new(),
             waiting: metrics::gauge!("pktc_requests_waiting"),
             delay: metrics::histogram!("pktc_queue_delay_seconds"),
@@ -289,7 +292,7 @@ impl Backlog {
         }
         recent.insert(source);
         drop(recent);
-        metrics::counter!("pktc_tcp_rejected_total", "reason" => "backlog").increment(1);
+        self.reset_unread_count.increment(1);
         true
     }
 
@@ -302,12 +305,8 @@ impl Backlog {
     /// KDC keeping up: waited at most a fifth of the budget (without a
     /// budget, 100 ms).
     fn keeping_up(&self, arrived: Instant) -> bool {
-        arrived.elapsed() <= self.behind_after()
-    }
-
-    /// The wait of the oldest request past which the KDC is behind.
-    fn behind_after(&self) -> Duration {
-        self.budget.map_or(Duration::from_millis(100), |b| b / 5)
+        let limit = self.budget.map_or(Duration::from_millis(100), |b| b / 5);
+        arrived.elapsed() <= limit
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
